@@ -1,0 +1,42 @@
+"""agentkd: distil expensive LLM agents into cheap ones through their trajectories."""
+
+__version__ = "0.1.0"
+
+from agentkd.agent.loop import CodeActAgent  # noqa: E402
+from agentkd.agent.parsing import ParsedAction, parse_action  # noqa: E402
+from agentkd.env import (  # noqa: E402
+    Environment,
+    Grade,
+    exact_match,
+    f1_score,
+    load_environment,
+    normalize_text,
+    normalized_match,
+    numeric_match,
+)
+from agentkd.errors import (  # noqa: E402
+    AgentKDError,
+    EnvironmentDefinitionError,
+    EnvironmentLoadError,
+    ModelError,
+    RunFolderError,
+    SandboxError,
+    ToolDefinitionError,
+    TransientModelError,
+    UnknownSplitError,
+)
+from agentkd.models.client import Completion, ModelClient  # noqa: E402
+from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
+from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
+from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
+from agentkd.tools.python_worker import ExecutionResult, PythonWorker, WorkerPool  # noqa: E402
+
+__all__ = [
+    "__version__", "CodeActAgent", "ParsedAction", "parse_action",
+    "Environment", "Grade", "load_environment", "exact_match", "f1_score", "normalize_text", "normalized_match",
+    "numeric_match", "AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",
+    "RunFolderError", "SandboxError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
+    "Completion", "ModelClient", "LLMPolicy", "Policy", "PolicyContext", "PolicyOutput", "ReferencePolicy",
+    "make_policy", "SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage", "BM25Retriever", "DenseRetriever",
+    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonWorker", "WorkerPool",
+]

@@ -1,0 +1,47 @@
+"""Parse CodeAct model output: a `Thought:` and exactly one fenced Python block."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_THOUGHT_PREFIX = re.compile(r"^\s*thought\s*:\s*", re.IGNORECASE)
+
+CODE_FORMAT_HINT = "Reply with a short `Thought:` line and then exactly one block:\n```python\n# your code\n```"
+
+
+@dataclass(frozen=True)
+class ParsedAction:
+    """The thought and code of one model output; `error` is a corrective message when unusable."""
+
+    thought: str
+    code: str | None
+    error: str | None = None
+
+
+def parse_action(text: str) -> ParsedAction:
+    """Split model output into thought and code; never raises."""
+    blocks = list(_BLOCK.finditer(text))
+    if not blocks:
+        thought = _THOUGHT_PREFIX.sub("", text).strip()
+        if "```" in text:
+            return ParsedAction(thought, None, f"Your code block was not closed with ```. {CODE_FORMAT_HINT}")
+        return ParsedAction(thought, None, f"Your reply had no Python code block. {CODE_FORMAT_HINT}")
+    if len(blocks) > 1:
+        return ParsedAction(
+            _THOUGHT_PREFIX.sub("", text[: blocks[0].start()]).strip(),
+            None,
+            f"Your reply had {len(blocks)} code blocks; write exactly one per step. {CODE_FORMAT_HINT}",
+        )
+    block = blocks[0]
+    code = block.group(1).strip("\n")
+    thought = _THOUGHT_PREFIX.sub("", text[: block.start()]).strip()
+    if not code.strip():
+        return ParsedAction(thought, None, f"Your code block was empty. {CODE_FORMAT_HINT}")
+    return ParsedAction(thought, code)
+
+
+def render_action(thought: str, code: str) -> str:
+    """The canonical text of a step: what teachers and students are trained to emit."""
+    return f"Thought: {thought}\n```python\n{code}\n```"

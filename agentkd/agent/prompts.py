@@ -1,0 +1,60 @@
+"""Prompt construction for CodeAct agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkd.env.environment import Environment
+from agentkd.records import Task
+
+SYSTEM_TEMPLATE = """You solve tasks by writing Python code, one step at a time.
+{instructions}
+At each step write a short thought, then exactly one Python code block:
+Thought: <what you will do and why>
+```python
+<code>
+```
+The code runs in a persistent Python session (variables survive between steps). Use print() to see values: \
+the printed output comes back to you as the Observation. When you know the answer, call final_answer(answer) \
+in your code.
+{tools_section}"""
+
+TOOLS_SECTION = """
+These tools are available as Python functions:
+```python
+{tools}
+```"""
+
+OBSERVATION_PREFIX = "Observation:\n"
+DEFAULT_STOP = ["Observation:", "<end_code>"]
+
+
+def system_prompt(env: Environment) -> str:
+    tools = env.tools_prompt()
+    return SYSTEM_TEMPLATE.format(
+        instructions=env.instructions.strip(),
+        tools_section=TOOLS_SECTION.format(tools=tools) if tools else "",
+    ).strip()
+
+
+def initial_messages(env: Environment, task: Task) -> list[dict[str, Any]]:
+    """The conversation a policy starts from: system prompt and the task."""
+    return [
+        {"role": "system", "content": system_prompt(env)},
+        {"role": "user", "content": task.prompt},
+    ]
+
+
+def observation_message(observation: str) -> dict[str, Any]:
+    return {"role": "user", "content": OBSERVATION_PREFIX + observation}
+
+
+def format_observation(stdout: str, error: str | None, limit: int) -> str:
+    """Captured stdout, then the error if any, truncated to `limit` characters."""
+    parts = [stdout.rstrip("\n")] if stdout.strip() else []
+    if error:
+        parts.append(f"Error: {error}")
+    text = "\n".join(parts) if parts else "(no output; use print() to see values)"
+    if len(text) > limit:
+        text = text[:limit] + f"\n...[observation truncated to {limit} characters]"
+    return text

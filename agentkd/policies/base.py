@@ -1,0 +1,50 @@
+"""The policy contract: given the episode so far, produce the next step's text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from agentkd.env.environment import Environment
+from agentkd.records import Role, Step, Task, Usage
+
+
+@dataclass
+class PolicyContext:
+    """Everything a policy may look at when choosing the next step."""
+
+    env: Environment
+    task: Task
+    messages: list[dict[str, Any]]
+    steps: list[Step]
+    state: Any = None
+
+    @property
+    def step_index(self) -> int:
+        return len(self.steps)
+
+
+@dataclass
+class PolicyOutput:
+    """One step's text and its accounting."""
+
+    text: str
+    role: Role
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    candidates: list[str] | None = None
+    vote: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything with a name and an async `act`."""
+
+    name: str
+
+    async def act(self, ctx: PolicyContext) -> PolicyOutput: ...
+
+
+class PolicyError(Exception):
+    """A policy could not produce a step (recorded as an errored trajectory)."""

@@ -1,0 +1,102 @@
+"""Pydantic records: Task, Usage, Step, Trajectory. Schema-versioned, JSON round-trippable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Role = Literal["teacher", "student", "reference", "system"]
+Status = Literal["finished", "step_limit", "error"]
+
+
+class Task(BaseModel):
+    """One problem an agent must solve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    prompt: str
+    answer: Any = None
+    split: str = "train"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token usage and dollar cost of one or more model calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            calls=self.calls + other.calls,
+        )
+
+
+class Step(BaseModel):
+    """One think -> act -> observe step of an episode."""
+
+    index: int
+    role: Role
+    model: str | None = None
+    output: str
+    """The raw text the policy produced (thought + code block)."""
+    thought: str = ""
+    action: str | None = None
+    """The code that was executed, or None when the output could not be parsed."""
+    parse_error: str | None = None
+    observation: str = ""
+    execution_error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    execution_s: float = 0.0
+    candidates: list[str] | None = None
+    """Sampled candidate outputs, for cascade / self-consistent steps."""
+    vote: dict[str, Any] | None = None
+
+
+class Trajectory(BaseModel):
+    """A full episode: the task, every step, the final answer and its grade."""
+
+    schema_version: int = SCHEMA_VERSION
+    task: Task
+    sample_index: int = 0
+    policy: str
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    """The conversation as the acting policy saw it (system, user, assistant, ...)."""
+    steps: list[Step] = Field(default_factory=list)
+    final_answer: Any = None
+    status: Status = "finished"
+    error: str | None = None
+    score: float = 0.0
+    success: bool = False
+    parse_errors: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = 0.0
+    started_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Identity of this episode inside a run folder: (task id, sample index)."""
+        return (self.task.id, self.sample_index)
+
+    def usage_by_role(self) -> dict[str, Usage]:
+        """Usage summed per acting role (teacher / student / reference)."""
+        out: dict[str, Usage] = {}
+        for step in self.steps:
+            out[step.role] = out.get(step.role, Usage()) + step.usage
+        return out

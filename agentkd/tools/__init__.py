@@ -1,0 +1,6 @@
+"""Agent tools: the @tool decorator, retrieval, and the Python worker."""
+
+from agentkd.tools.decorator import Tool, as_tool, tool
+from agentkd.tools.retrieval import BM25Retriever, DenseRetriever, Document, Hit, Retriever, format_hits
+
+__all__ = ["Tool", "as_tool", "tool", "BM25Retriever", "DenseRetriever", "Document", "Hit", "Retriever", "format_hits"]

@@ -1,0 +1,135 @@
+"""Entry point of the Python worker process (runs in the child, stdlib only).
+
+Protocol: JSON lines. The host writes requests on the child's stdin; the child answers on
+its stdout. User code never sees those two descriptors: fd 0/1/2 are re-pointed to
+/dev/null and sys.stdout/sys.stderr capture into a bounded buffer per execution.
+"""
+
+import ast
+import json
+import os
+import sys
+import traceback
+
+
+class FinalAnswer(BaseException):
+    """Raised by final_answer(); BaseException so `except Exception` in user code can't swallow it."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class BoundedBuffer:
+    """A text sink that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.parts = []
+        self.kept = 0
+        self.dropped = 0
+
+    def write(self, text):
+        if not isinstance(text, str):
+            text = str(text)
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def getvalue(self):
+        text = "".join(self.parts)
+        if self.dropped:
+            text += "\n...[output truncated: %d more characters]" % self.dropped
+        return text
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def main():
+    chan_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    chan_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+    def send(message):
+        chan_out.write(json.dumps(message) + "\n")
+        chan_out.flush()
+
+    def receive():
+        line = chan_in.readline()
+        if not line:
+            os._exit(0)
+        return json.loads(line)
+
+    def make_tool(name):
+        def call(*args, **kwargs):
+            send({"op": "call", "name": name, "args": [_jsonable(a) for a in args],
+                  "kwargs": {k: _jsonable(v) for k, v in kwargs.items()}})
+            reply = receive()
+            if reply.get("op") == "raise":
+                raise RuntimeError(reply.get("error", "tool failed"))
+            return reply.get("value")
+
+        call.__name__ = name
+        return call
+
+    def final_answer(value):
+        """End the episode with `value` as the answer."""
+        raise FinalAnswer(value)
+
+    tool_names = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
+    namespace = {"__name__": "__main__", "final_answer": final_answer}
+    for name in tool_names:
+        namespace[name] = make_tool(name)
+
+    send({"op": "ready", "pid": os.getpid()})
+    while True:
+        request = receive()
+        if request.get("op") != "exec":
+            continue
+        buffer = BoundedBuffer(int(request.get("max_output", 10000)))
+        sys.stdout = sys.stderr = buffer
+        error = None
+        final = False
+        answer = None
+        try:
+            tree = ast.parse(request["code"], "<agent>", "exec")
+            last_expr = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last_expr = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, "<agent>", "exec"), namespace)
+            if last_expr is not None:
+                value = eval(compile(last_expr, "<agent>", "eval"), namespace)
+                if value is not None:
+                    buffer.write(repr(value) + "\n")
+        except FinalAnswer as fa:
+            final, answer = True, _jsonable(fa.value)
+        except SyntaxError as exc:
+            error = "SyntaxError: %s (line %s)" % (exc.msg, exc.lineno)
+        except BaseException as exc:  # noqa: BLE001 - report every failure of user code
+            tb = traceback.extract_tb(exc.__traceback__)
+            frames = [f for f in tb if f.filename == "<agent>"]
+            where = " (line %d)" % frames[-1].lineno if frames else ""
+            error = "%s: %s%s" % (type(exc).__name__, exc, where)
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        send({"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer})
+
+
+if __name__ == "__main__":
+    main()
