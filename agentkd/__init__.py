@@ -29,7 +29,7 @@ from agentkd.models.client import Completion, ModelClient  # noqa: E402
 from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
 from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
 from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
-from agentkd.tools.python_worker import ExecutionResult, PythonWorker, WorkerPool  # noqa: E402
+from agentkd.tools.python_worker import ExecutionResult, PythonWorker  # noqa: E402
 
 __all__ = [
     "__version__", "CodeActAgent", "ParsedAction", "parse_action",
@@ -38,5 +38,5 @@ __all__ = [
     "RunFolderError", "SandboxError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
     "Completion", "ModelClient", "LLMPolicy", "Policy", "PolicyContext", "PolicyOutput", "ReferencePolicy",
     "make_policy", "SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage", "BM25Retriever", "DenseRetriever",
-    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonWorker", "WorkerPool",
+    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonWorker",
 ]

@@ -24,7 +24,15 @@ class UnknownSplitError(AgentKDError):
 
 
 class ModelError(AgentKDError):
-    """A model call failed permanently (bad key, unknown model, bad request)."""
+    """A model call failed permanently (bad key, unknown model, bad request).
+
+    `fatal` errors (bad key, unknown model, no permission) would fail every episode the
+    same way, so collectors stop on them instead of recording one error per episode.
+    """
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class TransientModelError(ModelError):

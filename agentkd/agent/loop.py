@@ -13,10 +13,10 @@ from agentkd import __version__
 from agentkd.agent.parsing import parse_action
 from agentkd.agent.prompts import format_observation, initial_messages, observation_message
 from agentkd.env.environment import Environment
-from agentkd.errors import AgentKDError
+from agentkd.errors import AgentKDError, ModelError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
 from agentkd.records import Step, Task, Trajectory, Usage
-from agentkd.tools.python_worker import PythonWorker, WorkerPool
+from agentkd.tools.python_worker import PythonWorker
 
 
 class EpisodeState(TypedDict, total=False):
@@ -24,7 +24,8 @@ class EpisodeState(TypedDict, total=False):
 
     task: Task
     env_state: Any
-    worker: PythonWorker
+    worker: asyncio.Task[PythonWorker]
+    """Started while the policy thinks about step 0; awaited before the first execution."""
     messages: list[dict[str, Any]]
     steps: list[Step]
     pending: Step | None
@@ -43,14 +44,12 @@ class CodeActAgent:
         max_steps: int | None = None,
         max_observation_chars: int = 4000,
         exec_timeout_s: float = 30.0,
-        pool: WorkerPool | None = None,
     ) -> None:
         self.env = env
         self.policy = policy
         self.max_steps = max_steps or env.max_steps
         self.max_observation_chars = max_observation_chars
         self.exec_timeout_s = exec_timeout_s
-        self.pool = pool
         self._graph = self._build_graph()
 
     # graph ------------------------------------------------------------------------
@@ -93,7 +92,8 @@ class CodeActAgent:
         if step.action is None:
             step.observation = step.parse_error or "unparseable output"
         else:
-            result = await state["worker"].arun(step.action, timeout=self.exec_timeout_s)
+            worker = await state["worker"]
+            result = await worker.arun(step.action, timeout=self.exec_timeout_s)
             step.execution_s = result.duration
             step.execution_error = result.error
             if result.final:
@@ -116,23 +116,27 @@ class CodeActAgent:
         started = time.perf_counter()
         env_state = self.env.new_state(task)
         handler = self.env.tool_handler(env_state)
-        if self.pool is not None:
-            worker = await self.pool.acquire(handler)
-        else:
-            worker = await PythonWorker(list(self.env.tools), handler).astart()
+        worker = PythonWorker(list(self.env.tools), handler)
+        starting = asyncio.ensure_future(worker.astart())
         state: EpisodeState = {
-            "task": task, "env_state": env_state, "worker": worker, "messages": initial_messages(self.env, task),
+            "task": task, "env_state": env_state, "worker": starting, "messages": initial_messages(self.env, task),
             "steps": [], "pending": None, "done": False, "final_answer": None, "status": "finished",
         }
         error: str | None = None
         try:
             state = await self._graph.ainvoke(state, {"recursion_limit": 2 * self.max_steps + 4})
+        except ModelError as exc:
+            if exc.fatal:
+                raise
+            error = f"{type(exc).__name__}: {exc}"
         except (AgentKDError, PolicyError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - an episode failure must never kill a collector
             error = f"unexpected {type(exc).__name__}: {exc}"
         finally:
-            await worker.aclose()
+            if not starting.done():
+                await asyncio.gather(starting, return_exceptions=True)
+            worker.close()
         return self._trajectory(task, sample_index, state, env_state, error, time.perf_counter() - started)
 
     def run(self, task: Task, sample_index: int = 0) -> Trajectory:

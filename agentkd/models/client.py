@@ -7,6 +7,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -22,6 +23,11 @@ from agentkd.records import Usage  # noqa: E402
 litellm.suppress_debug_info = True
 hf_provider.register()
 
+FATAL_ERRORS: tuple[type[BaseException], ...] = (
+    litellm.AuthenticationError,
+    litellm.PermissionDeniedError,
+    litellm.NotFoundError,
+)
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     litellm.AuthenticationError,
     litellm.PermissionDeniedError,
@@ -47,6 +53,28 @@ def canonical_model(model: str) -> str:
 
 def is_local(model: str) -> bool:
     return canonical_model(model).startswith(f"{hf_provider.PROVIDER}/")
+
+
+def check_model_string(model: str) -> None:
+    """Fail fast on a model string no provider can serve (raises a fatal ModelError)."""
+    if is_local(model):
+        name = model.split("/", 1)[1]
+        if name.lower() not in ALIASES and not (Path(name).expanduser() / "config.json").is_file():
+            raise ModelError(
+                f"unknown local model {name!r}: use an alias ({', '.join(sorted(ALIASES))}) or a folder "
+                "with a Hugging Face model (config.json + weights)",
+                fatal=True,
+            )
+        return
+    try:
+        litellm.get_llm_provider(model)
+    except Exception as exc:
+        raise ModelError(
+            f"unknown model {model!r}: litellm cannot tell its provider. Use a provider prefix such as "
+            "'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'hosted_vllm/<name>' (with --api-base), "
+            "a local alias such as 'smollm2-135m', or 'reference' for the environment's reference solver",
+            fatal=True,
+        ) from exc
 
 
 @dataclass
@@ -83,6 +111,7 @@ class ModelClient:
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.model = canonical_model(model)
+        check_model_string(self.model)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.stop = stop
@@ -145,7 +174,8 @@ class ModelClient:
             try:
                 return await litellm.acompletion(**kwargs)
             except PERMANENT_ERRORS as exc:
-                raise ModelError(f"model {self.model!r} failed permanently: {_short(exc)}") from exc
+                fatal = isinstance(exc, FATAL_ERRORS)
+                raise ModelError(f"model {self.model!r} failed permanently: {_short(exc)}", fatal=fatal) from exc
             except TRANSIENT_ERRORS as exc:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -169,6 +199,9 @@ class ModelClient:
             return prompt * (self.input_cost_per_token or 0.0) + completion * (self.output_cost_per_token or 0.0)
         if is_local(self.model):
             return 0.0
+        hidden = getattr(response, "_hidden_params", None) or {}
+        if hidden.get("response_cost") is not None:  # litellm already priced this call
+            return float(hidden["response_cost"])
         try:
             return float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # models missing from the price map cost "unknown" -> 0

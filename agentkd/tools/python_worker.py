@@ -1,7 +1,8 @@
 """A persistent Python worker process per episode: variables survive between steps.
 
-This is a plain subprocess with a per-call timeout and bounded output. It is NOT a
-security boundary; see the sandbox issue for isolation.
+Workers are forked from a warm fork server (one per host process), each in its own session,
+with a per-call timeout and bounded output. This is NOT a security boundary: see the
+sandbox issue for isolation.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
+import threading
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -74,8 +77,60 @@ class _LineChannel:
         return message
 
 
+class _Zygote:
+    """A warm Python process that forks one worker per episode (see worker_main.zygote)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._replies: Any = None
+
+    def _start(self) -> None:
+        host_end, child_end = socket.socketpair()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", _WORKER_SCRIPT, str(child_end.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=[child_end.fileno()], env=env, start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(f"could not start the Python worker ({exc})") from exc
+        finally:
+            child_end.close()
+        self._control = host_end
+        self._replies = host_end.makefile("r", encoding="utf-8")
+
+    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, socket.socket]:
+        """A new worker process: (pid, host end of its channel)."""
+        with self._lock:
+            for attempt in (1, 2):
+                if self._proc is None or self._proc.poll() is not None:
+                    self._start()
+                host_end, worker_end = socket.socketpair()
+                try:
+                    request = json.dumps({"tools": tool_names, "cwd": cwd}).encode()
+                    socket.send_fds(self._control, [request], [worker_end.fileno()])  # type: ignore[arg-type]
+                    line = self._replies.readline()
+                    if not line:
+                        raise OSError("fork server closed its channel")
+                    return int(json.loads(line)["pid"]), host_end
+                except (OSError, ValueError, KeyError) as exc:
+                    host_end.close()
+                    self._proc = None
+                    if attempt == 2:
+                        raise SandboxError(f"the Python fork server failed ({exc})") from exc
+                finally:
+                    worker_end.close()
+        raise AssertionError("unreachable")
+
+
+_ZYGOTE = _Zygote()
+
+
 class PythonWorker:
-    """A persistent Python subprocess that runs agent code and proxies tool calls to the host."""
+    """A persistent Python process that runs agent code and proxies tool calls to the host."""
 
     def __init__(
         self,
@@ -92,29 +147,17 @@ class PythonWorker:
         self.max_output = max_output
         self.max_tool_result = max_tool_result
         self.cwd = cwd
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
+        self._sock: socket.socket | None = None
         self._channel: _LineChannel | None = None
 
     # lifecycle -----------------------------------------------------------------
     def start(self) -> PythonWorker:
         """Start the worker process (idempotent)."""
-        if self._proc is not None and self._proc.poll() is None:
+        if self._sock is not None:
             return self
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", _WORKER_SCRIPT, json.dumps(self.tool_names)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SandboxError(f"could not start the Python worker ({exc})") from exc
-        assert self._proc.stdout is not None
-        self._channel = _LineChannel(self._proc.stdout.fileno(), self.max_tool_result + self.max_output + 65536)
+        self.pid, self._sock = _ZYGOTE.spawn(self.tool_names, self.cwd)
+        self._channel = _LineChannel(self._sock.fileno(), self.max_tool_result + self.max_output + 65536)
         try:
             hello = self._channel.read(time.monotonic() + 30)
         except EOFError as exc:
@@ -126,21 +169,16 @@ class PythonWorker:
         return self
 
     def close(self) -> None:
-        """Kill the worker and its process group."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        """Kill the worker and every process it started (non-blocking: SIGKILL, then close)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for stream in (proc.stdin, proc.stdout):
+        if self.pid is not None:
             try:
-                if stream:
-                    stream.close()
-            except OSError:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        proc.wait()
+        sock.close()
 
     def __enter__(self) -> PythonWorker:
         return self.start()
@@ -152,7 +190,7 @@ class PythonWorker:
     def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """Execute `code` in the persistent namespace; never raises for failures of the code."""
         self.start()
-        assert self._proc is not None and self._channel is not None and self._proc.stdin is not None
+        assert self._channel is not None
         limit = self.timeout if timeout is None else timeout
         started = time.monotonic()
         deadline = started + limit
@@ -186,15 +224,10 @@ class PythonWorker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, self.start)
 
-    async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_EXECUTOR, self.close)
-
     # internals -----------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write((json.dumps(message) + "\n").encode())
-        self._proc.stdin.flush()
+        assert self._sock is not None
+        self._sock.sendall((json.dumps(message) + "\n").encode())
 
     def _serve_tool_call(self, message: dict[str, Any]) -> dict[str, Any]:
         name = message.get("name")
@@ -227,50 +260,3 @@ class PythonWorker:
             restarted=True,
         )
 
-
-class WorkerPool:
-    """Keeps `spares` started workers ready so an episode does not wait for Python start-up."""
-
-    def __init__(self, tool_names: list[str], spares: int = 2, **worker_kwargs: Any) -> None:
-        self.tool_names = list(tool_names)
-        self.spares = spares
-        self.worker_kwargs = worker_kwargs
-        self._ready: list[PythonWorker] = []
-        self._pending = 0
-        self._closed = False
-
-    def _new(self) -> PythonWorker:
-        return PythonWorker(self.tool_names, **self.worker_kwargs)
-
-    async def acquire(self, tool_handler: ToolHandler | None) -> PythonWorker:
-        """A started worker serving `tool_handler`; refills the pool in the background."""
-        worker = self._ready.pop() if self._ready else None
-        if worker is None or worker._proc is None or worker._proc.poll() is not None:
-            worker = await self._new().astart()
-        worker.tool_handler = tool_handler
-        self._refill()
-        return worker
-
-    def _refill(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed and len(self._ready) + self._pending < self.spares:
-            self._pending += 1
-            future = loop.run_in_executor(_EXECUTOR, self._new().start)
-            future.add_done_callback(self._on_started)
-
-    def _on_started(self, future: "asyncio.Future[PythonWorker]") -> None:
-        self._pending -= 1
-        if future.cancelled() or future.exception() is not None:
-            return
-        worker = future.result()
-        if self._closed:
-            worker.close()
-        else:
-            self._ready.append(worker)
-
-    async def aclose(self) -> None:
-        """Stop every spare worker."""
-        self._closed = True
-        spares, self._ready = self._ready, []
-        for worker in spares:
-            await worker.aclose()

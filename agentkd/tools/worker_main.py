@@ -59,12 +59,12 @@ def _jsonable(value):
         return repr(value)
 
 
-def main():
-    chan_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    chan_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+def serve(chan_in, chan_out, tool_names):
+    """Answer exec requests on the channel until it closes."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    os.close(devnull)
 
     def send(message):
         chan_out.write(json.dumps(message) + "\n")
@@ -92,7 +92,6 @@ def main():
         """End the episode with `value` as the answer."""
         raise FinalAnswer(value)
 
-    tool_names = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
     namespace = {"__name__": "__main__", "final_answer": final_answer}
     for name in tool_names:
         namespace[name] = make_tool(name)
@@ -131,5 +130,42 @@ def main():
         send({"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer})
 
 
+def zygote(control_fd):
+    """Fork server: each request carries a socket (SCM_RIGHTS); a forked child serves it.
+
+    Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
+    """
+    import signal
+    import socket
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(control, 65536, 1)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.setsid()
+            if request.get("cwd"):
+                os.chdir(request["cwd"])
+            channel = socket.socket(fileno=fds[0])
+            chan_in = channel.makefile("r", encoding="utf-8")
+            chan_out = channel.makefile("w", encoding="utf-8")
+            try:
+                serve(chan_in, chan_out, request.get("tools", []))
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        control.sendall((json.dumps({"pid": pid}) + "\n").encode())
+
+
 if __name__ == "__main__":
-    main()
+    zygote(int(sys.argv[1]))

@@ -1,0 +1,100 @@
+"""Run a teacher over tasks concurrently, appending each finished trajectory to a run folder."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Callable
+
+from agentkd.agent.loop import CodeActAgent
+from agentkd.collect.run_folder import RunFolder
+from agentkd.env.environment import Environment
+from agentkd.policies.base import Policy
+from agentkd.records import Task, Trajectory
+
+
+@dataclass
+class CollectStats:
+    """Running totals of a collection (what the progress bar shows)."""
+
+    total: int = 0
+    skipped: int = 0
+    done: int = 0
+    succeeded: int = 0
+    errors: int = 0
+    step_limit: int = 0
+    steps: int = 0
+    cost_usd: float = 0.0
+    error_messages: list[str] = field(default_factory=list)
+
+    def add(self, traj: Trajectory) -> None:
+        self.done += 1
+        self.succeeded += traj.success
+        self.errors += traj.status == "error"
+        self.step_limit += traj.status == "step_limit"
+        self.steps += len(traj.steps)
+        self.cost_usd += traj.usage.cost_usd
+        if traj.error and len(self.error_messages) < 5:
+            self.error_messages.append(f"{traj.task.id}: {traj.error}")
+
+    @property
+    def success_rate(self) -> float:
+        return self.succeeded / self.done if self.done else 0.0
+
+
+def plan_jobs(tasks: list[Task], samples_per_task: int, finished: set[tuple[str, int]]) -> list[tuple[Task, int]]:
+    """Every (task, sample index) not yet in the run folder, in task order."""
+    return [(t, k) for t in tasks for k in range(samples_per_task) if (t.id, k) not in finished]
+
+
+async def collect(
+    env: Environment,
+    policy: Policy,
+    tasks: list[Task],
+    run: RunFolder,
+    concurrency: int = 8,
+    samples_per_task: int = 1,
+    on_trajectory: Callable[[Trajectory, CollectStats], None] | None = None,
+    agent_kwargs: dict | None = None,
+) -> CollectStats:
+    """Collect trajectories; resumes by skipping episodes already in `run`. Returns the totals.
+
+    A fatal model error (bad key, unknown model) stops the whole collection and is re-raised;
+    episodes in flight at that moment are not written, so a later resume re-runs them.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    run.repair()
+    jobs = plan_jobs(tasks, samples_per_task, run.finished_keys())
+    stats = CollectStats(total=len(tasks) * samples_per_task, skipped=len(tasks) * samples_per_task - len(jobs))
+    if not jobs:
+        return stats
+    agent = CodeActAgent(env, policy, **(agent_kwargs or {}))
+    queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while True:
+            try:
+                task, sample = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            traj = await agent.arun(task, sample)
+            run.append(traj)
+            stats.add(traj)
+            if on_trajectory is not None:
+                on_trajectory(traj, stats)
+
+    try:
+        runners = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(jobs)))]
+        try:
+            await asyncio.gather(*runners)
+        except BaseException:
+            for r in runners:
+                r.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+            raise
+    finally:
+        run.close()
+    return stats
