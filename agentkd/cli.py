@@ -18,7 +18,7 @@ console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -94,6 +94,10 @@ def collect(
         except ModelError as exc:
             progress.stop()
             _fail(f"{exc}\nTrajectories written so far are kept in {folder.trajectories_path}; fix the problem and re-run to resume.")
+            return
+        except AgentKDError as exc:
+            progress.stop()
+            _fail(str(exc))
             return
         except KeyboardInterrupt:
             progress.stop()

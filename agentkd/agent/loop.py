@@ -124,7 +124,11 @@ class CodeActAgent:
         }
         error: str | None = None
         try:
-            state = await self._graph.ainvoke(state, {"recursion_limit": 2 * self.max_steps + 4})
+            # Stream the state after every node so the steps taken before a failure are kept.
+            async for snapshot in self._graph.astream(
+                state, {"recursion_limit": 2 * self.max_steps + 4}, stream_mode="values"
+            ):
+                state = snapshot
         except ModelError as exc:
             if exc.fatal:
                 raise

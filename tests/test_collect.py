@@ -1,0 +1,113 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentkd.cli import app
+from agentkd.collect import RunFolder
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW_ENV = str(ROOT / "tests" / "envs" / "slow_echo.py")
+
+
+def lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "trajectories.jsonl").read_text().splitlines()]
+
+
+def test_collect_reference_end_to_end(tmp_path):
+    run = tmp_path / "ref"
+    result = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "train",
+                                      "--n", "24", "--concurrency", "6", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    records = lines(run)
+    assert len(records) == 24
+    assert len({r["task"]["id"] for r in records}) == 24
+    assert all(r["success"] and r["status"] == "finished" for r in records)
+    config = json.loads((run / "run.json").read_text())
+    assert config["identity"]["teacher"] == "reference"
+    assert config["details"]["versions"]["agentkd"]
+    # re-running the same command adds nothing
+    again = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "train",
+                                     "--n", "24", "--concurrency", "6", "--run", str(run)])
+    assert again.exit_code == 0 and len(lines(run)) == 24
+    # samples-per-task extends the same run with sample index 1
+    more = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "train",
+                                    "--n", "3", "--samples-per-task", "2", "--run", str(run)])
+    assert more.exit_code == 0
+    keys = [(r["task"]["id"], r["sample_index"]) for r in lines(run)]
+    assert len(keys) == 27 and len(set(keys)) == 27
+    assert {("train-00000", 1), ("train-00001", 1), ("train-00002", 1)} <= set(keys)
+
+
+def test_resume_after_kill_9_gives_exactly_n_distinct_trajectories(tmp_path):
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--env", SLOW_ENV, "--teacher", "reference",
+           "--n", "40", "--concurrency", "4", "--run", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    out = run / "trajectories.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 6):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = len(out.read_text().splitlines())
+    assert 6 <= written < 40, "the kill must land mid-run"
+    with open(out, "a") as handle:  # a torn line, as if the kill had landed mid-write
+        handle.write('{"schema_version": 1, "task": {"id": "t3')
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = lines(run)
+    keys = [(r["task"]["id"], r["sample_index"]) for r in records]
+    assert len(keys) == 40 and len(set(keys)) == 40
+    assert all(r["success"] for r in records)
+    assert (run / "trajectories.torn").read_text().startswith('{"schema_version"')
+
+
+def test_run_folder_refuses_a_different_job(tmp_path):
+    run = tmp_path / "r"
+    ok = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--n", "2", "--run", str(run)])
+    assert ok.exit_code == 0
+    before = (run / "trajectories.jsonl").read_text()
+    bad = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "test",
+                                   "--n", "2", "--run", str(run)])
+    assert bad.exit_code == 1
+    assert "different job" in bad.output and "split" in bad.output
+    assert (run / "trajectories.jsonl").read_text() == before
+
+
+def test_bad_cli_input_is_a_clear_nonzero_exit(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["collect", "--env", "nope_env", "--teacher", "reference", "--run", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "cannot find environment" in r.output
+    r = runner.invoke(app, ["collect", "--env", "factqa", "--teacher", "nonsense-model", "--run", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "unknown model" in r.output
+    r = runner.invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "dev",
+                            "--run", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "unknown split 'dev'" in r.output
+    r = runner.invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--concurrency", "0",
+                            "--run", str(tmp_path / "x")])
+    assert r.exit_code == 2
+
+
+def test_corrupt_middle_line_is_reported_not_silently_dropped(tmp_path):
+    run = tmp_path / "c"
+    assert CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--n", "2",
+                                    "--run", str(run)]).exit_code == 0
+    path = run / "trajectories.jsonl"
+    path.write_text('{"bad": 1}\n' + path.read_text())
+    r = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--n", "3", "--run", str(run)])
+    assert r.exit_code == 1 and "trajectories.jsonl:1" in r.output
+
+
+def test_repair_keeps_complete_lines(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.trajectories_path.write_text('{"a": 1}\n{"b": 2}\n{"c":')
+    assert folder.repair() == len('{"c":')
+    assert folder.trajectories_path.read_text() == '{"a": 1}\n{"b": 2}\n'
+    assert folder.repair() == 0
