@@ -21,6 +21,7 @@ from agentkd.errors import (  # noqa: E402
     ModelError,
     RunFolderError,
     SandboxError,
+    SandboxUnavailableError,
     ToolDefinitionError,
     TransientModelError,
     UnknownSplitError,
@@ -29,14 +30,14 @@ from agentkd.models.client import Completion, ModelClient  # noqa: E402
 from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
 from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
 from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
-from agentkd.tools.python_worker import ExecutionResult, PythonWorker  # noqa: E402
+from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig  # noqa: E402
 
 __all__ = [
     "__version__", "CodeActAgent", "ParsedAction", "parse_action",
     "Environment", "Grade", "load_environment", "exact_match", "f1_score", "normalize_text", "normalized_match",
     "numeric_match", "AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",
-    "RunFolderError", "SandboxError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
+    "RunFolderError", "SandboxError", "SandboxUnavailableError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
     "Completion", "ModelClient", "LLMPolicy", "Policy", "PolicyContext", "PolicyOutput", "ReferencePolicy",
     "make_policy", "SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage", "BM25Retriever", "DenseRetriever",
-    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonWorker",
+    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonSandbox", "SandboxConfig",
 ]

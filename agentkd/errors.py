@@ -43,5 +43,9 @@ class SandboxError(AgentKDError):
     """The Python worker could not be started or talked to."""
 
 
+class SandboxUnavailableError(SandboxError):
+    """No isolation mechanism is available and unsandboxed execution was not asked for."""
+
+
 class RunFolderError(AgentKDError):
     """A run folder is inconsistent with the command (different env or teacher)."""

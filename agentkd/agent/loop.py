@@ -16,7 +16,7 @@ from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError, ModelError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
 from agentkd.records import Step, Task, Trajectory, Usage
-from agentkd.tools.python_worker import PythonWorker
+from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
 
 class EpisodeState(TypedDict, total=False):
@@ -24,7 +24,7 @@ class EpisodeState(TypedDict, total=False):
 
     task: Task
     env_state: Any
-    worker: asyncio.Task[PythonWorker]
+    worker: asyncio.Task[PythonSandbox]
     """Started while the policy thinks about step 0; awaited before the first execution."""
     messages: list[dict[str, Any]]
     steps: list[Step]
@@ -43,13 +43,13 @@ class CodeActAgent:
         policy: Policy,
         max_steps: int | None = None,
         max_observation_chars: int = 4000,
-        exec_timeout_s: float = 30.0,
+        sandbox: SandboxConfig | None = None,
     ) -> None:
         self.env = env
         self.policy = policy
         self.max_steps = max_steps or env.max_steps
         self.max_observation_chars = max_observation_chars
-        self.exec_timeout_s = exec_timeout_s
+        self.sandbox = sandbox or SandboxConfig()
         self._graph = self._build_graph()
 
     # graph ------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class CodeActAgent:
             step.observation = step.parse_error or "unparseable output"
         else:
             worker = await state["worker"]
-            result = await worker.arun(step.action, timeout=self.exec_timeout_s)
+            result = await worker.arun(step.action)
             step.execution_s = result.duration
             step.execution_error = result.error
             if result.final:
@@ -116,7 +116,7 @@ class CodeActAgent:
         started = time.perf_counter()
         env_state = self.env.new_state(task)
         handler = self.env.tool_handler(env_state)
-        worker = PythonWorker(list(self.env.tools), handler)
+        worker = PythonSandbox(list(self.env.tools), handler, config=self.sandbox)
         starting = asyncio.ensure_future(worker.astart())
         state: EpisodeState = {
             "task": task, "env_state": env_state, "worker": starting, "messages": initial_messages(self.env, task),

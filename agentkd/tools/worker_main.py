@@ -130,8 +130,55 @@ def serve(chan_in, chan_out, tool_names):
         send({"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer})
 
 
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _set_limits(limits):
+    import resource
+
+    names = {
+        "cpu_seconds": resource.RLIMIT_CPU,
+        "memory_bytes": resource.RLIMIT_AS,
+        "max_processes": resource.RLIMIT_NPROC,
+        "max_file_bytes": resource.RLIMIT_FSIZE,
+        "max_open_files": resource.RLIMIT_NOFILE,
+    }
+    for key, which in names.items():
+        value = limits.get(key)
+        if value:
+            resource.setrlimit(which, (int(value), int(value)))
+
+
+def _not_dumpable():
+    """No ptrace, no /proc/<pid>/mem or environ for other processes of the same user."""
+    _libc().prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+def _start_worker(request, channel_fd, report_fd):
+    """In a fresh child of the fork server: own session, limits, private dir, not dumpable; serve."""
+    import socket
+
+    os.setsid()
+    _set_limits(request.get("limits") or {})
+    workdir = request.get("cwd") or "/tmp/worker-%d" % os.getpid()
+    if not os.path.isdir(workdir):
+        os.mkdir(workdir, 0o700)
+    os.chdir(workdir)
+    _not_dumpable()
+    os.write(report_fd, str(os.getpid()).encode())
+    os.close(report_fd)
+    channel = socket.socket(fileno=channel_fd)
+    serve(channel.makefile("r", encoding="utf-8"), channel.makefile("w", encoding="utf-8"), request.get("tools", []))
+
+
 def zygote(control_fd):
-    """Fork server: each request carries a socket (SCM_RIGHTS); a forked child serves it.
+    """Fork server. Requests on the control socket:
+
+    - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
+    - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session).
 
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
@@ -148,23 +195,35 @@ def zygote(control_fd):
         if not message:
             os._exit(0)
         request = json.loads(message)
+        if request.get("op") == "kill":
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(int(request["pid"]), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            continue
+        report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             control.close()
+            os.close(report_r)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.setsid()
-            if request.get("cwd"):
-                os.chdir(request["cwd"])
-            channel = socket.socket(fileno=fds[0])
-            chan_in = channel.makefile("r", encoding="utf-8")
-            chan_out = channel.makefile("w", encoding="utf-8")
             try:
-                serve(chan_in, chan_out, request.get("tools", []))
+                _start_worker(request, fds[0], report_w)
+            except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
+                try:
+                    os.write(report_w, ("error: %s" % exc).encode())
+                except OSError:
+                    pass
             finally:
                 os._exit(0)
+        os.close(report_w)
         for fd in fds:
             os.close(fd)
-        control.sendall((json.dumps({"pid": pid}) + "\n").encode())
+        report = os.read(report_r, 4096).decode()
+        os.close(report_r)
+        reply = {"pid": int(report)} if report.isdigit() else {"error": report or "worker died during set-up"}
+        control.sendall((json.dumps(reply) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,379 @@
+"""PythonSandbox: a persistent, isolated Python worker per episode (variables survive steps).
+
+Workers are forked from a warm fork server that itself runs inside bubblewrap (see
+agentkd.tools.isolation for what each mode guarantees). Agent tools stay on the host;
+sandboxed code reaches them over a narrow JSON channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.errors import SandboxError
+from agentkd.tools.isolation import SANDBOX_WORKER_DIR, PidsCgroup, bwrap_command, resolve_isolation
+
+ToolHandler = Callable[[str, list[Any], dict[str, Any]], Any]
+
+_WORKER_SCRIPT = str(Path(__file__).with_name("worker_main.py"))
+# Blocking worker I/O runs here so an asyncio collector can drive many episodes at once.
+_EXECUTOR = ThreadPoolExecutor(max_workers=256, thread_name_prefix="agentkd-worker")
+
+
+@dataclass
+class ExecutionResult:
+    """What one code execution produced."""
+
+    stdout: str
+    error: str | None
+    timed_out: bool
+    duration: float
+    final: bool = False
+    answer: Any = None
+    restarted: bool = False
+
+
+class _LineChannel:
+    """Reads newline-terminated JSON messages from a pipe with a deadline."""
+
+    def __init__(self, fd: int, max_line: int) -> None:
+        self.fd = fd
+        self.max_line = max_line
+        self.buffer = b""
+
+    def read(self, deadline: float) -> dict[str, Any] | None:
+        """Next message, or None on timeout. Raises EOFError if the worker died."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError("worker closed its channel")
+            self.buffer += chunk
+            if len(self.buffer) > self.max_line and b"\n" not in self.buffer:
+                raise EOFError(f"worker sent a message over {self.max_line} bytes")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise EOFError(f"worker sent malformed data ({exc})") from exc
+        if not isinstance(message, dict):
+            raise EOFError("worker sent a non-object message")
+        return message
+
+
+class SandboxConfig(BaseModel):
+    """Isolation and limits of a sandbox. Defaults suit one agent step of short Python."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    isolation: str = Field("auto", description="auto (bwrap, else refuse) | bwrap | none (explicit opt-out)")
+    timeout_s: float = Field(30.0, gt=0, description="wall-clock limit per run() call")
+    cpu_seconds: int = Field(300, gt=0, description="CPU seconds over the worker's life (RLIMIT_CPU)")
+    memory_mb: int = Field(1024, gt=0, description="address space per worker process (RLIMIT_AS)")
+    max_processes: int = Field(64, gt=0, description="RLIMIT_NPROC, and the sandbox's pids cgroup")
+    max_file_mb: int = Field(32, gt=0, description="largest file a worker may write (RLIMIT_FSIZE)")
+    max_open_files: int = Field(256, gt=0, description="RLIMIT_NOFILE")
+    tmp_mb: int = Field(256, gt=0, description="size of the sandbox's /tmp (a tmpfs shared by its workers)")
+    max_output_chars: int = Field(10_000, gt=0, description="stdout kept per call; the rest is counted")
+    max_tool_result_chars: int = Field(100_000, gt=0, description="largest tool result sent back")
+    read_only: tuple[str, ...] = Field((), description="host paths mounted read-only at the same place")
+
+    def worker_limits(self) -> dict[str, int]:
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "memory_bytes": self.memory_mb << 20,
+            "max_processes": self.max_processes,
+            "max_file_bytes": self.max_file_mb << 20,
+            "max_open_files": self.max_open_files,
+        }
+
+
+class ForkServer:
+    """A warm Python process (inside the sandbox) that forks one worker per episode."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.isolation = resolve_isolation(config.isolation)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._replies: Any = None
+        self._cgroup: PidsCgroup | None = None
+        self.process_cap = "rlimit"
+
+    def _command(self, fd: int) -> list[str]:
+        if self.isolation == "bwrap":
+            prefix = bwrap_command([Path(p) for p in self.config.read_only], self.config.tmp_mb << 20)
+            return [*prefix, sys.executable, "-I", f"{SANDBOX_WORKER_DIR}/worker_main.py", str(fd)]
+        return [sys.executable, "-I", _WORKER_SCRIPT, str(fd)]
+
+    def _start(self) -> None:
+        # SEQPACKET keeps message boundaries: a kill and a spawn sent back to back stay two requests.
+        host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            self._proc = subprocess.Popen(
+                self._command(child_end.fileno()),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                pass_fds=[child_end.fileno()], env=env, start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(f"could not start the sandbox ({exc})") from exc
+        finally:
+            child_end.close()
+        if os.geteuid() == 0 and self.isolation == "bwrap":
+            self._cgroup = self._cgroup or PidsCgroup(self.config.max_processes * 4)
+            if self._cgroup.add(self._proc.pid):
+                self.process_cap = "rlimit+cgroup"
+        self._control = host_end
+        self._replies = host_end.makefile("r", encoding="utf-8")
+
+    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, socket.socket]:
+        """A new worker process: (pid as the fork server sees it, host end of its channel)."""
+        request = json.dumps({
+            "tools": tool_names, "cwd": cwd, "limits": self.config.worker_limits(),
+        }).encode()
+        with self._lock:
+            for attempt in (1, 2):
+                if self._proc is None or self._proc.poll() is not None:
+                    self._start()
+                host_end, worker_end = socket.socketpair()
+                try:
+                    socket.send_fds(self._control, [request], [worker_end.fileno()])  # type: ignore[arg-type]
+                    line = self._replies.readline()
+                    if not line:
+                        raise OSError(f"the sandbox exited: {self._stderr()}")
+                    reply = json.loads(line)
+                    if "pid" not in reply:
+                        raise SandboxError(f"the sandbox could not start a worker: {reply.get('error')}")
+                    return int(reply["pid"]), host_end
+                except (OSError, ValueError) as exc:
+                    host_end.close()
+                    self._stop()
+                    if attempt == 2:
+                        raise SandboxError(f"the Python sandbox failed to start a worker ({exc})") from exc
+                except SandboxError:
+                    host_end.close()
+                    raise
+                finally:
+                    worker_end.close()
+        raise AssertionError("unreachable")
+
+    def kill(self, pid: int) -> None:
+        """SIGKILL a worker's process group."""
+        with self._lock:
+            if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return
+            try:
+                self._control.sendall(json.dumps({"op": "kill", "pid": pid}).encode())
+            except OSError:
+                pass
+
+    def _stderr(self) -> str:
+        proc = self._proc
+        if proc is None or proc.stderr is None or proc.poll() is None:
+            return "no details"
+        return proc.stderr.read().decode(errors="replace").strip()[-500:] or f"exit code {proc.returncode}"
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+
+
+_SERVERS: dict[SandboxConfig, ForkServer] = {}
+_SERVERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_servers() -> None:
+    for server in _SERVERS.values():
+        server._stop()
+
+
+def fork_server(config: SandboxConfig) -> ForkServer:
+    """The process-wide fork server for a configuration (started on first use)."""
+    isolation = resolve_isolation(config.isolation)  # refuses here, every time, if no sandbox exists
+    key = config.model_copy(update={"isolation": isolation, "timeout_s": 1.0, "max_output_chars": 1,
+                                    "max_tool_result_chars": 1})
+    with _SERVERS_LOCK:
+        if key not in _SERVERS:
+            _SERVERS[key] = ForkServer(key)
+        return _SERVERS[key]
+
+
+class PythonSandbox:
+    """An isolated, persistent Python worker: `with PythonSandbox() as sb: r = sb.run(code)`.
+
+    `r` has `stdout`, `error`, `timed_out`, `duration` (and `final`/`answer` when the code
+    called final_answer). Failures of the code, timeouts and crashes never raise: they come
+    back as an error result, and after a timeout or crash the next call gets a fresh worker.
+    """
+
+    def __init__(
+        self,
+        tool_names: list[str] | tuple[str, ...] = (),
+        tool_handler: ToolHandler | None = None,
+        config: SandboxConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = (config or SandboxConfig()).model_copy(update=settings) if settings else (config or SandboxConfig())
+        if settings:
+            self.config = SandboxConfig(**self.config.model_dump())  # validate the overrides
+        self.server = fork_server(self.config)
+        self.tool_names = list(tool_names)
+        self.tool_handler = tool_handler
+        self.pid: int | None = None
+        self._sock: socket.socket | None = None
+        self._channel: _LineChannel | None = None
+        self._tmpdir: str | None = None
+
+    @property
+    def isolation(self) -> str:
+        """'bwrap' or 'none'."""
+        return self.server.isolation
+
+    # lifecycle -----------------------------------------------------------------
+    def start(self) -> PythonSandbox:
+        """Start the worker (idempotent). Raises SandboxUnavailableError / SandboxError."""
+        if self._sock is not None:
+            return self
+        if self.isolation == "none" and self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="agentkd-worker-")
+        self.pid, self._sock = self.server.spawn(self.tool_names, self._tmpdir)
+        limit = self.config.max_tool_result_chars * 6 + self.config.max_output_chars * 6 + 65536
+        self._channel = _LineChannel(self._sock.fileno(), limit)
+        try:
+            hello = self._channel.read(time.monotonic() + 30)
+        except EOFError as exc:
+            self.close()
+            raise SandboxError(f"the Python worker died during start-up ({exc})") from exc
+        if not hello or hello.get("op") != "ready":
+            self.close()
+            raise SandboxError("the Python worker did not report ready within 30 s")
+        return self
+
+    def close(self) -> None:
+        """Kill the worker and everything it started (non-blocking)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self.pid is not None:
+                self.server.kill(self.pid)
+            sock.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> PythonSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # execution -----------------------------------------------------------------
+    def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """Execute `code` in the persistent namespace; never raises for failures of the code."""
+        self.start()
+        assert self._channel is not None
+        limit = self.config.timeout_s if timeout is None else timeout
+        started = time.monotonic()
+        deadline = started + limit
+        try:
+            self._send({"op": "exec", "code": code, "max_output": self.config.max_output_chars})
+            while True:
+                message = self._channel.read(deadline)
+                if message is None:
+                    return self._lost(started, f"Execution timed out after {limit:g} s", timed_out=True)
+                if message.get("op") == "call":
+                    self._send(self._serve_tool_call(message))
+                    continue
+                if message.get("op") == "done":
+                    return ExecutionResult(
+                        stdout=str(message.get("stdout", "")),
+                        error=message.get("error"),
+                        timed_out=False,
+                        duration=time.monotonic() - started,
+                        final=bool(message.get("final")),
+                        answer=message.get("answer"),
+                    )
+        except (EOFError, BrokenPipeError, OSError) as exc:
+            return self._lost(started, f"The Python worker crashed ({exc})", timed_out=False)
+
+    async def arun(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """`run` without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_EXECUTOR, self.run, code, timeout)
+
+    async def astart(self) -> PythonSandbox:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_EXECUTOR, self.start)
+
+    # internals -----------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._sock is not None
+        self._sock.sendall((json.dumps(message) + "\n").encode())
+
+    def _serve_tool_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        name = message.get("name")
+        args = message.get("args", [])
+        kwargs = message.get("kwargs", {})
+        if name not in self.tool_names or self.tool_handler is None:
+            return {"op": "raise", "error": f"unknown tool {name!r}"}
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            return {"op": "raise", "error": "malformed tool call"}
+        try:
+            value = self.tool_handler(str(name), args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - a failing tool is an observation, not a crash
+            return {"op": "raise", "error": f"{name} failed: {type(exc).__name__}: {exc}"}
+        try:
+            encoded = json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+            encoded = json.dumps(value)
+        limit = self.config.max_tool_result_chars
+        if len(encoded) > limit:
+            value = str(value)[:limit] + "...[truncated]"
+        return {"op": "return", "value": value}
+
+    def _lost(self, started: float, what: str, timed_out: bool) -> ExecutionResult:
+        self.close()
+        return ExecutionResult(
+            stdout="",
+            error=f"{what}. The Python worker was restarted: all variables from earlier steps were lost.",
+            timed_out=timed_out,
+            duration=time.monotonic() - started,
+            restarted=True,
+        )
+
