@@ -10,6 +10,14 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import pytest  # noqa: E402
 
+from agentkd.tools.isolation import bwrap_problem  # noqa: E402
+
+if bwrap_problem() and "AGENTKD_SANDBOX" not in os.environ:
+    # Without bubblewrap every episode would be refused; run the rest of the suite unsandboxed and
+    # say so loudly. The sandbox's own isolation tests are skipped with the reason.
+    os.environ["AGENTKD_SANDBOX"] = "none"
+    print(f"\nWARNING: {bwrap_problem()}; tests run the Python worker WITHOUT isolation", file=sys.stderr)
+
 
 @pytest.fixture(scope="session")
 def factqa():

@@ -13,8 +13,10 @@ import pytest
 
 from agentkd import PythonSandbox, SandboxConfig, SandboxUnavailableError
 
-HAS_BWRAP = shutil.which("bwrap") is not None
-needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not installed (.ci/run installs it)")
+from agentkd.tools.isolation import bwrap_problem  # noqa: E402
+
+HAS_BWRAP = bwrap_problem() is None
+needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason=f"no working bubblewrap here: {bwrap_problem()}")
 
 
 def handler(name, args, kwargs):
@@ -78,10 +80,16 @@ def test_host_refuses_undeclared_tools_and_malformed_calls():
 
 def test_no_sandbox_available_is_refused_unless_opted_out(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
+    bwrap_problem.cache_clear()
+    monkeypatch.setattr("agentkd.tools.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
     with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap.*isolation='none'"):
         PythonSandbox(isolation="auto")
     with pytest.raises(ValueError, match="isolation must be one of"):
-        SandboxConfig(isolation="docker").model_copy() and PythonSandbox(isolation="docker")
+        PythonSandbox(isolation="docker")
+    monkeypatch.setenv("AGENTKD_SANDBOX", "none")
+    assert SandboxConfig().isolation == "none"
+    with PythonSandbox() as sb:
+        assert sb.isolation == "none" and sb.run("print(1)").stdout == "1\n"
 
 
 # --- failures: timeouts and crashes give an error observation and a fresh worker -------------

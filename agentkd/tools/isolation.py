@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 from agentkd.errors import SandboxUnavailableError
@@ -34,17 +36,34 @@ SANDBOX_WORKER_DIR = "/opt/agentkd-worker"
 ISOLATIONS = ("auto", "bwrap", "none")
 
 
+def default_isolation() -> str:
+    """AGENTKD_SANDBOX (auto | bwrap | none), default auto."""
+    return os.environ.get("AGENTKD_SANDBOX", "auto")
+
+
+@lru_cache(maxsize=1)
+def bwrap_problem() -> str | None:
+    """None when bubblewrap is installed and can create namespaces here, else why not."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"bwrap cannot create namespaces here ({probe.stderr.strip()[:200]})"
+    return None
+
+
 def resolve_isolation(isolation: str) -> str:
-    """'auto' → 'bwrap' when available; refuses to fall back to no isolation silently."""
+    """'auto' → 'bwrap' when it works here; never falls back to no isolation silently."""
     if isolation not in ISOLATIONS:
         raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
     if isolation == "none":
         return "none"
-    if shutil.which("bwrap") is None:
+    problem = bwrap_problem()
+    if problem:
         raise SandboxUnavailableError(
-            "no sandbox is available: bubblewrap (bwrap) is not installed. Install it "
-            "(Debian/Ubuntu: apt-get install bubblewrap) or, only if you trust the code the model "
-            "writes, opt out explicitly with isolation='none' (CLI: --sandbox none)"
+            f"no sandbox is available: {problem}. Install bubblewrap (Debian/Ubuntu: apt-get install "
+            "bubblewrap; ./setup.sh does it) or, only if you trust the code the model writes, opt out "
+            "explicitly with isolation='none' (CLI: --sandbox none, or AGENTKD_SANDBOX=none)"
         )
     return "bwrap"
 

@@ -28,7 +28,13 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.errors import SandboxError
-from agentkd.tools.isolation import SANDBOX_WORKER_DIR, PidsCgroup, bwrap_command, resolve_isolation
+from agentkd.tools.isolation import (
+    SANDBOX_WORKER_DIR,
+    PidsCgroup,
+    bwrap_command,
+    default_isolation,
+    resolve_isolation,
+)
 
 ToolHandler = Callable[[str, list[Any], dict[str, Any]], Any]
 
@@ -88,7 +94,10 @@ class SandboxConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    isolation: str = Field("auto", description="auto (bwrap, else refuse) | bwrap | none (explicit opt-out)")
+    isolation: str = Field(
+        default_factory=default_isolation,
+        description="auto (bwrap, else refuse) | bwrap | none (explicit opt-out); default $AGENTKD_SANDBOX or auto",
+    )
     timeout_s: float = Field(30.0, gt=0, description="wall-clock limit per run() call")
     cpu_seconds: int = Field(300, gt=0, description="CPU seconds over the worker's life (RLIMIT_CPU)")
     memory_mb: int = Field(1024, gt=0, description="address space per worker process (RLIMIT_AS)")

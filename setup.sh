@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up agentkd on a fresh machine: bubblewrap (the code sandbox), a virtualenv in .venv,
+# and the package with its test dependencies. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else sudo="missing"; fi
+  if [ "$sudo" != "missing" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap (the sandbox for model-written code)..."
+    $sudo apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+      || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+      || echo "warning: could not install bubblewrap; install it yourself or run with --sandbox none" >&2
+  else
+    echo "warning: bubblewrap is missing and cannot be installed here; install it or run with --sandbox none" >&2
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e ".[test]"
+echo "agentkd is installed in .venv (try: .venv/bin/agentkd --help)"
