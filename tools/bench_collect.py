@@ -1,6 +1,7 @@
 """Benchmark `collect` against a local OpenAI-compatible endpoint with a fixed model latency.
 
-The endpoint (tools/fake_openai_server.py, a labelled stand-in for a paid API) answers every
+The endpoint (tools/fake_openai_server.py, a labelled stand-in for a paid API or a vLLM server,
+reached as `hosted_vllm/reference-stub`) answers every
 request with the factqa reference solver's next step after sleeping --delay seconds, in a
 separate process. litellm reaches it over real HTTP. In one run this prints:
 
@@ -81,7 +82,7 @@ def main() -> None:
     all_tasks = env.tasks("train", max([args.episodes] + [args.waves * lv for lv in levels]))
     tasks = all_tasks[: args.episodes]
     with FakeOpenAIServerProcess("factqa", delay_s=args.delay) as server:
-        client = ModelClient("openai/reference-stub", api_base=server.api_base, api_key="sk-local")
+        client = ModelClient("hosted_vllm/reference-stub", api_base=server.api_base, api_key="sk-local")
         policy = LLMPolicy(client)
 
         async def run_all() -> None:
