@@ -41,6 +41,8 @@ def collect(
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server."),
     first_thought: Optional[str] = typer.Option(None, "--first-thought", help="Forced beginning of the teacher's first thought."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override the env's step limit."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="Isolation of model-written code: auto (bubblewrap, refuse if missing) | bwrap | none (no isolation; only for trusted models). Default: $AGENTKD_SANDBOX or auto."),
+    exec_timeout: float = typer.Option(30.0, "--exec-timeout", min=0.1, help="Wall-clock seconds per code execution."),
 ) -> None:
     """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
     from agentkd import __version__
@@ -49,8 +51,11 @@ def collect(
     from agentkd.errors import AgentKDError, ModelError
     from agentkd.models.client import ModelClient
     from agentkd.policies import LLMPolicy, ReferencePolicy
+    from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
     try:
+        sandbox_config = SandboxConfig(timeout_s=exec_timeout, **({"isolation": sandbox} if sandbox else {}))
+        PythonSandbox(config=sandbox_config)  # refuses now, before any episode, if there is no sandbox
         environment = load_environment(env)
         tasks = environment.tasks(split, n)
         if teacher == "reference":
@@ -66,10 +71,11 @@ def collect(
             details={
                 "n": n, "concurrency": concurrency, "samples_per_task": samples_per_task, "temperature": temperature,
                 "max_tokens": max_tokens, "api_base": api_base, "first_thought": first_thought, "max_steps": max_steps,
+                "sandbox": sandbox_config.isolation, "exec_timeout": exec_timeout,
                 "env": environment.describe(), "versions": _versions(__version__),
             },
         )
-    except AgentKDError as exc:
+    except (AgentKDError, ValueError) as exc:
         _fail(str(exc))
         return
 
@@ -89,7 +95,7 @@ def collect(
         try:
             stats = asyncio.run(run_collect(
                 environment, policy, tasks, folder, concurrency=concurrency, samples_per_task=samples_per_task,
-                on_trajectory=update, agent_kwargs={"max_steps": max_steps},
+                on_trajectory=update, agent_kwargs={"max_steps": max_steps, "sandbox": sandbox_config},
             ))
         except ModelError as exc:
             progress.stop()

@@ -111,3 +111,15 @@ def test_repair_keeps_complete_lines(tmp_path):
     assert folder.repair() == len('{"c":')
     assert folder.trajectories_path.read_text() == '{"a": 1}\n{"b": 2}\n'
     assert folder.repair() == 0
+
+
+def test_collect_refuses_to_run_unsandboxed_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("AGENTKD_SANDBOX", raising=False)
+    monkeypatch.setattr("agentkd.tools.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    args = ["collect", "--env", "factqa", "--teacher", "reference", "--n", "2", "--run", str(tmp_path / "s")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "no sandbox is available" in refused.output and "--sandbox none" in refused.output
+    assert not (tmp_path / "s" / "trajectories.jsonl").exists()
+    allowed = CliRunner().invoke(app, args + ["--sandbox", "none"])
+    assert allowed.exit_code == 0, allowed.output
+    assert len(lines(tmp_path / "s")) == 2
