@@ -66,6 +66,18 @@ class Step(BaseModel):
     candidates: list[str] | None = None
     """Sampled candidate outputs, for cascade / self-consistent steps."""
     vote: dict[str, Any] | None = None
+    role_usage: dict[str, Usage] = Field(default_factory=dict)
+    """Usage per role when several roles spent tokens on this step (a cascade step that the
+    student sampled and the teacher then took). Empty means all of `usage` is `role`'s."""
+
+    def usage_split(self) -> dict[str, Usage]:
+        """This step's usage by role."""
+        return dict(self.role_usage) if self.role_usage else {self.role: self.usage}
+
+    @property
+    def deferred(self) -> bool:
+        """True for a cascade step the student's samples disagreed on (the teacher acted)."""
+        return bool(self.vote) and not self.vote.get("accepted", True)
 
 
 class Trajectory(BaseModel):
@@ -98,5 +110,6 @@ class Trajectory(BaseModel):
         """Usage summed per acting role (teacher / student / reference)."""
         out: dict[str, Usage] = {}
         for step in self.steps:
-            out[step.role] = out.get(step.role, Usage()) + step.usage
+            for role, usage in step.usage_split().items():
+                out[role] = out.get(role, Usage()) + usage
         return out

@@ -67,7 +67,8 @@ class CodeActAgent:
         return self._graph
 
     async def _act(self, state: EpisodeState) -> dict[str, Any]:
-        ctx = PolicyContext(self.env, state["task"], state["messages"], state["steps"], state.get("env_state"))
+        ctx = PolicyContext(self.env, state["task"], state["messages"], state["steps"], state.get("env_state"),
+                            state["worker"])
         out = await self.policy.act(ctx)
         parsed = parse_action(out.text)
         step = Step(
@@ -82,6 +83,7 @@ class CodeActAgent:
             latency_s=out.latency_s,
             candidates=out.candidates,
             vote=out.vote,
+            role_usage=out.role_usage,
         )
         return {"pending": step}
 

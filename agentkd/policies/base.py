@@ -18,6 +18,9 @@ class PolicyContext:
     messages: list[dict[str, Any]]
     steps: list[Step]
     state: Any = None
+    sandbox: Any = None
+    """Awaitable giving the episode's started PythonSandbox (`sb = await ctx.sandbox`), for
+    policies that try candidate actions in a forked copy of the worker."""
 
     @property
     def step_index(self) -> int:
@@ -35,6 +38,7 @@ class PolicyOutput:
     latency_s: float = 0.0
     candidates: list[str] | None = None
     vote: dict[str, Any] | None = None
+    role_usage: dict[str, Usage] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -314,36 +314,54 @@ class PythonSandbox:
     # execution -----------------------------------------------------------------
     def run(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """Execute `code` in the persistent namespace; never raises for failures of the code."""
-        self.start()
-        assert self._channel is not None
         limit = self.config.timeout_s if timeout is None else timeout
-        started = time.monotonic()
-        deadline = started + limit
-        try:
-            self._send({"op": "exec", "code": code, "max_output": self.config.max_output_chars})
-            while True:
-                message = self._channel.read(deadline)
-                if message is None:
-                    return self._lost(started, f"Execution timed out after {limit:g} s", timed_out=True)
-                if message.get("op") == "call":
-                    self._send(self._serve_tool_call(message))
-                    continue
-                if message.get("op") == "done":
-                    return ExecutionResult(
-                        stdout=str(message.get("stdout", "")),
-                        error=message.get("error"),
-                        timed_out=False,
-                        duration=time.monotonic() - started,
-                        final=bool(message.get("final")),
-                        answer=message.get("answer"),
-                    )
-        except (EOFError, BrokenPipeError, OSError) as exc:
-            return self._lost(started, f"The Python worker crashed ({exc})", timed_out=False)
+        return self._request({"op": "exec", "code": code}, limit, limit)
+
+    def trial(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """Execute `code` in a forked copy of the worker: the persistent namespace is not changed.
+
+        Host-side tools are still called for real, so only side-effect-free tools keep a trial
+        free of side effects. A trial that times out or crashes leaves the worker intact.
+        """
+        limit = self.config.timeout_s if timeout is None else timeout
+        return self._request({"op": "trial", "code": code, "timeout": limit}, limit, limit + 5.0)
 
     async def arun(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """`run` without blocking the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, self.run, code, timeout)
+
+    async def atrial(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """`trial` without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_EXECUTOR, self.trial, code, timeout)
+
+    def _request(self, message: dict[str, Any], limit: float, host_limit: float) -> ExecutionResult:
+        """Send one exec/trial request, serve tool calls until it is done or the deadline passes."""
+        self.start()
+        assert self._channel is not None
+        started = time.monotonic()
+        deadline = started + host_limit
+        try:
+            self._send({**message, "max_output": self.config.max_output_chars})
+            while True:
+                reply = self._channel.read(deadline)
+                if reply is None:
+                    return self._lost(started, f"Execution timed out after {limit:g} s", timed_out=True)
+                if reply.get("op") == "call":
+                    self._send(self._serve_tool_call(reply))
+                    continue
+                if reply.get("op") == "done":
+                    return ExecutionResult(
+                        stdout=str(reply.get("stdout", "")),
+                        error=reply.get("error"),
+                        timed_out=bool(reply.get("timed_out")),
+                        duration=time.monotonic() - started,
+                        final=bool(reply.get("final")),
+                        answer=reply.get("answer"),
+                    )
+        except (EOFError, BrokenPipeError, OSError) as exc:
+            return self._lost(started, f"The Python worker crashed ({exc})", timed_out=False)
 
     async def astart(self) -> PythonSandbox:
         loop = asyncio.get_running_loop()

@@ -99,35 +99,69 @@ def serve(chan_in, chan_out, tool_names):
     send({"op": "ready", "pid": os.getpid()})
     while True:
         request = receive()
-        if request.get("op") != "exec":
-            continue
-        buffer = BoundedBuffer(int(request.get("max_output", 10000)))
-        sys.stdout = sys.stderr = buffer
-        error = None
-        final = False
-        answer = None
+        op = request.get("op")
+        max_output = int(request.get("max_output", 10000))
+        if op == "exec":
+            send(_execute(request.get("code", ""), namespace, max_output))
+        elif op == "trial":
+            _trial(request, namespace, max_output, send)
+
+
+def _execute(code, namespace, max_output):
+    """Run code in the namespace; the result message (stdout, error, final answer)."""
+    buffer = BoundedBuffer(max_output)
+    sys.stdout = sys.stderr = buffer
+    error = None
+    final = False
+    answer = None
+    try:
+        tree = ast.parse(code, "<agent>", "exec")
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, "<agent>", "exec"), namespace)
+        if last_expr is not None:
+            value = eval(compile(last_expr, "<agent>", "eval"), namespace)
+            if value is not None:
+                buffer.write(repr(value) + "\n")
+    except FinalAnswer as fa:
+        final, answer = True, _jsonable(fa.value)
+    except SyntaxError as exc:
+        error = "SyntaxError: %s (line %s)" % (exc.msg, exc.lineno)
+    except BaseException as exc:  # noqa: BLE001 - report every failure of user code
+        tb = traceback.extract_tb(exc.__traceback__)
+        frames = [f for f in tb if f.filename == "<agent>"]
+        where = " (line %d)" % frames[-1].lineno if frames else ""
+        error = "%s: %s%s" % (type(exc).__name__, exc, where)
+    finally:
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    return {"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer}
+
+
+def _trial(request, namespace, max_output, send):
+    """Run code in a forked copy of this worker: the episode's variables are left untouched."""
+    import time
+
+    pid = os.fork()
+    if pid == 0:
         try:
-            tree = ast.parse(request["code"], "<agent>", "exec")
-            last_expr = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last_expr = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, "<agent>", "exec"), namespace)
-            if last_expr is not None:
-                value = eval(compile(last_expr, "<agent>", "eval"), namespace)
-                if value is not None:
-                    buffer.write(repr(value) + "\n")
-        except FinalAnswer as fa:
-            final, answer = True, _jsonable(fa.value)
-        except SyntaxError as exc:
-            error = "SyntaxError: %s (line %s)" % (exc.msg, exc.lineno)
-        except BaseException as exc:  # noqa: BLE001 - report every failure of user code
-            tb = traceback.extract_tb(exc.__traceback__)
-            frames = [f for f in tb if f.filename == "<agent>"]
-            where = " (line %d)" % frames[-1].lineno if frames else ""
-            error = "%s: %s%s" % (type(exc).__name__, exc, where)
+            send(_execute(request.get("code", ""), namespace, max_output))
         finally:
-            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-        send({"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer})
+            os._exit(0)
+    deadline = time.monotonic() + float(request.get("timeout", 10))
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if status != 0:  # the copy died before it could answer
+                send({"op": "done", "stdout": "", "error": "the trial run crashed", "final": False, "answer": None})
+            return
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            send({"op": "done", "stdout": "", "error": "the trial run timed out", "final": False, "answer": None,
+                  "timed_out": True})
+            return
+        time.sleep(0.002)
 
 
 def _libc():
