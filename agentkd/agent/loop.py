@@ -1,4 +1,4 @@
-"""The CodeAct step loop as a LangGraph graph: policy -> execute -> observe, until done."""
+"""The CodeAct step loop as a LangGraph graph: setup -> (act -> execute)* -> finish."""
 
 from __future__ import annotations
 
@@ -20,11 +20,14 @@ from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
 
 class EpisodeState(TypedDict, total=False):
-    """LangGraph state of one episode. Runtime objects ride along; no checkpointer serialises them."""
+    """LangGraph state of one episode. Input: `task` (and optionally `sample_index`); output:
+    `trajectory`. Runtime objects ride along: no checkpointer serialises them."""
 
     task: Task
+    sample_index: int
+    started: float
     env_state: Any
-    worker: asyncio.Task[PythonSandbox]
+    worker: asyncio.Future[PythonSandbox]
     """Started while the policy thinks about step 0; awaited before the first execution."""
     messages: list[dict[str, Any]]
     steps: list[Step]
@@ -32,10 +35,12 @@ class EpisodeState(TypedDict, total=False):
     done: bool
     final_answer: Any
     status: str
+    error: str | None
+    trajectory: Trajectory
 
 
 class CodeActAgent:
-    """Runs one policy on an environment's tasks, step by step, in a persistent Python worker."""
+    """Runs one policy on an environment's tasks, step by step, in a persistent sandboxed worker."""
 
     def __init__(
         self,
@@ -50,42 +55,62 @@ class CodeActAgent:
         self.max_steps = max_steps or env.max_steps
         self.max_observation_chars = max_observation_chars
         self.sandbox = sandbox or SandboxConfig()
+        PythonSandbox(config=self.sandbox)  # refuse now, not mid-episode, when no sandbox exists
         self._graph = self._build_graph()
 
     # graph ------------------------------------------------------------------------
     def _build_graph(self) -> Any:
         graph = StateGraph(EpisodeState)
+        graph.add_node("setup", self._setup)
         graph.add_node("act", self._act)
         graph.add_node("execute", self._execute)
-        graph.add_edge(START, "act")
-        graph.add_edge("act", "execute")
-        graph.add_conditional_edges("execute", lambda s: END if s["done"] else "act", {END: END, "act": "act"})
+        graph.add_node("finish", self._finish)
+        graph.add_edge(START, "setup")
+        graph.add_edge("setup", "act")
+        graph.add_conditional_edges("act", lambda s: "finish" if s["done"] else "execute", ["finish", "execute"])
+        graph.add_conditional_edges("execute", lambda s: "finish" if s["done"] else "act", ["finish", "act"])
+        graph.add_edge("finish", END)
         return graph.compile()
 
     def as_graph(self) -> Any:
-        """The compiled LangGraph graph (state: EpisodeState)."""
+        """The compiled LangGraph graph: invoke with {"task": Task}; read "trajectory" from the result."""
         return self._graph
+
+    async def _setup(self, state: EpisodeState) -> dict[str, Any]:
+        task = state["task"]
+        env_state = self.env.new_state(task)
+        worker = PythonSandbox(list(self.env.tools), self.env.tool_handler(env_state), config=self.sandbox)
+        return {
+            "started": time.perf_counter(), "sample_index": state.get("sample_index", 0), "env_state": env_state,
+            "worker": asyncio.ensure_future(worker.astart()), "messages": initial_messages(self.env, task),
+            "steps": [], "pending": None, "done": False, "final_answer": None, "status": "finished", "error": None,
+        }
 
     async def _act(self, state: EpisodeState) -> dict[str, Any]:
         ctx = PolicyContext(self.env, state["task"], state["messages"], state["steps"], state.get("env_state"),
                             state["worker"])
-        out = await self.policy.act(ctx)
+        try:
+            out = await self.policy.act(ctx)
+        except ModelError as exc:
+            if exc.fatal:
+                await self._close(state)
+                raise
+            return self._failed(exc)
+        except (AgentKDError, PolicyError) as exc:
+            return self._failed(exc)
+        except Exception as exc:  # noqa: BLE001 - an episode failure must never kill a collector
+            return self._failed(exc, "unexpected ")
         parsed = parse_action(out.text)
         step = Step(
-            index=len(state["steps"]),
-            role=out.role,
-            model=out.model,
-            output=out.text,
-            thought=parsed.thought,
-            action=parsed.code,
-            parse_error=parsed.error,
-            usage=out.usage,
-            latency_s=out.latency_s,
-            candidates=out.candidates,
-            vote=out.vote,
-            role_usage=out.role_usage,
+            index=len(state["steps"]), role=out.role, model=out.model, output=out.text, thought=parsed.thought,
+            action=parsed.code, parse_error=parsed.error, usage=out.usage, latency_s=out.latency_s,
+            candidates=out.candidates, vote=out.vote, role_usage=out.role_usage,
         )
         return {"pending": step}
+
+    @staticmethod
+    def _failed(exc: BaseException, prefix: str = "") -> dict[str, Any]:
+        return {"done": True, "status": "error", "error": f"{prefix}{type(exc).__name__}: {exc}"}
 
     async def _execute(self, state: EpisodeState) -> dict[str, Any]:
         step = state["pending"]
@@ -94,7 +119,10 @@ class CodeActAgent:
         if step.action is None:
             step.observation = step.parse_error or "unparseable output"
         else:
-            worker = await state["worker"]
+            try:
+                worker = await state["worker"]
+            except AgentKDError as exc:
+                return {"steps": [*state["steps"], step], "pending": None, **self._failed(exc)}
             result = await worker.arun(step.action)
             step.execution_s = result.duration
             step.execution_error = result.error
@@ -112,68 +140,67 @@ class CodeActAgent:
         return {"steps": steps, "messages": messages, "pending": None, "done": done,
                 "final_answer": final_answer, "status": status}
 
+    async def _finish(self, state: EpisodeState) -> dict[str, Any]:
+        await self._close(state)
+        task, steps = state["task"], state["steps"]
+        traj = Trajectory(
+            task=task,
+            sample_index=state.get("sample_index", 0),
+            policy=self.policy.name,
+            messages=state["messages"],
+            steps=steps,
+            final_answer=state.get("final_answer"),
+            status=state.get("status", "finished"),  # type: ignore[arg-type]
+            error=state.get("error"),
+            parse_errors=sum(1 for s in steps if s.parse_error),
+            usage=sum((s.usage for s in steps), Usage()),
+            duration_s=time.perf_counter() - state["started"],
+            versions=versions(self.env),
+        )
+        if traj.status == "finished":
+            grade = self.env.grade(traj.final_answer, task, state.get("env_state"))
+            traj.score, traj.success = grade.score, grade.success
+        return {"trajectory": traj}
+
+    @staticmethod
+    async def _close(state: EpisodeState) -> None:
+        starting = state.get("worker")
+        if starting is None:
+            return
+        try:
+            (await starting).close()
+        except Exception:  # noqa: BLE001 - a worker that never started has nothing to close
+            pass
+
     # episodes ---------------------------------------------------------------------
     async def arun(self, task: Task, sample_index: int = 0) -> Trajectory:
         """Run one episode and return its graded trajectory. Policy failures give status='error'."""
-        started = time.perf_counter()
-        env_state = self.env.new_state(task)
-        handler = self.env.tool_handler(env_state)
-        worker = PythonSandbox(list(self.env.tools), handler, config=self.sandbox)
-        starting = asyncio.ensure_future(worker.astart())
-        state: EpisodeState = {
-            "task": task, "env_state": env_state, "worker": starting, "messages": initial_messages(self.env, task),
-            "steps": [], "pending": None, "done": False, "final_answer": None, "status": "finished",
-        }
-        error: str | None = None
+        state: dict[str, Any] = {}
         try:
-            # Stream the state after every node so the steps taken before a failure are kept.
-            async for snapshot in self._graph.astream(
-                state, {"recursion_limit": 2 * self.max_steps + 4}, stream_mode="values"
+            async for state in self._graph.astream(
+                {"task": task, "sample_index": sample_index}, {"recursion_limit": 2 * self.max_steps + 6},
+                stream_mode="values",
             ):
-                state = snapshot
-        except ModelError as exc:
-            if exc.fatal:
-                raise
-            error = f"{type(exc).__name__}: {exc}"
-        except (AgentKDError, PolicyError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - an episode failure must never kill a collector
-            error = f"unexpected {type(exc).__name__}: {exc}"
-        finally:
-            if not starting.done():
-                await asyncio.gather(starting, return_exceptions=True)
-            worker.close()
-        return self._trajectory(task, sample_index, state, env_state, error, time.perf_counter() - started)
+                pass
+        except BaseException:  # cancelled (or a fatal error): never leave a worker behind
+            _close_soon(state.get("worker"))
+            raise
+        return state["trajectory"]
 
     def run(self, task: Task, sample_index: int = 0) -> Trajectory:
         """Synchronous `arun`."""
         return asyncio.run(self.arun(task, sample_index))
 
-    def _trajectory(
-        self, task: Task, sample_index: int, state: EpisodeState, env_state: Any, error: str | None, duration: float
-    ) -> Trajectory:
-        steps = state.get("steps", [])
-        status = "error" if error else state.get("status", "finished")
-        if not error and not state.get("done"):
-            status = "step_limit"
-        traj = Trajectory(
-            task=task,
-            sample_index=sample_index,
-            policy=self.policy.name,
-            messages=state.get("messages", []),
-            steps=steps,
-            final_answer=state.get("final_answer"),
-            status=status,  # type: ignore[arg-type]
-            error=error,
-            parse_errors=sum(1 for s in steps if s.parse_error),
-            usage=sum((s.usage for s in steps), Usage()),
-            duration_s=duration,
-            versions=versions(self.env),
-        )
-        if status == "finished":
-            grade = self.env.grade(traj.final_answer, task, env_state)
-            traj.score, traj.success = grade.score, grade.success
-        return traj
+
+def _close_soon(starting: asyncio.Future[PythonSandbox] | None) -> None:
+    """Close a worker without awaiting (safe while being cancelled)."""
+    if starting is None:
+        return
+    if starting.done():
+        if not starting.cancelled() and starting.exception() is None:
+            starting.result().close()
+    else:
+        starting.add_done_callback(lambda f: _close_soon(f))
 
 
 def versions(env: Environment) -> dict[str, str]:

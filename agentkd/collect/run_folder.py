@@ -15,20 +15,20 @@ from agentkd.records import Trajectory
 
 RUN_FILE = "run.json"
 TRAJECTORIES_FILE = "trajectories.jsonl"
-TORN_FILE = "trajectories.torn"
 
 
 class RunFolder:
     """`runs/<name>/`. Each trajectory is one line written with a single write and flushed."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, trajectories_name: str = TRAJECTORIES_FILE, config_name: str = RUN_FILE) -> None:
         self.path = Path(path)
-        self.trajectories_path = self.path / TRAJECTORIES_FILE
+        self.trajectories_path = self.path / trajectories_name
+        self.config_path = self.path / config_name
         self._handle: Any = None
 
     # run.json ---------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
-        file = self.path / RUN_FILE
+        file = self.config_path
         if not file.is_file():
             return None
         try:
@@ -54,9 +54,16 @@ class RunFolder:
             record = existing
         else:
             record = {"identity": identity, "details": details, "created_at": _now()}
-        tmp = self.path / (RUN_FILE + ".tmp")
+        tmp = self.config_path.with_name(self.config_path.name + ".tmp")
         tmp.write_text(json.dumps(record, indent=2, default=str))
-        os.replace(tmp, self.path / RUN_FILE)
+        os.replace(tmp, self.config_path)
+
+    def identity(self) -> dict[str, Any]:
+        """The job recorded in run.json (env, teacher, split...); a clear error if there is none."""
+        config = self.read_config()
+        if config is None:
+            raise RunFolderError(f"{self.path} is not a run folder (no {self.config_path.name}); run `agentkd collect` first")
+        return dict(config.get("identity", {}))
 
     # trajectories -----------------------------------------------------------------
     def repair(self) -> int:
@@ -73,7 +80,7 @@ class RunFolder:
             data_tail_start = _last_newline(handle, size) + 1
             handle.seek(data_tail_start)
             torn = handle.read()
-            with open(self.path / TORN_FILE, "ab") as aside:
+            with open(file.with_suffix(".torn"), "ab") as aside:
                 aside.write(torn + b"\n")
             handle.truncate(data_tail_start)
             return len(torn)

@@ -1,0 +1,41 @@
+"""Self-consistency votes over sampled candidate actions."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections import Counter
+from typing import Any, Literal
+
+AgreementMode = Literal["code", "result", "majority"]
+
+
+def normalize_code(code: str) -> str:
+    """Canonical form of a code block: comments, blank lines, spacing and quote style removed."""
+    try:
+        return ast.unparse(ast.parse(code))
+    except SyntaxError:
+        return " ".join(code.split())
+
+
+def result_key(stdout: str, error: str | None, final: bool, answer: Any) -> str | None:
+    """What a trial run produced, as a vote key: the final answer's value, else stdout; None if it errored."""
+    if error:
+        return None
+    if final:
+        return "final:" + json.dumps(answer, sort_keys=True, default=str)
+    return "stdout:" + stdout.strip()
+
+
+def tally(keys: list[str | None], needed: int) -> dict[str, Any]:
+    """Group equal keys (None = unusable candidate). Accepted when the largest group has >= needed."""
+    counts = Counter(k for k in keys if k is not None)
+    winner, size = counts.most_common(1)[0] if counts else (None, 0)
+    return {
+        "group_sizes": sorted(counts.values(), reverse=True),
+        "winner_count": size,
+        "needed": needed,
+        "accepted": size >= needed,
+        "winner_index": keys.index(winner) if winner is not None else None,
+        "unusable": sum(k is None for k in keys),
+    }

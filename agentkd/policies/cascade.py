@@ -1,0 +1,97 @@
+"""Self-consistency cascade: accept the student's action when its samples agree, else ask the teacher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkd.agent.parsing import parse_action
+from agentkd.policies.agreement import AgreementMode, normalize_code, result_key, tally
+from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
+from agentkd.policies.icd import StudentPolicy
+from agentkd.records import Step, Trajectory
+
+
+class CascadePolicy:
+    """Student samples `n` actions at `temperature`; agreement → act, disagreement → the teacher acts.
+
+    agreement: "code" (identical normalised code), "result" (identical results of running each
+    candidate in a forked copy of the episode's worker: the final answer's value, else stdout;
+    erroring candidates are dropped) or "majority" (identical code for at least `min_agree`).
+    `min_agree` defaults to n (unanimity) for code/result and to n // 2 + 1 for majority.
+    With `online=True`, every step the teacher takes is added to the student's store at once.
+    """
+
+    def __init__(
+        self,
+        student: StudentPolicy,
+        teacher: Policy,
+        n: int = 3,
+        temperature: float = 0.7,
+        agreement: AgreementMode = "code",
+        min_agree: int | None = None,
+        online: bool = False,
+    ) -> None:
+        if n < 1:
+            raise ValueError("the cascade needs n >= 1 student samples")
+        if agreement not in ("code", "result", "majority"):
+            raise ValueError(f"agreement must be code, result or majority, got {agreement!r}")
+        self.student, self.teacher = student, teacher
+        self.n, self.temperature, self.agreement = n, temperature, agreement
+        self.min_agree = min_agree or (n // 2 + 1 if agreement == "majority" else n)
+        if not 1 <= self.min_agree <= n:
+            raise ValueError(f"min_agree must be between 1 and n={n}")
+        self.online = online
+        self.name = f"cascade:{student.client.model}+{teacher.name}"
+
+    async def act(self, ctx: PolicyContext) -> PolicyOutput:
+        sampled = await self.student.sample(ctx, self.n, self.temperature)
+        texts = sampled.texts
+        keys = await self._vote_keys(ctx, texts)
+        vote = {"mode": self.agreement, **tally(keys, self.min_agree)}
+        if vote["accepted"]:
+            return PolicyOutput(
+                text=texts[vote["winner_index"]], role="student", model=sampled.model, usage=sampled.usage,
+                latency_s=sampled.latency_s, candidates=texts, vote=vote,
+            )
+        teacher_out = await self.teacher.act(ctx)
+        if self.online and self.student.store is not None:
+            self._learn(ctx, teacher_out.text)
+        return PolicyOutput(
+            text=teacher_out.text, role="teacher", model=teacher_out.model,
+            usage=sampled.usage + teacher_out.usage, latency_s=sampled.latency_s + teacher_out.latency_s,
+            candidates=texts, vote=vote, role_usage={"student": sampled.usage, "teacher": teacher_out.usage},
+        )
+
+    async def _vote_keys(self, ctx: PolicyContext, texts: list[str]) -> list[str | None]:
+        parsed = [parse_action(t) for t in texts]
+        if self.agreement != "result":
+            return [normalize_code(p.code) if p.code else None for p in parsed]
+        sandbox = await ctx.sandbox
+        keys: list[str | None] = []
+        for p in parsed:  # one at a time: a worker serves one request at a time
+            if p.code is None:
+                keys.append(None)
+                continue
+            r = await sandbox.atrial(p.code)
+            keys.append(result_key(r.stdout, r.error, r.final, r.answer))
+        return keys
+
+    def _learn(self, ctx: PolicyContext, teacher_text: str) -> None:
+        from agentkd.store import records_from_trajectory
+
+        parsed = parse_action(teacher_text)
+        if parsed.code is None:
+            return
+        step = Step(index=len(ctx.steps), role="teacher", output=teacher_text, thought=parsed.thought,
+                    action=parsed.code)
+        partial = Trajectory(task=ctx.task, policy=self.teacher.name, steps=[*ctx.steps, step], success=True)
+        records = records_from_trajectory(partial)
+        if records:
+            self.student.store.add_records(records[-1:])
+
+
+def deferral_summary(steps: list[Step]) -> dict[str, Any]:
+    """Counts of cascade steps accepted from the student and deferred to the teacher."""
+    voted = [s for s in steps if s.vote]
+    deferred = sum(s.deferred for s in voted)
+    return {"cascade_steps": len(voted), "deferred": deferred, "accepted": len(voted) - deferred}

@@ -1,0 +1,62 @@
+"""In-context-distilled student: teacher steps retrieved from the store become demonstrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkd.agent.prompts import DEFAULT_STOP
+from agentkd.models.client import Completion, ModelClient
+from agentkd.policies.base import PolicyContext, PolicyOutput
+from agentkd.records import Role
+
+DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
+
+
+def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
+    """The demonstration block appended to the student's system prompt."""
+    parts = [DEMO_HEADER]
+    for n, (record, _score) in enumerate(hits, 1):
+        parts.append(f"--- Example {n} (task: {record.goal})\n{record.demo}")
+    return "\n\n".join(parts)
+
+
+class StudentPolicy:
+    """A small model acting on its own, or with retrieved teacher demonstrations (ICD) when given a store."""
+
+    def __init__(
+        self,
+        client: ModelClient | str,
+        store: Any = None,
+        k: int = 4,
+        goal_weight: float = 0.5,
+        role: Role = "student",
+        stop: list[str] | None = None,
+    ) -> None:
+        self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
+        self.store = store
+        self.k = k
+        self.goal_weight = goal_weight
+        self.role = role
+        self.stop = DEFAULT_STOP if stop is None else stop
+        self.name = f"{'icd' if store is not None else 'student'}:{self.client.model}"
+
+    def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
+        """The conversation with demonstrations for the current state added to the system prompt."""
+        if self.store is None or len(self.store) == 0:
+            return list(ctx.messages)
+        context = ctx.steps[-1].observation if ctx.steps else ""
+        hits = self.store.search(ctx.task.prompt, context, k=self.k, goal_weight=self.goal_weight)
+        if not hits:
+            return list(ctx.messages)
+        system = dict(ctx.messages[0])
+        system["content"] = f"{system['content']}\n\n{render_demonstrations(hits)}"
+        return [system, *ctx.messages[1:]]
+
+    async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
+        """n candidate outputs for the next step."""
+        return await self.client.complete(self.messages(ctx), n=n, temperature=temperature, stop=self.stop)
+
+    async def act(self, ctx: PolicyContext) -> PolicyOutput:
+        completion = await self.sample(ctx, 1, self.client.temperature)
+        return PolicyOutput(text=completion.text, role=self.role, model=completion.model,
+                            usage=completion.usage, latency_s=completion.latency_s)
