@@ -113,6 +113,127 @@ def collect(
     _print_collect_summary(stats, folder)
 
 
+def _parse_price(text: Optional[str], option: str) -> Optional[tuple[float, float]]:
+    if text is None:
+        return None
+    try:
+        prompt, completion = (float(x) for x in text.split(","))
+    except ValueError:
+        _fail(f"{option} takes two numbers, $ per 1M prompt and completion tokens, e.g. 0.15,0.60")
+    return (prompt, completion)
+
+
+@app.command("eval")
+def eval_command(
+    run: Path = typer.Option(..., "--run", help="Run folder made by `agentkd collect` (and `agentkd index` for icd/cascade)."),
+    policy: str = typer.Option(..., "--policy", help="teacher | student | icd | cascade"),
+    split: str = typer.Option("test", "--split", help="Task split to evaluate on."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Number of tasks (default: the whole split)."),
+    student: str = typer.Option("smollm2-135m", "--student", help="Student model: local alias, hf/<folder> or litellm string."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher (default: the run's teacher)."),
+    samples: int = typer.Option(3, "--samples", min=1, help="Cascade: student samples per step."),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Cascade: student sampling temperature."),
+    agreement: str = typer.Option("code", "--agreement", help="Cascade: code | result | majority."),
+    min_agree: Optional[int] = typer.Option(None, "--min-agree", min=1, help="Cascade: samples that must agree (default: all; majority: more than half)."),
+    k: int = typer.Option(4, "--k", min=1, help="Demonstrations retrieved per step (icd, cascade)."),
+    online: bool = typer.Option(False, "--online", help="Cascade: add the teacher's deferred steps to the store as they happen."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max tokens per student step."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override the env's step limit."),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, help="Episodes run at once."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL for an OpenAI-compatible teacher server."),
+    teacher_price: Optional[str] = typer.Option(None, "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers)."),
+    student_price: Optional[str] = typer.Option(None, "--student-price", help="$ per 1M prompt,completion tokens for the student."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | bwrap | none (default: $AGENTKD_SANDBOX or auto)."),
+) -> None:
+    """Evaluate a policy on a split: writes RUN/eval/<policy>.jsonl and RUN/eval/<policy>.json."""
+    from agentkd.agent.cascaded import load_store
+    from agentkd.collect import RunFolder
+    from agentkd.env.loading import load_environment
+    from agentkd.errors import AgentKDError
+    from agentkd.evaluate import evaluate
+    from agentkd.models.client import ModelClient
+    from agentkd.policies import LLMPolicy, ReferencePolicy
+    from agentkd.policies.cascade import CascadePolicy
+    from agentkd.policies.icd import StudentPolicy
+    from agentkd.tools.sandbox import SandboxConfig
+
+    if policy not in ("teacher", "student", "icd", "cascade"):
+        _fail(f"unknown policy {policy!r}; choose teacher, student, icd or cascade", code=2)
+    prices = {role: price for role, price in (("teacher", _parse_price(teacher_price, "--teacher-price")),
+                                              ("student", _parse_price(student_price, "--student-price"))) if price}
+    try:
+        identity = RunFolder(run).identity()
+        environment = load_environment(identity["env"])
+        tasks = environment.tasks(split, n)
+        teacher_spec = teacher or identity["teacher"]
+        teacher_policy = ReferencePolicy() if teacher_spec == "reference" else LLMPolicy(
+            ModelClient(teacher_spec, api_base=api_base), role="teacher")
+        store = load_store(run) if policy in ("icd", "cascade") else None
+        student_client = ModelClient(student, max_tokens=max_tokens)
+        chosen = {
+            "teacher": lambda: teacher_policy,
+            "student": lambda: StudentPolicy(student_client),
+            "icd": lambda: StudentPolicy(student_client, store, k=k),
+            "cascade": lambda: CascadePolicy(StudentPolicy(student_client, store, k=k), teacher_policy, n=samples,
+                                             temperature=temperature, agreement=agreement,  # type: ignore[arg-type]
+                                             min_agree=min_agree, online=online),
+        }[policy]()
+        sandbox_config = SandboxConfig(**({"isolation": sandbox} if sandbox else {}))
+        settings = {"policy": policy, "split": split, "teacher": teacher_spec, "max_steps": max_steps}
+        if policy != "teacher":
+            settings.update(student=student, max_tokens=max_tokens)
+        if policy in ("icd", "cascade"):
+            settings.update(k=k)
+        if policy == "cascade":
+            settings.update(samples=samples, temperature=temperature, agreement=agreement, min_agree=min_agree, online=online)
+    except (AgentKDError, ValueError) as exc:
+        _fail(str(exc))
+        return
+
+    progress = Progress(TextColumn(f"[bold]eval {policy}[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("success {task.fields[success]:.0%}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    with progress:
+        bar = progress.add_task("eval", total=len(tasks), success=0.0)
+
+        def update(_traj: object, stats: object) -> None:
+            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)  # type: ignore[attr-defined]
+
+        try:
+            report = asyncio.run(evaluate(
+                environment, chosen, tasks, run, policy, split, settings, concurrency=concurrency, prices=prices,
+                agent_kwargs={"max_steps": max_steps, "sandbox": sandbox_config}, on_trajectory=update,
+            ))
+        except AgentKDError as exc:
+            progress.stop()
+            _fail(f"{exc}\nFinished episodes are kept in {run}/eval/{policy}.jsonl; re-run to resume.")
+            return
+        progress.update(bar, completed=len(tasks))
+    _print_eval_report(report)
+
+
+def _print_eval_report(report: object) -> None:
+    r = report  # type: ignore[assignment]
+    table = Table(title=f"eval: {r.policy} on {r.split}", show_header=False)  # type: ignore[attr-defined]
+    lo, hi = r.success_ci95  # type: ignore[attr-defined]
+    table.add_row("episodes", str(r.episodes))  # type: ignore[attr-defined]
+    table.add_row("success", f"{r.success_rate:.1%}  (95% CI {lo:.1%} to {hi:.1%})")  # type: ignore[attr-defined]
+    table.add_row("errors / step-limit", f"{r.errors} / {r.step_limit}")  # type: ignore[attr-defined]
+    table.add_row("mean steps", f"{r.mean_steps:.2f}")  # type: ignore[attr-defined]
+    for role, u in r.per_episode_by_role.items():  # type: ignore[attr-defined]
+        table.add_row(f"{role} per episode", f"{u.steps:.2f} steps, {u.prompt_tokens:.0f}+{u.completion_tokens:.0f} tokens, "
+                      f"${u.cost_usd:.5f}, {u.mean_step_latency_s:.2f} s/step")
+    table.add_row("student share of steps", f"{r.student_share_of_steps:.1%}")  # type: ignore[attr-defined]
+    if r.deferral_rate is not None:  # type: ignore[attr-defined]
+        table.add_row("deferral rate", f"{r.deferral_rate:.1%}")  # type: ignore[attr-defined]
+    table.add_row("cost per episode", f"${r.cost_per_episode_usd:.5f}")  # type: ignore[attr-defined]
+    table.add_row("mean episode latency", f"{r.mean_episode_latency_s:.2f} s")  # type: ignore[attr-defined]
+    if r.break_even is not None:  # type: ignore[attr-defined]
+        be = r.break_even  # type: ignore[attr-defined]
+        table.add_row("break-even (episodes)", f"{be.episodes:.0f}" if be.episodes is not None else f"n/a: {be.note}")
+    Console().print(table)
+
+
 def _versions(agentkd_version: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

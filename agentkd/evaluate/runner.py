@@ -1,0 +1,62 @@
+"""Run a policy over a split into RUN/eval/<name>.jsonl and summarise it into RUN/eval/<name>.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from agentkd.collect.collector import collect
+from agentkd.collect.run_folder import RunFolder
+from agentkd.env.environment import Environment
+from agentkd.evaluate.metrics import EvalReport, Prices, break_even, episode_cost, summarize
+from agentkd.policies.base import Policy
+from agentkd.records import Task, Trajectory
+
+EVAL_DIR = "eval"
+
+
+def eval_folder(run: str | Path, name: str) -> RunFolder:
+    """RUN/eval/<name>.jsonl with its settings in RUN/eval/<name>.config.json."""
+    return RunFolder(Path(run) / EVAL_DIR, trajectories_name=f"{name}.jsonl", config_name=f"{name}.config.json")
+
+
+async def evaluate(
+    env: Environment,
+    policy: Policy,
+    tasks: list[Task],
+    run: str | Path,
+    name: str,
+    split: str,
+    identity: dict[str, Any],
+    concurrency: int = 4,
+    prices: Prices | None = None,
+    agent_kwargs: dict[str, Any] | None = None,
+    on_trajectory: Callable[..., None] | None = None,
+) -> EvalReport:
+    """Evaluate (resuming an interrupted evaluation with the same settings) and write the report."""
+    folder = eval_folder(run, name)
+    folder.start(identity=identity, details={"tasks": len(tasks)})
+    await collect(env, policy, tasks, folder, concurrency=concurrency, on_trajectory=on_trajectory,
+                  agent_kwargs=agent_kwargs)
+    wanted = {t.id for t in tasks}
+    trajs = [t for t in folder.iter_trajectories() if t.task.id in wanted and t.sample_index == 0]
+    report = summarize(trajs, policy=name, split=split, prices=prices)
+    if name == "cascade":
+        report.break_even = cascade_break_even(run, report.cost_per_episode_usd, prices)
+    report.details["policy"] = policy.name
+    (Path(run) / EVAL_DIR / f"{name}.json").write_text(report.model_dump_json(indent=2))
+    return report
+
+
+def cascade_break_even(run: str | Path, cascade_cost: float, prices: Prices | None) -> Any:
+    """Upfront cost = the run's teacher trajectories; teacher cost per episode from eval/teacher.json
+    when it exists, else the mean over the run's teacher trajectories."""
+    collected: list[Trajectory] = list(RunFolder(run).iter_trajectories())
+    upfront = sum(episode_cost(t, prices) for t in collected)
+    teacher_report = Path(run) / EVAL_DIR / "teacher.json"
+    if teacher_report.is_file():
+        teacher_cost = float(json.loads(teacher_report.read_text())["cost_per_episode_usd"])
+    else:
+        teacher_cost = upfront / len(collected) if collected else 0.0
+    return break_even(upfront, teacher_cost, cascade_cost)
