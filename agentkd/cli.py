@@ -113,6 +113,46 @@ def collect(
     _print_collect_summary(stats, folder)
 
 
+@app.command()
+def index(
+    run: Path = typer.Option(..., "--run", help="Run folder made by `agentkd collect`."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="A litellm embedding model (default: the packaged all-MiniLM-L6-v2)."),
+    window: int = typer.Option(1, "--window", min=0, help="Earlier steps shown with each demonstration."),
+    hnsw_threshold: int = typer.Option(50_000, "--hnsw-threshold", min=1, help="Records from which HNSW replaces the exact flat index."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Start a new store instead of adding to the existing one."),
+) -> None:
+    """Build (or extend) RUN/index: a FAISS store of the run's successful teacher steps."""
+    import time
+
+    from agentkd.agent.cascaded import INDEX_DIR
+    from agentkd.collect import RunFolder
+    from agentkd.demos import DemoStore
+    from agentkd.demos.embedders import LiteLLMEmbedder
+    from agentkd.errors import AgentKDError
+
+    folder = RunFolder(run)
+    target = run / INDEX_DIR
+    try:
+        folder.identity()
+        trajectories = list(folder.iter_trajectories())
+        chosen = LiteLLMEmbedder(embedder) if embedder else None
+        exists = (target / "meta.json").is_file() and not rebuild
+        with console.status("loading the embedder and the store..."):
+            store = DemoStore.load(target, chosen) if exists else DemoStore(chosen, hnsw_threshold, window)
+        started = time.perf_counter()
+        with console.status(f"embedding the teacher steps of {len(trajectories)} trajectories..."):
+            added = store.add_trajectories(trajectories)
+        if not len(store):
+            _fail(f"{run} has no successful teacher trajectory to index; collect some first")
+        store.save(target)
+    except AgentKDError as exc:
+        _fail(str(exc))
+        return
+    meta = store.meta
+    console.print(f"indexed {added} new steps in {time.perf_counter() - started:.1f} s: {meta['count']} records, "
+                  f"{meta['index']} index, {meta['embedder']} ({meta['dimension']} dims) in {target}")
+
+
 def _parse_price(text: Optional[str], option: str) -> Optional[tuple[float, float]]:
     if text is None:
         return None
