@@ -9,6 +9,7 @@ from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Role
 
+CLOSING_FENCE = "\n```\n"
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
 
 
@@ -21,7 +22,11 @@ def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
 
 
 class StudentPolicy:
-    """A small model acting on its own, or with retrieved teacher demonstrations (ICD) when given a store."""
+    """A small model acting on its own, or with retrieved teacher demonstrations (ICD) when given a store.
+
+    `prefill` starts every reply (as a partial assistant message the model continues); use
+    None for providers that cannot continue a partial message.
+    """
 
     def __init__(
         self,
@@ -31,13 +36,16 @@ class StudentPolicy:
         goal_weight: float = 0.5,
         role: Role = "student",
         stop: list[str] | None = None,
+        prefill: str | None = "Thought:",
     ) -> None:
         self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
         self.store = store
         self.k = k
         self.goal_weight = goal_weight
         self.role = role
-        self.stop = DEFAULT_STOP if stop is None else stop
+        # Stopping at the closing fence saves the tokens small models spend chatting after the code.
+        self.stop = [*DEFAULT_STOP, CLOSING_FENCE] if stop is None else stop
+        self.prefill = prefill
         self.name = f"{'icd' if store is not None else 'student'}:{self.client.model}"
 
     def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
@@ -53,8 +61,16 @@ class StudentPolicy:
         return [system, *ctx.messages[1:]]
 
     async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
-        """n candidate outputs for the next step."""
-        return await self.client.complete(self.messages(ctx), n=n, temperature=temperature, stop=self.stop)
+        """n candidate outputs for the next step (each starting with the prefill, when set)."""
+        messages = self.messages(ctx)
+        if self.prefill:  # small models keep the CodeAct format far better when the reply is started for them
+            messages.append({"role": "assistant", "content": self.prefill})
+        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop)
+        texts = completion.texts
+        if self.prefill:
+            texts = [self.prefill + (t if t.startswith((" ", "\n")) else " " + t) for t in texts]
+        completion.texts = [t + "\n```" if t.count("```") % 2 else t for t in texts]  # restore a stopped fence
+        return completion
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         completion = await self.sample(ctx, 1, self.client.temperature)
