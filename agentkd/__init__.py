@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
+from agentkd.agent.cascaded import CascadedAgent  # noqa: E402
 from agentkd.agent.loop import CodeActAgent  # noqa: E402
+from agentkd.demos import DemoStore, StepRecord, StoreError, StoreMismatchError  # noqa: E402
 from agentkd.agent.parsing import ParsedAction, parse_action  # noqa: E402
 from agentkd.env import (  # noqa: E402
     Environment,
@@ -27,13 +29,17 @@ from agentkd.errors import (  # noqa: E402
     UnknownSplitError,
 )
 from agentkd.models.client import Completion, ModelClient  # noqa: E402
+from agentkd.evaluate import EvalReport, evaluate  # noqa: E402
 from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
+from agentkd.policies.cascade import CascadePolicy  # noqa: E402
+from agentkd.policies.icd import StudentPolicy  # noqa: E402
 from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
 from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
 from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig  # noqa: E402
 
 __all__ = [
-    "__version__", "CodeActAgent", "ParsedAction", "parse_action",
+    "__version__", "CascadedAgent", "CascadePolicy", "StudentPolicy", "DemoStore", "StepRecord", "StoreError",
+    "StoreMismatchError", "EvalReport", "evaluate", "CodeActAgent", "ParsedAction", "parse_action",
     "Environment", "Grade", "load_environment", "exact_match", "f1_score", "normalize_text", "normalized_match",
     "numeric_match", "AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",
     "RunFolderError", "SandboxError", "SandboxUnavailableError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
