@@ -302,5 +302,37 @@ def _print_collect_summary(stats: object, folder: object) -> None:
         console.print(f"[yellow]episode error[/] {msg}")
 
 
+@app.command("check-env")
+def check_env_command(
+    env: str = typer.Argument(..., help="Environment: built-in name (factqa), path/to/env.py[:attr] or module:attr."),
+    n: int = typer.Option(5, "--n", min=1, help="Tasks per split the reference solver is run on."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | bwrap | none (default: $AGENTKD_SANDBOX or auto)."),
+) -> None:
+    """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails."""
+    from agentkd.check_env import check_environment
+    from agentkd.errors import AgentKDError
+    from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+
+    try:
+        sandbox_config = SandboxConfig(**({"isolation": sandbox} if sandbox else {}))
+        PythonSandbox(config=sandbox_config)  # refuses now if there is no sandbox
+    except (AgentKDError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    report = check_environment(env, n=n, sandbox=sandbox_config)
+    if not report.loaded:
+        _fail(f"cannot load environment {env!r}: {report.checks[0].detail}")
+    table = Table(title=f"check-env: {env}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for check in report.checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[bold red]FAIL[/]", check.detail)
+    Console().print(table)
+    if not report.ok:
+        _fail(f"{len(report.failed)} of {len(report.checks)} checks failed: {', '.join(c.name for c in report.failed)}")
+    console.print(f"[bold green]all {len(report.checks)} checks passed[/]")
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -19,16 +20,22 @@ def builtin_envs_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "envs"
 
 
+def module_name_for(path: Path) -> str:
+    """The name an environment file or folder is imported under (unique per resolved path)."""
+    path = path.resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"agentkd_env_{path.stem}_{digest}"
+
+
 def _import_path(path: Path) -> Any:
     path = path.resolve()
+    module_name = module_name_for(path)
     if path.is_dir():
         init = path / "__init__.py"
         if not init.is_file():
             raise EnvironmentLoadError(f"{path} is a folder without __init__.py; point at the environment's .py file")
-        module_name = f"agentkd_env_{path.name}"
         spec = importlib.util.spec_from_file_location(module_name, init, submodule_search_locations=[str(path)])
     else:
-        module_name = f"agentkd_env_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise EnvironmentLoadError(f"cannot import {path}")
@@ -64,6 +71,11 @@ def _resolve_module(target: str) -> Any:
             f"cannot find environment {target!r}: not a file, not a built-in env in {builtin_envs_dir()}, "
             f"and not an importable module ({exc})"
         ) from exc
+
+
+def environment_module(target: str) -> Any:
+    """The imported module (or package) of an environment spec without `:attr`, e.g. its helpers."""
+    return _resolve_module(target)
 
 
 def load_environment(spec: str | Environment, **kwargs: Any) -> Environment:

@@ -27,7 +27,7 @@ def replay_reference(env: Environment, task: Task, observations: list[str], stat
             output = gen.send(observation)
     except StopIteration:
         raise PolicyError(
-            f"the reference solver of {env.name!r} stopped after {len(observations)} steps without final_answer"
+            f"the reference solver of {env.name!r} stopped after {len(observations)} step(s) without final_answer"
         ) from None
     finally:
         gen.close()
