@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from agentkd.agent.cascaded import CascadedAgent  # noqa: E402
 from agentkd.agent.loop import CodeActAgent  # noqa: E402
-from agentkd.demos import DemoStore, StepRecord, StoreError, StoreMismatchError  # noqa: E402
+from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError  # noqa: E402
 from agentkd.agent.parsing import ParsedAction, parse_action  # noqa: E402
 from agentkd.env import (  # noqa: E402
     Environment,

@@ -118,7 +118,7 @@ def index(
     run: Path = typer.Option(..., "--run", help="Run folder made by `agentkd collect`."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="A litellm embedding model (default: the packaged all-MiniLM-L6-v2)."),
     window: int = typer.Option(1, "--window", min=0, help="Earlier steps shown with each demonstration."),
-    hnsw_threshold: int = typer.Option(50_000, "--hnsw-threshold", min=1, help="Records from which HNSW replaces the exact flat index."),
+    hnsw_threshold: int = typer.Option(20_000, "--hnsw-threshold", min=1, help="Records from which HNSW replaces the exact flat index."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Start a new store instead of adding to the existing one."),
 ) -> None:
     """Build (or extend) RUN/index: a FAISS store of the run's successful teacher steps."""
@@ -126,8 +126,7 @@ def index(
 
     from agentkd.agent.cascaded import INDEX_DIR
     from agentkd.collect import RunFolder
-    from agentkd.demos import DemoStore
-    from agentkd.demos.embedders import LiteLLMEmbedder
+    from agentkd.store import DemoStore, LiteLLMEmbedder
     from agentkd.errors import AgentKDError
 
     folder = RunFolder(run)

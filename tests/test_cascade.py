@@ -6,7 +6,7 @@ import pytest
 
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.collect import RunFolder, collect
-from agentkd.demos import DemoStore
+from agentkd.store import DemoStore
 from agentkd.evaluate import summarize
 from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.icd import StudentPolicy

@@ -24,7 +24,7 @@ INDEX_DIR = "index"
 
 def load_store(run: str | Path) -> Any:
     """The demonstration store built by `agentkd index` in a run folder."""
-    from agentkd.demos import DemoStore
+    from agentkd.store import DemoStore
 
     return DemoStore.load(Path(run) / INDEX_DIR)
 

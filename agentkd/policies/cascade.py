@@ -77,7 +77,7 @@ class CascadePolicy:
         return keys
 
     def _learn(self, ctx: PolicyContext, teacher_text: str) -> None:
-        from agentkd.demos import records_from_trajectory
+        from agentkd.store import records_from_trajectory
 
         parsed = parse_action(teacher_text)
         if parsed.code is None:

@@ -1,0 +1,87 @@
+"""Teacher steps as retrievable demonstration records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.agent.parsing import render_action
+from agentkd.records import Trajectory
+
+CONTEXT_CHARS = 1000
+"""Longest context (the observation the teacher acted on) kept in a record."""
+WINDOW_ACTION_CHARS = 300
+WINDOW_OBSERVATION_CHARS = 300
+"""Longest earlier code / observation shown in a demo's short history."""
+
+
+class StepRecord(BaseModel):
+    """One teacher step: found by its goal and context, shown to a student as `demo`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    """`{task_id}:{sample_index}:{step_index}`."""
+    task_id: str
+    sample_index: int
+    step_index: int
+    goal: str
+    """The task prompt."""
+    context: str
+    """The state the teacher acted in: the latest observation before this step ("" at step 0)."""
+    thought: str
+    action: str
+    demo: str
+    """What a student sees: up to `window` earlier (code, observation) pairs, then this step."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters (with a marker when cut)."""
+    return text if len(text) <= limit else text[:limit].rstrip() + " ..."
+
+
+def render_demo(thought: str, action: str, history: list[tuple[str, str]]) -> str:
+    """The demonstration text: earlier (code, observation) pairs compactly, then `Thought: ...` + code."""
+    lines = []
+    for code, observation in history:
+        lines.append(f"Earlier step:\n```python\n{clip(code, WINDOW_ACTION_CHARS)}\n```")
+        lines.append(f"Observation: {clip(observation, WINDOW_OBSERVATION_CHARS) or '(no output)'}")
+    if lines:
+        lines.append("Next step:")
+    lines.append(render_action(thought, action))
+    return "\n".join(lines)
+
+
+def _scalar_metadata(traj: Trajectory) -> dict[str, Any]:
+    """Task metadata with scalar values only (plans / answers stay out of the store), plus provenance."""
+    meta: dict[str, Any] = {k: v for k, v in traj.task.metadata.items() if isinstance(v, (str, int, float, bool))}
+    meta.update(policy=traj.policy, split=traj.task.split, success=traj.success, score=traj.score)
+    return meta
+
+
+def records_from_trajectory(traj: Trajectory, window: int = 1) -> list[StepRecord]:
+    """One record per teacher step that ran code (steps whose output did not parse are skipped)."""
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    meta = _scalar_metadata(traj)
+    records: list[StepRecord] = []
+    for i, step in enumerate(traj.steps):
+        if step.role != "teacher" or step.action is None:
+            continue
+        earlier = [s for s in traj.steps[:i] if s.action is not None]
+        history = [(s.action or "", s.observation) for s in earlier[-window:]] if window else []
+        records.append(StepRecord(
+            id=f"{traj.task.id}:{traj.sample_index}:{step.index}",
+            task_id=traj.task.id,
+            sample_index=traj.sample_index,
+            step_index=step.index,
+            goal=traj.task.prompt,
+            context=clip(traj.steps[i - 1].observation, CONTEXT_CHARS) if i else "",
+            thought=step.thought,
+            action=step.action,
+            demo=render_demo(step.thought, step.action, history),
+            metadata={**meta, **({"model": step.model} if step.model else {})},
+        ))
+    return records
