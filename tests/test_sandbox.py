@@ -283,3 +283,14 @@ def test_trial_runs_in_a_forked_copy_and_leaves_state_untouched(isolation):
         r = sb.trial("import os\nos._exit(4)")
         assert "crashed" in r.error
         assert sb.run("print(x)").stdout == "1\n"  # still the same worker, state intact
+
+
+@needs_bwrap
+def test_read_only_mounts_are_readable_but_not_writable(tmp_path):
+    data = tmp_path / "corpus"
+    data.mkdir()
+    (data / "facts.txt").write_text("shared data")
+    with PythonSandbox(isolation="bwrap", read_only=(str(data),)) as sb:
+        assert sb.run(f"print(open({str(data / 'facts.txt')!r}).read())").stdout == "shared data\n"
+        assert "Read-only file system" in sb.run(f"open({str(data / 'new.txt')!r}, 'w')").error
+    assert sorted(p.name for p in data.iterdir()) == ["facts.txt"]
