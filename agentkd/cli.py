@@ -22,6 +22,15 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _sandbox_config(sandbox: Optional[str], **limits: float) -> object:
+    """The sandbox settings from --sandbox; raises SandboxUnavailableError now if none can run."""
+    from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+
+    config = SandboxConfig(**limits, **({"isolation": sandbox} if sandbox else {}))
+    PythonSandbox(config=config)
+    return config
+
+
 @app.callback()
 def main() -> None:
     """Collect teacher trajectories, distil them into small students, evaluate."""
@@ -51,11 +60,9 @@ def collect(
     from agentkd.errors import AgentKDError, ModelError
     from agentkd.models.client import ModelClient
     from agentkd.policies import LLMPolicy, ReferencePolicy
-    from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
     try:
-        sandbox_config = SandboxConfig(timeout_s=exec_timeout, **({"isolation": sandbox} if sandbox else {}))
-        PythonSandbox(config=sandbox_config)  # refuses now, before any episode, if there is no sandbox
+        sandbox_config = _sandbox_config(sandbox, timeout_s=exec_timeout)  # refuses before any episode
         environment = load_environment(env)
         tasks = environment.tasks(split, n)
         if teacher == "reference":
@@ -194,7 +201,6 @@ def eval_command(
     from agentkd.policies import LLMPolicy, ReferencePolicy
     from agentkd.policies.cascade import CascadePolicy
     from agentkd.policies.icd import StudentPolicy
-    from agentkd.tools.sandbox import SandboxConfig
 
     if policy not in ("teacher", "student", "icd", "cascade"):
         _fail(f"unknown policy {policy!r}; choose teacher, student, icd or cascade", code=2)
@@ -217,7 +223,7 @@ def eval_command(
                                              temperature=temperature, agreement=agreement,  # type: ignore[arg-type]
                                              min_agree=min_agree, online=online),
         }[policy]()
-        sandbox_config = SandboxConfig(**({"isolation": sandbox} if sandbox else {}))
+        sandbox_config = _sandbox_config(sandbox)
         settings = {"policy": policy, "split": split, "teacher": teacher_spec, "max_steps": max_steps}
         if policy != "teacher":
             settings.update(student=student, max_tokens=max_tokens)
@@ -310,15 +316,13 @@ def check_env_command(
     """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails."""
     from agentkd.check_env import check_environment
     from agentkd.errors import AgentKDError
-    from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
     try:
-        sandbox_config = SandboxConfig(**({"isolation": sandbox} if sandbox else {}))
-        PythonSandbox(config=sandbox_config)  # refuses now if there is no sandbox
+        sandbox_config = _sandbox_config(sandbox)
     except (AgentKDError, ValueError) as exc:
         _fail(str(exc))
         return
-    report = check_environment(env, n=n, sandbox=sandbox_config)
+    report = check_environment(env, n=n, sandbox=sandbox_config)  # type: ignore[arg-type]
     if not report.loaded:
         _fail(f"cannot load environment {env!r}: {report.checks[0].detail}")
     table = Table(title=f"check-env: {env}")
