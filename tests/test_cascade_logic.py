@@ -1,6 +1,5 @@
 """Cascade voting, accounting and metrics with scripted students (fast); the real student is in test_cascade.py."""
 
-import asyncio
 
 import pytest
 

@@ -4,17 +4,13 @@ import textwrap
 import pytest
 
 from agentkd import (
-    BM25Retriever,
     CodeActAgent,
-    Document,
     Environment,
     EnvironmentDefinitionError,
     EnvironmentLoadError,
     ReferencePolicy,
-    Task,
     ToolDefinitionError,
     UnknownSplitError,
-    format_hits,
     load_environment,
     tool,
 )

@@ -4,7 +4,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from typer.testing import CliRunner
 
-from agentkd import CodeActAgent, LLMPolicy, ModelClient, ModelError, load_environment
+from agentkd import CodeActAgent, LLMPolicy, ModelClient, ModelError
 from agentkd.cli import app
 from agentkd.collect import RunFolder, collect
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agentkd.agent.parsing import parse_action
 from agentkd.policies.agreement import AgreementMode, normalize_code, result_key, tally
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
@@ -89,9 +87,3 @@ class CascadePolicy:
         if records:
             self.student.store.add_records(records[-1:])
 
-
-def deferral_summary(steps: list[Step]) -> dict[str, Any]:
-    """Counts of cascade steps accepted from the student and deferred to the teacher."""
-    voted = [s for s in steps if s.vote]
-    deferred = sum(s.deferred for s in voted)
-    return {"cascade_steps": len(voted), "deferred": deferred, "accepted": len(voted) - deferred}

@@ -6,7 +6,10 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from agentkd.models.embeddings import Embedder
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -82,7 +85,7 @@ class DenseRetriever:
         import faiss
         import numpy as np
 
-        from agentkd.models.embeddings import Embedder, default_embedder
+        from agentkd.models.embeddings import default_embedder
 
         if not documents:
             raise ValueError("DenseRetriever needs at least one document")
