@@ -119,7 +119,7 @@ def break_even(upfront_usd: float, teacher_cost: float, policy_cost: float) -> B
     result = BreakEven(upfront_usd=upfront_usd, teacher_cost_per_episode_usd=teacher_cost,
                        policy_cost_per_episode_usd=policy_cost, saving_per_episode_usd=saving)
     if teacher_cost <= 0:
-        result.note = "the teacher's cost is 0 here (reference or unpriced teacher): pass teacher prices"
+        result.note = "the teacher costs $0 per episode (a reference teacher spends no tokens; price a model teacher with --teacher-price)"
     elif saving <= 0:
         result.note = "no saving per episode: the cascade costs at least as much as the teacher"
     else:
