@@ -198,7 +198,7 @@ def eval_command(
     from agentkd.errors import AgentKDError
     from agentkd.evaluate import evaluate
     from agentkd.models.client import ModelClient
-    from agentkd.policies import LLMPolicy, ReferencePolicy
+    from agentkd.policies import make_policy
     from agentkd.policies.cascade import CascadePolicy
     from agentkd.policies.icd import StudentPolicy
 
@@ -211,8 +211,7 @@ def eval_command(
         environment = load_environment(identity["env"])
         tasks = environment.tasks(split, n)
         teacher_spec = teacher or identity["teacher"]
-        teacher_policy = ReferencePolicy() if teacher_spec == "reference" else LLMPolicy(
-            ModelClient(teacher_spec, api_base=api_base), role="teacher")
+        teacher_policy = make_policy(teacher_spec, api_base=api_base)
         store = load_store(run) if policy in ("icd", "cascade") else None
         student_client = ModelClient(student, max_tokens=max_tokens)
         chosen = {

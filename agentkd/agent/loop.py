@@ -93,7 +93,7 @@ class CodeActAgent:
             out = await self.policy.act(ctx)
         except ModelError as exc:
             if exc.fatal:
-                await self._close(state)
+                _close_soon(state.get("worker"))
                 raise
             return self._failed(exc)
         except (AgentKDError, PolicyError) as exc:
@@ -141,7 +141,7 @@ class CodeActAgent:
                 "final_answer": final_answer, "status": status}
 
     async def _finish(self, state: EpisodeState) -> dict[str, Any]:
-        await self._close(state)
+        _close_soon(state.get("worker"))
         task, steps = state["task"], state["steps"]
         traj = Trajectory(
             task=task,
@@ -161,16 +161,6 @@ class CodeActAgent:
             grade = self.env.grade(traj.final_answer, task, state.get("env_state"))
             traj.score, traj.success = grade.score, grade.success
         return {"trajectory": traj}
-
-    @staticmethod
-    async def _close(state: EpisodeState) -> None:
-        starting = state.get("worker")
-        if starting is None:
-            return
-        try:
-            (await starting).close()
-        except Exception:  # noqa: BLE001 - a worker that never started has nothing to close
-            pass
 
     # episodes ---------------------------------------------------------------------
     async def arun(self, task: Task, sample_index: int = 0) -> Trajectory:
@@ -193,7 +183,8 @@ class CodeActAgent:
 
 
 def _close_soon(starting: asyncio.Future[PythonSandbox] | None) -> None:
-    """Close a worker without awaiting (safe while being cancelled)."""
+    """Close an episode's worker without awaiting it: now if it has started, else once it has
+    (safe while being cancelled; a worker that failed to start has nothing to close)."""
     if starting is None:
         return
     if starting.done():

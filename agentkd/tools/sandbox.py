@@ -258,9 +258,8 @@ class PythonSandbox:
         config: SandboxConfig | None = None,
         **settings: Any,
     ) -> None:
-        self.config = (config or SandboxConfig()).model_copy(update=settings) if settings else (config or SandboxConfig())
-        if settings:
-            self.config = SandboxConfig(**self.config.model_dump())  # validate the overrides
+        base = config or SandboxConfig()
+        self.config = SandboxConfig(**{**base.model_dump(), **settings}) if settings else base  # overrides validated
         self.server = fork_server(self.config)
         self.tool_names = list(tool_names)
         self.tool_handler = tool_handler
