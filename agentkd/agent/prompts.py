@@ -58,3 +58,21 @@ def format_observation(stdout: str, error: str | None, limit: int) -> str:
     if len(text) > limit:
         text = text[:limit] + f"\n...[observation truncated to {limit} characters]"
     return text
+
+
+STUDENT_SYSTEM_TEMPLATE = """Solve the task in steps. Each step: "Thought: ..." then one ```python block. \
+Printed output comes back as the Observation. Call final_answer(answer) when done.{tools}"""
+
+
+def student_system_prompt(env: Environment) -> str:
+    """The short system prompt fine-tuned students are trained and run with (tool signatures only)."""
+    tools = "".join(f"\n- {t.name}{t.signature}: {t.description.splitlines()[0] if t.description else ''}".rstrip(": ")
+                    for t in env.tools.values())
+    return STUDENT_SYSTEM_TEMPLATE.format(tools=f"\nTools:{tools}" if tools else "")
+
+
+def with_student_prompt(env: Environment, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with the system prompt swapped for the short student prompt."""
+    system = {"role": "system", "content": student_system_prompt(env)}
+    rest = messages[1:] if messages and messages[0].get("role") == "system" else messages
+    return [system, *rest]

@@ -1,0 +1,88 @@
+"""The training configuration: defaults, YAML files and command-line overrides, resolved into one record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentkd.errors import AgentKDError
+from agentkd.train.filters import FilterConfig
+
+
+class TrainConfigError(AgentKDError):
+    """A training configuration file or option is invalid."""
+
+
+class TrainConfig(BaseModel):
+    """Everything `agentkd train` needs; written to RUN/student/config.yaml as resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student: str = "smollm2-135m"
+    """Local alias or a folder holding a Hugging Face causal LM."""
+    epochs: float = Field(2.0, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    lora_r: int = Field(32, ge=0)
+    """LoRA rank; 0 trains all weights (full fine-tuning)."""
+    lora_alpha: int | None = None
+    """Default: 2 * lora_r."""
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    batch_size: int = Field(8, ge=1)
+    """Conversations per optimizer step (per device)."""
+    micro_batch_size: int = Field(2, ge=1)
+    """Conversations per forward pass; batch_size / micro_batch_size passes are accumulated. Small micro
+    batches are faster on CPUs (the logits of long rows are memory-bound) and fit small GPUs."""
+    scheduler: str = "cosine"
+    warmup_steps: int = Field(3, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    padding_free: bool = True
+    """Concatenate a batch's conversations into one row (no pad tokens; attention kept per conversation)."""
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto: bf16 on CUDA, and on CPUs with native bf16 matrix units (AMX); fp32 otherwise."""
+    max_trajectories: int | None = Field(None, ge=1)
+    seed: int = 0
+    logging_steps: int = Field(5, ge=1)
+    save_steps: int = Field(20, ge=1)
+    """Checkpoint every this many optimizer steps (what `--resume` continues from)."""
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+
+    @model_validator(mode="after")
+    def _micro_batch_divides(self) -> "TrainConfig":
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})")
+        return self
+
+    @property
+    def gradient_accumulation(self) -> int:
+        return self.batch_size // self.micro_batch_size
+
+    @property
+    def alpha(self) -> int:
+        return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_r
+
+
+def resolve_config(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults, then the YAML file, then the non-None command-line overrides."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise TrainConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise TrainConfigError(f"{path} must hold a mapping of settings (student: ..., epochs: ...)")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise TrainConfigError(f"invalid training settings: {problems} (see `agentkd train --help`)") from exc

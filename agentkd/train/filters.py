@@ -1,0 +1,80 @@
+"""Which collected trajectories become SFT data: success threshold, clean format, no duplicates."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.policies.agreement import normalize_code
+from agentkd.records import Trajectory
+
+
+class FilterConfig(BaseModel):
+    """Rules that decide which trajectories are trained on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_score: float | None = None
+    """Grader score a trajectory needs; None = the environment's own success verdict."""
+    drop_parse_errors: bool = True
+    dedupe: bool = True
+    """Drop a trajectory whose task and (normalised) actions repeat an earlier one."""
+    max_tokens: int = Field(1024, ge=16)
+    """Longest example (student prompt + conversation), in student tokens; longer ones are dropped."""
+
+
+class FilterReport(BaseModel):
+    """What was kept, what was set apart as failed, and why the rest was dropped."""
+
+    seen: int = 0
+    kept: list[Trajectory] = Field(default_factory=list)
+    failed: list[Trajectory] = Field(default_factory=list)
+    """Finished but unsuccessful (or step-limited) episodes, kept apart for preference training."""
+    dropped: dict[str, int] = Field(default_factory=dict)
+    """Reason → count (failed episodes are counted here too, under their reason)."""
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.dropped.items(), key=lambda kv: -kv[1])) or "none"
+        return (f"{self.seen} trajectories: kept {len(self.kept)}, set apart {len(self.failed)} failed, "
+                f"dropped {sum(self.dropped.values())} ({reasons})")
+
+
+def _succeeded(traj: Trajectory, min_score: float | None) -> bool:
+    return traj.success if min_score is None else traj.score >= min_score
+
+
+def _dedupe_key(traj: Trajectory) -> tuple[str, ...]:
+    return (" ".join(traj.task.prompt.lower().split()),
+            *(normalize_code(s.action) if s.action else "" for s in traj.steps))
+
+
+def filter_trajectories(trajectories: Iterable[Trajectory], config: FilterConfig | None = None) -> FilterReport:
+    """Apply the quality rules (the token-length cap is applied when examples are tokenised)."""
+    config = config or FilterConfig()
+    report = FilterReport()
+    seen_keys: set[tuple[str, ...]] = set()
+    for traj in trajectories:
+        report.seen += 1
+        if traj.status == "error":
+            report.drop("episode errors")
+        elif traj.status == "step_limit":
+            report.drop("step-limit hits (set apart as failed)")
+            report.failed.append(traj)
+        elif not _succeeded(traj, config.min_score):
+            report.drop("below the success threshold (set apart as failed)")
+            report.failed.append(traj)
+        elif config.drop_parse_errors and traj.parse_errors:
+            report.drop("parse failures")
+        elif not traj.steps or not traj.messages:
+            report.drop("no steps")
+        elif config.dedupe and (key := _dedupe_key(traj)) in seen_keys:
+            report.drop("duplicates")
+        else:
+            if config.dedupe:
+                seen_keys.add(key)
+            report.kept.append(traj)
+    return report

@@ -1,0 +1,260 @@
+"""`agentkd train`: filtered trajectories → SFT examples → TRL SFTTrainer (+ peft LoRA) → RUN/student/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from agentkd.collect.run_folder import RunFolder
+from agentkd.env.environment import Environment
+from agentkd.errors import AgentKDError
+from agentkd.records import Trajectory
+from agentkd.train.config import TrainConfig
+from agentkd.train.filters import FilterReport, filter_trajectories
+from agentkd.train.sft_data import SFTExample, build_examples
+
+STUDENT_DIR = "student"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+CHECKPOINT_DIR = "checkpoints"
+STUDENT_MARKER = "agentkd_student.json"
+"""Written next to the merged weights: tells policies to use the short student prompt."""
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+class TrainingError(AgentKDError):
+    """Training cannot start or did not finish (no data, a student folder in the way, ...)."""
+
+
+@dataclass
+class TrainResult:
+    student_dir: Path
+    merged_dir: Path
+    adapter_dir: Path | None
+    filters: FilterReport
+    examples: int
+    too_long: int
+    train_tokens: int
+    """Tokens fed through the model (all epochs, no padding counted)."""
+    seconds: float
+    final_loss: float | None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+
+def cpu_has_bf16_units() -> bool:
+    """True on CPUs with AMX bf16 tiles, where bf16 autocast makes training faster, not slower."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def use_bf16(precision: str) -> bool:
+    import torch
+
+    if precision != "auto":
+        return precision == "bf16"
+    return torch.cuda.is_available() or cpu_has_bf16_units()
+
+
+def student_dir(run: str | Path) -> Path:
+    return Path(run) / STUDENT_DIR
+
+
+def trained_student_path(run: str | Path) -> Path:
+    """RUN/student/merged, or a clear error when `agentkd train` has not finished for this run."""
+    merged = student_dir(run) / MERGED_DIR
+    if not (merged / "config.json").is_file():
+        raise TrainingError(f"{run} has no trained student ({merged} is missing); run `agentkd train --run {run}` first")
+    return merged
+
+
+def is_trained_student(path: str | Path) -> bool:
+    """Whether a model folder was written by `agentkd train` (and so expects the short student prompt)."""
+    return (Path(path) / STUDENT_MARKER).is_file()
+
+
+def prepare_data(
+    env: Environment, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig
+) -> tuple[list[SFTExample], FilterReport, int]:
+    """Filter, cap and tokenise: (examples, filter report, number dropped as too long)."""
+    report = filter_trajectories(trajectories, config.filters)
+    kept = report.kept[: config.max_trajectories] if config.max_trajectories else report.kept
+    examples, too_long = build_examples(env, kept, tokenizer, config.filters.max_tokens)
+    if too_long:
+        report.dropped[f"longer than {config.filters.max_tokens} tokens"] = too_long
+    return examples, report, too_long
+
+
+def build_trainer(
+    model_path: str | Path, examples: list[SFTExample], config: TrainConfig, output_dir: Path,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """A TRL SFTTrainer over pre-tokenised examples (labels = assistant tokens), with LoRA unless lora_r == 0."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    cuda = torch.cuda.is_available()
+    bf16 = use_bf16(config.precision)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_path), dtype=torch.bfloat16 if (cuda and bf16) else torch.float32, attn_implementation="sdpa"
+    )
+    dataset = Dataset.from_list([{"input_ids": e.input_ids, "assistant_masks": e.assistant_masks} for e in examples])
+    args = SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=bf16,
+        use_cpu=not cuda,
+        padding_free=config.padding_free,
+        max_length=None,  # examples are length-capped by the filters, never truncated mid-turn
+        shuffle_dataset=True,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft_config = None
+    if config.lora_r > 0:
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout,
+                                 target_modules=config.target_modules, task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=callbacks or [])
+
+
+def _progress_callback(on_progress: ProgressFn) -> Any:
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.last: dict[str, float] = {}
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            on_progress(state.global_step, state.max_steps, self.last)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+            self.last = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            on_progress(state.global_step, state.max_steps, self.last)
+
+    return _Progress()
+
+
+def train_student(
+    run: str | Path,
+    env: Environment,
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_progress: ProgressFn | None = None,
+    on_data: Callable[[FilterReport, list[SFTExample]], None] | None = None,
+) -> TrainResult:
+    """Train RUN's student from RUN/trajectories.jsonl and write RUN/student/."""
+    from transformers import AutoTokenizer
+
+    from agentkd.models.local_hf import resolve_local_model
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = student_dir(run)
+    checkpoints = out / CHECKPOINT_DIR
+    if out.exists() and not resume:
+        if not overwrite:
+            raise TrainingError(f"{out} already exists; pass --resume to continue its training or --overwrite to "
+                                "start again (which deletes it)")
+        shutil.rmtree(out)
+    if resume and not any(checkpoints.glob("checkpoint-*")):
+        raise TrainingError(f"nothing to resume: {checkpoints} holds no checkpoint; run without --resume")
+    model_path = resolve_local_model(config.student)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    trajectories = list(RunFolder(run).iter_trajectories())
+    examples, report, too_long = prepare_data(env, trajectories, tokenizer, config)
+    if on_data:
+        on_data(report, examples)
+    if not examples:
+        raise TrainingError(f"no trajectory in {run} passed the filters ({report.summary()}); collect more, or "
+                            "loosen the filters in a --config file")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    _write_data_files(out, report, examples)
+
+    callbacks = [_progress_callback(on_progress)] if on_progress else []
+    trainer = build_trainer(model_path, examples, config, checkpoints, callbacks)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - started
+    train_tokens = _tokens_trained(trainer, examples, config)
+    adapter_dir = _save(trainer, tokenizer, out, config)
+    _write_log(out, trainer.state.log_history, train_tokens, seconds)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return TrainResult(student_dir=out, merged_dir=out / MERGED_DIR, adapter_dir=adapter_dir, filters=report,
+                       examples=len(examples), too_long=too_long, train_tokens=train_tokens, seconds=seconds,
+                       final_loss=losses[-1] if losses else output.training_loss)
+
+
+def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig) -> int:
+    per_epoch = sum(len(e.input_ids) for e in examples)
+    steps_per_epoch = max(trainer.state.max_steps / max(config.epochs, 1e-9), 1e-9)
+    return int(per_epoch * trainer.state.global_step / steps_per_epoch)
+
+
+def _save(trainer: Any, tokenizer: Any, out: Path, config: TrainConfig) -> Path | None:
+    """The adapter (LoRA only) and merged, directly loadable weights; then the marker file."""
+    model = trainer.model
+    adapter_dir = None
+    if config.lora_r > 0:
+        adapter_dir = out / ADAPTER_DIR
+        model.save_pretrained(str(adapter_dir))
+        tokenizer.save_pretrained(str(adapter_dir))
+        model = model.merge_and_unload()
+    merged = out / MERGED_DIR
+    tmp = merged.with_name(MERGED_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / STUDENT_MARKER).write_text(json.dumps({"prompt": "student", "base": config.student}, indent=2))
+    shutil.rmtree(merged, ignore_errors=True)
+    os.replace(tmp, merged)
+    return adapter_dir
+
+
+def _write_data_files(out: Path, report: FilterReport, examples: list[SFTExample]) -> None:
+    summary = {"summary": report.summary(), "seen": report.seen, "kept": len(report.kept), "examples": len(examples),
+               "failed": len(report.failed), "dropped": report.dropped,
+               "tokens": sum(len(e.input_ids) for e in examples),
+               "trained_tokens": sum(e.trained_tokens for e in examples)}
+    (out / "data.json").write_text(json.dumps(summary, indent=2))
+    with open(out / "failed.jsonl", "w") as handle:  # kept apart for later preference training
+        for traj in report.failed:
+            handle.write(traj.model_dump_json() + "\n")
+
+
+def _write_log(out: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
+    with open(out / "train_log.jsonl", "w") as handle:
+        for entry in history:
+            handle.write(json.dumps(entry) + "\n")
+        handle.write(json.dumps({"train_tokens": tokens, "train_seconds": round(seconds, 2),
+                                 "tokens_per_s": round(tokens / seconds, 1) if seconds else None}) + "\n")
