@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -129,7 +130,6 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Start a new store instead of adding to the existing one."),
 ) -> None:
     """Build (or extend) RUN/index: a FAISS store of the run's successful teacher steps."""
-    import time
 
     from agentkd.agent.cascaded import INDEX_DIR
     from agentkd.collect import RunFolder
@@ -159,6 +159,66 @@ def index(
                   f"{meta['index']} index, {meta['embedder']} ({meta['dimension']} dims) in {target}")
 
 
+@app.command()
+def train(
+    run: Path = typer.Option(..., "--run", help="Run folder made by `agentkd collect`; the student is written to RUN/student/."),
+    student: Optional[str] = typer.Option(None, "--student", help="Base student: local alias (smollm2-135m) or a Hugging Face model folder. Default: smollm2-135m."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Passes over the data (default 2)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (default 1e-3, cosine schedule)."),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", min=0, help="LoRA rank (default 32); 0 = full fine-tuning."),
+    max_trajectories: Optional[int] = typer.Option(None, "--max-trajectories", min=1, help="Train on at most this many filtered trajectories."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with training settings (keys of agentkd.TrainConfig); options given here override it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in RUN/student/checkpoints."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing RUN/student and train again."),
+) -> None:
+    """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present)."""
+    from agentkd.collect import RunFolder
+    from agentkd.env.loading import load_environment
+    from agentkd.errors import AgentKDError
+    from agentkd.train import resolve_config, train_student
+
+    try:
+        identity = RunFolder(run).identity()
+        environment = load_environment(identity["env"])
+        settings = resolve_config(config, student=student, epochs=epochs, lr=lr, lora_r=lora_r,
+                                  max_trajectories=max_trajectories)
+    except AgentKDError as exc:
+        _fail(str(exc))
+        return
+
+    progress = Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+    def show_data(report: object, examples: list) -> None:
+        console.print(f"filters: {report.summary()}")  # type: ignore[attr-defined]
+        tokens = sum(len(e.input_ids) for e in examples)
+        console.print(f"SFT data: {len(examples)} conversations, {tokens} tokens "
+                      f"({sum(e.trained_tokens for e in examples)} assistant tokens trained on)")
+
+    with progress:
+        bar = progress.add_task("train", total=None, loss="-")
+
+        def update(step: int, total: int, logs: dict) -> None:
+            loss = f"{logs['loss']:.3f}" if "loss" in logs else "-"
+            progress.update(bar, completed=step, total=total, loss=loss)
+
+        try:
+            result = train_student(run, environment, settings, resume=resume, overwrite=overwrite,
+                                   on_progress=update, on_data=show_data)
+        except AgentKDError as exc:
+            progress.stop()
+            _fail(str(exc))
+            return
+        except KeyboardInterrupt:
+            progress.stop()
+            _fail(f"interrupted; continue from the last checkpoint with `agentkd train --run {run} --resume`", code=130)
+            return
+    loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
+    console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
+                  f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
+    console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student trained)")
+
+
 def _parse_price(text: Optional[str], option: str) -> Optional[tuple[float, float]]:
     if text is None:
         return None
@@ -169,19 +229,70 @@ def _parse_price(text: Optional[str], option: str) -> Optional[tuple[float, floa
     return (prompt, completion)
 
 
+POLICIES = ("teacher", "student", "icd", "sc", "cascade")
+
+
+def _student_model(run: Path, student: str) -> tuple[str, bool]:
+    """(model string, trained by agentkd?) for --student; `trained` means RUN/student/merged."""
+    from agentkd.train import is_trained_student, trained_student_path
+
+    if student == "trained":
+        path = trained_student_path(run)
+        return f"hf/{path}", True
+    folder = student.removeprefix("hf/")
+    return student, is_trained_student(folder)
+
+
+def build_eval_policy(
+    run: Path, policy: str, student: str = "smollm2-135m", teacher: Optional[str] = None, samples: int = 3,
+    temperature: float = 0.7, agreement: str = "code", min_agree: Optional[int] = None, k: int = 4,
+    online: bool = False, max_tokens: int = 256, api_base: Optional[str] = None,
+) -> tuple[object, dict, bool]:
+    """(policy, settings recorded with the evaluation, student is agentkd-trained) for `agentkd eval`."""
+    from agentkd.agent.cascaded import load_store
+    from agentkd.collect import RunFolder
+    from agentkd.models.client import ModelClient
+    from agentkd.policies import make_policy
+    from agentkd.policies.cascade import CascadePolicy
+    from agentkd.policies.icd import StudentPolicy
+    from agentkd.policies.self_consistent import SelfConsistentPolicy
+
+    identity = RunFolder(run).identity()
+    teacher_spec = teacher or identity["teacher"]
+    settings: dict = {"policy": policy, "teacher": teacher_spec}
+    if policy == "teacher":
+        return make_policy(teacher_spec, api_base=api_base), settings, False
+    model, trained = _student_model(run, student)
+    # A fine-tuned student acts without demonstrations, with the short prompt it was trained on.
+    store = load_store(run) if policy == "icd" or (policy == "cascade" and not trained) else None
+    base = StudentPolicy(ModelClient(model, max_tokens=max_tokens), store, k=k, student_prompt=trained)
+    settings.update(student=model, trained_student=trained, max_tokens=max_tokens)
+    if store is not None:
+        settings.update(k=k)
+    if policy in ("sc", "cascade"):
+        settings.update(samples=samples, temperature=temperature)
+    if policy == "sc":
+        return SelfConsistentPolicy(base, n=samples, temperature=temperature), settings, trained
+    if policy == "cascade":
+        settings.update(agreement=agreement, min_agree=min_agree, online=online)
+        return CascadePolicy(base, make_policy(teacher_spec, api_base=api_base), n=samples, temperature=temperature,
+                             agreement=agreement, min_agree=min_agree, online=online), settings, trained  # type: ignore[arg-type]
+    return base, settings, trained
+
+
 @app.command("eval")
 def eval_command(
     run: Path = typer.Option(..., "--run", help="Run folder made by `agentkd collect` (and `agentkd index` for icd/cascade)."),
-    policy: str = typer.Option(..., "--policy", help="teacher | student | icd | cascade"),
+    policy: str = typer.Option(..., "--policy", help="teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action generation) | cascade"),
     split: str = typer.Option("test", "--split", help="Task split to evaluate on."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Number of tasks (default: the whole split)."),
-    student: str = typer.Option("smollm2-135m", "--student", help="Student model: local alias, hf/<folder> or litellm string."),
+    student: str = typer.Option("smollm2-135m", "--student", help="Student model: local alias, a model folder, hf/<folder>, a litellm string, or 'trained' (RUN/student/merged from `agentkd train`)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher (default: the run's teacher)."),
-    samples: int = typer.Option(3, "--samples", min=1, help="Cascade: student samples per step."),
-    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Cascade: student sampling temperature."),
+    samples: int = typer.Option(3, "--samples", min=1, help="sc / cascade: student samples per step."),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="sc / cascade: student sampling temperature."),
     agreement: str = typer.Option("code", "--agreement", help="Cascade: code | result | majority."),
     min_agree: Optional[int] = typer.Option(None, "--min-agree", min=1, help="Cascade: samples that must agree (default: all; majority: more than half)."),
-    k: int = typer.Option(4, "--k", min=1, help="Demonstrations retrieved per step (icd, cascade)."),
+    k: int = typer.Option(4, "--k", min=1, help="Demonstrations retrieved per step (icd, and cascade with an untrained student)."),
     online: bool = typer.Option(False, "--online", help="Cascade: add the teacher's deferred steps to the store as they happen."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max tokens per student step."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Override the env's step limit."),
@@ -189,52 +300,33 @@ def eval_command(
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL for an OpenAI-compatible teacher server."),
     teacher_price: Optional[str] = typer.Option(None, "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers)."),
     student_price: Optional[str] = typer.Option(None, "--student-price", help="$ per 1M prompt,completion tokens for the student."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft appended for a trained student)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | bwrap | none (default: $AGENTKD_SANDBOX or auto)."),
 ) -> None:
-    """Evaluate a policy on a split: writes RUN/eval/<policy>.jsonl and RUN/eval/<policy>.json."""
-    from agentkd.agent.cascaded import load_store
+    """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
     from agentkd.collect import RunFolder
     from agentkd.env.loading import load_environment
     from agentkd.errors import AgentKDError
     from agentkd.evaluate import evaluate
-    from agentkd.models.client import ModelClient
-    from agentkd.policies import make_policy
-    from agentkd.policies.cascade import CascadePolicy
-    from agentkd.policies.icd import StudentPolicy
 
-    if policy not in ("teacher", "student", "icd", "cascade"):
-        _fail(f"unknown policy {policy!r}; choose teacher, student, icd or cascade", code=2)
+    if policy not in POLICIES:
+        _fail(f"unknown policy {policy!r}; choose {', '.join(POLICIES)}", code=2)
     prices = {role: price for role, price in (("teacher", _parse_price(teacher_price, "--teacher-price")),
                                               ("student", _parse_price(student_price, "--student-price"))) if price}
     try:
-        identity = RunFolder(run).identity()
-        environment = load_environment(identity["env"])
+        environment = load_environment(RunFolder(run).identity()["env"])
         tasks = environment.tasks(split, n)
-        teacher_spec = teacher or identity["teacher"]
-        teacher_policy = make_policy(teacher_spec, api_base=api_base)
-        store = load_store(run) if policy in ("icd", "cascade") else None
-        student_client = ModelClient(student, max_tokens=max_tokens)
-        chosen = {
-            "teacher": lambda: teacher_policy,
-            "student": lambda: StudentPolicy(student_client),
-            "icd": lambda: StudentPolicy(student_client, store, k=k),
-            "cascade": lambda: CascadePolicy(StudentPolicy(student_client, store, k=k), teacher_policy, n=samples,
-                                             temperature=temperature, agreement=agreement,  # type: ignore[arg-type]
-                                             min_agree=min_agree, online=online),
-        }[policy]()
+        chosen, settings, trained = build_eval_policy(
+            run, policy, student=student, teacher=teacher, samples=samples, temperature=temperature,
+            agreement=agreement, min_agree=min_agree, k=k, online=online, max_tokens=max_tokens, api_base=api_base)
         sandbox_config = _sandbox_config(sandbox)
-        settings = {"policy": policy, "split": split, "teacher": teacher_spec, "max_steps": max_steps}
-        if policy != "teacher":
-            settings.update(student=student, max_tokens=max_tokens)
-        if policy in ("icd", "cascade"):
-            settings.update(k=k)
-        if policy == "cascade":
-            settings.update(samples=samples, temperature=temperature, agreement=agreement, min_agree=min_agree, online=online)
+        settings.update(split=split, max_steps=max_steps)
     except (AgentKDError, ValueError) as exc:
         _fail(str(exc))
         return
+    report_name = name or (f"{policy}-sft" if trained else policy)
 
-    progress = Progress(TextColumn(f"[bold]eval {policy}[/]"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(f"[bold]eval {report_name}[/]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("success {task.fields[success]:.0%}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=console)
     with progress:
@@ -245,12 +337,12 @@ def eval_command(
 
         try:
             report = asyncio.run(evaluate(
-                environment, chosen, tasks, run, policy, split, settings, concurrency=concurrency, prices=prices,
+                environment, chosen, tasks, run, report_name, split, settings, concurrency=concurrency, prices=prices,
                 agent_kwargs={"max_steps": max_steps, "sandbox": sandbox_config}, on_trajectory=update,
             ))
         except AgentKDError as exc:
             progress.stop()
-            _fail(f"{exc}\nFinished episodes are kept in {run}/eval/{policy}.jsonl; re-run to resume.")
+            _fail(f"{exc}\nFinished episodes are kept in {run}/eval/{report_name}.jsonl; re-run to resume.")
             return
         progress.update(bar, completed=len(tasks))
     _print_eval_report(report)
@@ -304,6 +396,42 @@ def _print_collect_summary(stats: object, folder: object) -> None:
     Console().print(table)
     for msg in s.error_messages:  # type: ignore[attr-defined]
         console.print(f"[yellow]episode error[/] {msg}")
+
+
+@app.command()
+def pipeline(
+    run: Path = typer.Option(Path("runs/demo"), "--run", help="Run folder for every stage. Re-running resumes finished stages."),
+    env: str = typer.Option("factqa", "--env", help="Environment (must have a reference solver when --teacher is reference)."),
+    teacher: str = typer.Option("reference", "--teacher", help="Teacher: reference or a litellm model string."),
+    train_tasks: int = typer.Option(120, "--train-tasks", min=1, help="Teacher episodes collected and trained on."),
+    epochs: float = typer.Option(2.0, "--epochs", min=0.01, help="Training epochs."),
+    eval_tasks: int = typer.Option(20, "--eval-tasks", min=1, help="Held-out test tasks per evaluated policy."),
+    samples: int = typer.Option(3, "--samples", min=1, help="Cascade: student samples per step."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | bwrap | none (default: $AGENTKD_SANDBOX or auto)."),
+) -> None:
+    """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table."""
+    from agentkd.pipeline import PipelineError, PipelineSettings, results, run_stage, stages
+
+    settings = PipelineSettings(env=env, teacher=teacher, train_tasks=train_tasks, epochs=epochs,
+                                eval_tasks=eval_tasks, samples=samples, sandbox=sandbox)
+    planned = stages(run, settings)
+    started = time.perf_counter()
+    try:
+        for number, stage in enumerate(planned, 1):
+            run_stage(stage, number, len(planned), echo=console.print)
+    except PipelineError as exc:
+        _fail(str(exc))
+    table = Table(title=f"agentkd pipeline: {env}, {eval_tasks} held-out test tasks ({time.perf_counter() - started:.0f} s)")
+    for column in ("policy", "success (95% CI)", "mean steps", "student share of steps", "teacher share of steps",
+                   "s / episode"):
+        table.add_column(column)
+    for row in results(run, planned):
+        lo, hi = row["success_ci95"]  # type: ignore[misc]
+        share = float(row["student_share_of_steps"])  # type: ignore[arg-type]
+        table.add_row(str(row["policy"]), f"{row['success_rate']:.0%} ({lo:.0%}–{hi:.0%})", f"{row['mean_steps']:.2f}",
+                      f"{share:.0%}", f"{1 - share:.0%}", f"{row['mean_episode_latency_s']:.1f}")
+    Console().print(table)
+    console.print(f"reports: {run}/eval/*.json; trajectories: {run}/eval/*.jsonl; student: {run}/student/merged")
 
 
 @app.command("check-env")

@@ -42,7 +42,7 @@ async def evaluate(
     wanted = {t.id for t in tasks}
     trajs = [t for t in folder.iter_trajectories() if t.task.id in wanted and t.sample_index == 0]
     report = summarize(trajs, policy=name, split=split, prices=prices)
-    if name == "cascade":
+    if report.deferral_rate is not None:  # a cascade: what did distillation save?
         report.break_even = cascade_break_even(run, report.cost_per_episode_usd, prices)
     report.details["policy"] = policy.name
     (Path(run) / EVAL_DIR / f"{name}.json").write_text(report.model_dump_json(indent=2))

@@ -39,3 +39,20 @@ def tally(keys: list[str | None], needed: int) -> dict[str, Any]:
         "winner_index": keys.index(winner) if winner is not None else None,
         "unusable": sum(k is None for k in keys),
     }
+
+
+async def trial_keys(ctx: Any, codes: list[str | None]) -> list[str | None]:
+    """Run each candidate's code in a forked copy of the episode's worker, with tools bound to a copy of the
+    episode's state (nothing leaks into the episode), and return its `result_key` (None: unparseable or erroring)."""
+    import copy
+
+    sandbox = await ctx.sandbox
+    keys: list[str | None] = []
+    for code in codes:  # one at a time: a worker serves one request at a time
+        if code is None:
+            keys.append(None)
+            continue
+        handler = ctx.env.tool_handler(copy.deepcopy(ctx.state)) if ctx.state is not None else None
+        r = await sandbox.atrial(code, tool_handler=handler)
+        keys.append(result_key(r.stdout, r.error, r.final, r.answer))
+    return keys

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentkd.agent.parsing import parse_action
-from agentkd.policies.agreement import AgreementMode, normalize_code, result_key, tally
+from agentkd.policies.agreement import AgreementMode, normalize_code, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.records import Step, Trajectory
@@ -64,15 +64,7 @@ class CascadePolicy:
         parsed = [parse_action(t) for t in texts]
         if self.agreement != "result":
             return [normalize_code(p.code) if p.code else None for p in parsed]
-        sandbox = await ctx.sandbox
-        keys: list[str | None] = []
-        for p in parsed:  # one at a time: a worker serves one request at a time
-            if p.code is None:
-                keys.append(None)
-                continue
-            r = await sandbox.atrial(p.code)
-            keys.append(result_key(r.stdout, r.error, r.final, r.answer))
-        return keys
+        return await trial_keys(ctx, [p.code for p in parsed])
 
     def _learn(self, ctx: PolicyContext, teacher_text: str) -> None:
         from agentkd.store import records_from_trajectory

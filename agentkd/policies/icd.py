@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentkd.agent.prompts import DEFAULT_STOP
+from agentkd.agent.prompts import DEFAULT_STOP, with_student_prompt
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Role
@@ -37,6 +37,7 @@ class StudentPolicy:
         role: Role = "student",
         stop: list[str] | None = None,
         prefill: str | None = "Thought:",
+        student_prompt: bool = False,
     ) -> None:
         self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
         self.store = store
@@ -46,19 +47,22 @@ class StudentPolicy:
         # Stopping at the closing fence saves the tokens small models spend chatting after the code.
         self.stop = [*DEFAULT_STOP, CLOSING_FENCE] if stop is None else stop
         self.prefill = prefill
-        self.name = f"{'icd' if store is not None else 'student'}:{self.client.model}"
+        self.student_prompt = student_prompt
+        kind = "icd" if store is not None else "sft" if student_prompt else "student"
+        self.name = f"{kind}:{self.client.model}"
 
     def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
         """The conversation with demonstrations for the current state added to the system prompt."""
+        messages = with_student_prompt(ctx.env, ctx.messages) if self.student_prompt else list(ctx.messages)
         if self.store is None or len(self.store) == 0:
-            return list(ctx.messages)
+            return messages
         context = ctx.steps[-1].observation if ctx.steps else ""
         hits = self.store.search(ctx.task.prompt, context, k=self.k, goal_weight=self.goal_weight)
         if not hits:
-            return list(ctx.messages)
-        system = dict(ctx.messages[0])
+            return messages
+        system = dict(messages[0])
         system["content"] = f"{system['content']}\n\n{render_demonstrations(hits)}"
-        return [system, *ctx.messages[1:]]
+        return [system, *messages[1:]]
 
     async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
         """n candidate outputs for the next step (each starting with the prefill, when set)."""

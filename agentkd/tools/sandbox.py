@@ -316,26 +316,28 @@ class PythonSandbox:
         limit = self.config.timeout_s if timeout is None else timeout
         return self._request({"op": "exec", "code": code}, limit, limit)
 
-    def trial(self, code: str, timeout: float | None = None) -> ExecutionResult:
+    def trial(self, code: str, timeout: float | None = None, tool_handler: ToolHandler | None = None) -> ExecutionResult:
         """Execute `code` in a forked copy of the worker: the persistent namespace is not changed.
 
-        Host-side tools are still called for real, so only side-effect-free tools keep a trial
-        free of side effects. A trial that times out or crashes leaves the worker intact.
+        Host-side tools are called through `tool_handler` when given (pass one bound to a copy of the
+        episode's state so that stateful tools leave the episode untouched), else through the worker's
+        own handler. A trial that times out or crashes leaves the worker intact.
         """
         limit = self.config.timeout_s if timeout is None else timeout
-        return self._request({"op": "trial", "code": code, "timeout": limit}, limit, limit + 5.0)
+        return self._request({"op": "trial", "code": code, "timeout": limit}, limit, limit + 5.0, tool_handler)
 
     async def arun(self, code: str, timeout: float | None = None) -> ExecutionResult:
         """`run` without blocking the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, self.run, code, timeout)
 
-    async def atrial(self, code: str, timeout: float | None = None) -> ExecutionResult:
+    async def atrial(self, code: str, timeout: float | None = None, tool_handler: ToolHandler | None = None) -> ExecutionResult:
         """`trial` without blocking the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_EXECUTOR, self.trial, code, timeout)
+        return await loop.run_in_executor(_EXECUTOR, self.trial, code, timeout, tool_handler)
 
-    def _request(self, message: dict[str, Any], limit: float, host_limit: float) -> ExecutionResult:
+    def _request(self, message: dict[str, Any], limit: float, host_limit: float,
+                 tool_handler: ToolHandler | None = None) -> ExecutionResult:
         """Send one exec/trial request, serve tool calls until it is done or the deadline passes."""
         self.start()
         assert self._channel is not None
@@ -348,7 +350,7 @@ class PythonSandbox:
                 if reply is None:
                     return self._lost(started, f"Execution timed out after {limit:g} s", timed_out=True)
                 if reply.get("op") == "call":
-                    self._send(self._serve_tool_call(reply))
+                    self._send(self._serve_tool_call(reply, tool_handler or self.tool_handler))
                     continue
                 if reply.get("op") == "done":
                     return ExecutionResult(
@@ -371,16 +373,16 @@ class PythonSandbox:
         assert self._sock is not None
         self._sock.sendall((json.dumps(message) + "\n").encode())
 
-    def _serve_tool_call(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _serve_tool_call(self, message: dict[str, Any], handler: ToolHandler | None) -> dict[str, Any]:
         name = message.get("name")
         args = message.get("args", [])
         kwargs = message.get("kwargs", {})
-        if name not in self.tool_names or self.tool_handler is None:
+        if name not in self.tool_names or handler is None:
             return {"op": "raise", "error": f"unknown tool {name!r}"}
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             return {"op": "raise", "error": "malformed tool call"}
         try:
-            value = self.tool_handler(str(name), args, kwargs)
+            value = handler(str(name), args, kwargs)
         except Exception as exc:  # noqa: BLE001 - a failing tool is an observation, not a crash
             return {"op": "raise", "error": f"{name} failed: {type(exc).__name__}: {exc}"}
         try:

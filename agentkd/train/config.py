@@ -33,9 +33,9 @@ class TrainConfig(BaseModel):
     target_modules: str | list[str] = "all-linear"
     batch_size: int = Field(8, ge=1)
     """Conversations per optimizer step (per device)."""
-    micro_batch_size: int = Field(2, ge=1)
-    """Conversations per forward pass; batch_size / micro_batch_size passes are accumulated. Small micro
-    batches are faster on CPUs (the logits of long rows are memory-bound) and fit small GPUs."""
+    micro_batch_size: int = Field(1, ge=1)
+    """Conversations per forward pass; batch_size / micro_batch_size passes are accumulated. One is fastest
+    on a CPU (measured: 293 tokens/s vs 213 with 2 and 173 with 4 on 2 cores); raise it on a GPU."""
     scheduler: str = "cosine"
     warmup_steps: int = Field(3, ge=0)
     weight_decay: float = Field(0.0, ge=0)

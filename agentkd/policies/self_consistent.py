@@ -1,0 +1,30 @@
+"""Self-consistent action generation: sample N actions, try each, act on the most common result."""
+
+from __future__ import annotations
+
+from agentkd.agent.parsing import parse_action
+from agentkd.policies.agreement import tally, trial_keys
+from agentkd.policies.base import PolicyContext, PolicyOutput
+from agentkd.policies.icd import StudentPolicy
+
+
+class SelfConsistentPolicy:
+    """The student samples `n` candidate steps at `temperature`; each is run in a forked copy of the episode's
+    worker (tools bound to a copy of the episode's state); erroring or unparseable candidates are dropped and the
+    step whose result (the final answer's value, else the printed output) is most common is taken.
+    When every candidate fails, the first one is taken so the episode sees the error and can recover."""
+
+    def __init__(self, student: StudentPolicy, n: int = 5, temperature: float = 0.7) -> None:
+        if n < 1:
+            raise ValueError("self-consistent generation needs n >= 1 samples")
+        self.student, self.n, self.temperature = student, n, temperature
+        self.name = f"sc{n}:{student.client.model}"
+
+    async def act(self, ctx: PolicyContext) -> PolicyOutput:
+        sampled = await self.student.sample(ctx, self.n, self.temperature)
+        texts = sampled.texts
+        keys = await trial_keys(ctx, [parse_action(t).code for t in texts])
+        vote = {"mode": "result", **tally(keys, 1)}
+        chosen = vote["winner_index"] if vote["winner_index"] is not None else 0
+        return PolicyOutput(text=texts[chosen], role=self.student.role, model=sampled.model, usage=sampled.usage,
+                            latency_s=sampled.latency_s, candidates=texts, vote=vote)
