@@ -77,7 +77,13 @@ class Step(BaseModel):
     @property
     def deferred(self) -> bool:
         """True for a cascade step the student's samples disagreed on (the teacher acted)."""
-        return bool(self.vote) and not self.vote.get("accepted", True)
+        return self.cascaded and not self.vote.get("accepted", True)  # type: ignore[union-attr]
+
+    @property
+    def cascaded(self) -> bool:
+        """True for a step a cascade decided (student samples voted; the teacher could have taken it).
+        Self-consistent steps also carry a vote, but nobody could take them over."""
+        return bool(self.vote) and self.vote.get("deferrable", True)
 
 
 class Trajectory(BaseModel):

@@ -3,6 +3,7 @@
 import pytest
 
 from agentkd import CodeActAgent, Environment, ReferencePolicy, tool
+from agentkd.evaluate import summarize
 from agentkd.models.client import Completion
 from agentkd.policies.self_consistent import SelfConsistentPolicy
 from agentkd.records import Step, Task, Trajectory, Usage
@@ -47,7 +48,7 @@ def test_config_file_then_options(tmp_path):
     file.write_text("epochs: 3\nlr: 0.0005\nfilters:\n  max_tokens: 512\n")
     config = resolve_config(file, lr=0.002, lora_r=None)
     assert (config.epochs, config.lr, config.lora_r, config.filters.max_tokens) == (3, 0.002, 32, 512)
-    assert config.alpha == 64 and config.gradient_accumulation == 4
+    assert config.alpha == 64 and config.gradient_accumulation == 8  # batch 8 of micro-batches of 1
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -115,6 +116,8 @@ def test_self_consistency_votes_on_final_answer_values_and_drops_errors():
     assert step.output == code("final_answer(transfer(5))") and len(step.candidates) == 5
     # Five trials called `transfer` on copies of the state; only the chosen step touched the episode.
     assert traj.final_answer == 5 and traj.success and step.role == "student"
+    report = summarize([traj], policy="sc", split="train")
+    assert report.deferral_rate is None and report.student_share_of_steps == 1.0  # no teacher could take over
 
 
 def test_self_consistency_with_only_failing_candidates_takes_the_first():

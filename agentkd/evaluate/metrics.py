@@ -94,7 +94,7 @@ def summarize(trajs: list[Trajectory], policy: str, split: str, prices: Prices |
             steps=len(acted) / n,
             mean_step_latency_s=sum(s.latency_s for s in acted) / len(acted) if acted else 0.0,
         )
-    voted = [s for s in steps if s.vote]
+    voted = [s for s in steps if s.cascaded]
     return EvalReport(
         policy=policy,
         split=split,

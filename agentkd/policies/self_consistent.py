@@ -24,7 +24,7 @@ class SelfConsistentPolicy:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
         texts = sampled.texts
         keys = await trial_keys(ctx, [parse_action(t).code for t in texts])
-        vote = {"mode": "result", **tally(keys, 1)}
+        vote = {"mode": "result", "deferrable": False, **tally(keys, 1)}
         chosen = vote["winner_index"] if vote["winner_index"] is not None else 0
         return PolicyOutput(text=texts[chosen], role=self.student.role, model=sampled.model, usage=sampled.usage,
                             latency_s=sampled.latency_s, candidates=texts, vote=vote)

@@ -40,7 +40,8 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(3, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     padding_free: bool = True
-    """Concatenate a batch's conversations into one row (no pad tokens; attention kept per conversation)."""
+    """With micro_batch_size > 1 and flash-attention: concatenate a micro-batch into one row (no pad tokens,
+    attention kept per conversation). Otherwise micro-batches are padded, grouped by length."""
     gradient_checkpointing: bool = False
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 on CUDA, and on CPUs with native bf16 matrix units (AMX); fp32 otherwise."""

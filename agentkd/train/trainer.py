@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -114,8 +115,9 @@ def build_trainer(
         keep_freed_memory()
     bf16 = use_bf16(config.precision)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    attention = "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else "sdpa"
     model = AutoModelForCausalLM.from_pretrained(
-        str(model_path), dtype=torch.bfloat16 if (cuda and bf16) else torch.float32, attn_implementation="sdpa"
+        str(model_path), dtype=torch.bfloat16 if (cuda and bf16) else torch.float32, attn_implementation=attention
     )
     dataset = Dataset.from_list([{"input_ids": e.input_ids, "assistant_masks": e.assistant_masks} for e in examples])
     args = SFTConfig(
@@ -130,7 +132,11 @@ def build_trainer(
         gradient_checkpointing=config.gradient_checkpointing,
         bf16=bf16,
         use_cpu=not cuda,
-        padding_free=config.padding_free,
+        # One conversation per micro-batch has no padding anyway. Several conversations in one row would attend
+        # to each other under sdpa/eager (measured with transformers 5.23; only varlen flash-attention kernels
+        # keep them apart), so without flash-attention micro-batches are padded, grouped by length.
+        padding_free=config.padding_free and config.micro_batch_size > 1 and attention == "flash_attention_2",
+        train_sampling_strategy="group_by_length" if config.micro_batch_size > 1 else "random",
         max_length=None,  # examples are length-capped by the filters, never truncated mid-turn
         shuffle_dataset=True,
         seed=config.seed,
