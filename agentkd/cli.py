@@ -407,13 +407,14 @@ def pipeline(
     epochs: float = typer.Option(2.0, "--epochs", min=0.01, help="Training epochs."),
     eval_tasks: int = typer.Option(20, "--eval-tasks", min=1, help="Held-out test tasks per evaluated policy."),
     samples: int = typer.Option(3, "--samples", min=1, help="Cascade: student samples per step."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Step limit of evaluated episodes (default: the env's)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | bwrap | none (default: $AGENTKD_SANDBOX or auto)."),
 ) -> None:
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table."""
     from agentkd.pipeline import PipelineError, PipelineSettings, results, run_stage, stages
 
     settings = PipelineSettings(env=env, teacher=teacher, train_tasks=train_tasks, epochs=epochs,
-                                eval_tasks=eval_tasks, samples=samples, sandbox=sandbox)
+                                eval_tasks=eval_tasks, samples=samples, max_steps=max_steps, sandbox=sandbox)
     planned = stages(run, settings)
     started = time.perf_counter()
     try:
@@ -430,7 +431,8 @@ def pipeline(
         share = float(row["student_share_of_steps"])  # type: ignore[arg-type]
         table.add_row(str(row["policy"]), f"{row['success_rate']:.0%} ({lo:.0%}–{hi:.0%})", f"{row['mean_steps']:.2f}",
                       f"{share:.0%}", f"{1 - share:.0%}", f"{row['mean_episode_latency_s']:.1f}")
-    Console().print(table)
+    out = Console()
+    Console(width=max(out.width, 120)).print(table)  # never wrap the one table that matters into a column soup
     console.print(f"reports: {run}/eval/*.json; trajectories: {run}/eval/*.jsonl; student: {run}/student/merged")
 
 

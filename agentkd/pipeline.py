@@ -32,6 +32,7 @@ class PipelineSettings(BaseModel):
     agreement: str = "result"
     max_tokens: int = 96
     concurrency: int = 2
+    max_steps: int | None = None
     sandbox: str | None = None
 
 
@@ -46,7 +47,8 @@ class Stage:
 def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     """The commands the pipeline runs, in order; each one resumes when re-run."""
     sandbox = ["--sandbox", s.sandbox] if s.sandbox else []
-    common_eval = ["--run", str(run), "--n", str(s.eval_tasks), "--concurrency", str(s.concurrency), *sandbox]
+    common_eval = ["--run", str(run), "--n", str(s.eval_tasks), "--concurrency", str(s.concurrency), *sandbox,
+                   *(["--max-steps", str(s.max_steps)] if s.max_steps else [])]
     student_eval = [*common_eval, "--student", "trained", "--max-tokens", str(s.max_tokens)]
     train = ["train", "--run", str(run), "--epochs", str(s.epochs), "--lr", str(s.lr), "--lora-r", str(s.lora_r)]
     if (run / "student" / "merged" / "config.json").is_file():
