@@ -33,12 +33,25 @@ from agentkd.evaluate import EvalReport, evaluate  # noqa: E402
 from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
 from agentkd.policies.cascade import CascadePolicy  # noqa: E402
 from agentkd.policies.icd import StudentPolicy  # noqa: E402
+from agentkd.policies.self_consistent import SelfConsistentPolicy  # noqa: E402
+from agentkd.train import (  # noqa: E402
+    FilterConfig,
+    FilterReport,
+    TrainConfig,
+    TrainConfigError,
+    TrainingError,
+    TrainResult,
+    filter_trajectories,
+    train_student,
+)
 from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
 from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
 from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig  # noqa: E402
 
 __all__ = [
-    "__version__", "CascadedAgent", "CascadePolicy", "StudentPolicy", "DemoStore", "StepRecord", "StoreError",
+    "__version__", "CascadedAgent", "CascadePolicy", "StudentPolicy", "SelfConsistentPolicy", "FilterConfig",
+    "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError", "TrainResult", "filter_trajectories",
+    "train_student", "DemoStore", "StepRecord", "StoreError",
     "StoreMismatchError", "EvalReport", "evaluate", "CodeActAgent", "ParsedAction", "parse_action",
     "Environment", "Grade", "load_environment", "exact_match", "f1_score", "normalize_text", "normalized_match",
     "numeric_match", "AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",

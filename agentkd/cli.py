@@ -232,17 +232,6 @@ def _parse_price(text: Optional[str], option: str) -> Optional[tuple[float, floa
 POLICIES = ("teacher", "student", "icd", "sc", "cascade")
 
 
-def _student_model(run: Path, student: str) -> tuple[str, bool]:
-    """(model string, trained by agentkd?) for --student; `trained` means RUN/student/merged."""
-    from agentkd.train import is_trained_student, trained_student_path
-
-    if student == "trained":
-        path = trained_student_path(run)
-        return f"hf/{path}", True
-    folder = student.removeprefix("hf/")
-    return student, is_trained_student(folder)
-
-
 def build_eval_policy(
     run: Path, policy: str, student: str = "smollm2-135m", teacher: Optional[str] = None, samples: int = 3,
     temperature: float = 0.7, agreement: str = "code", min_agree: Optional[int] = None, k: int = 4,
@@ -256,13 +245,14 @@ def build_eval_policy(
     from agentkd.policies.cascade import CascadePolicy
     from agentkd.policies.icd import StudentPolicy
     from agentkd.policies.self_consistent import SelfConsistentPolicy
+    from agentkd.train import resolve_student
 
     identity = RunFolder(run).identity()
     teacher_spec = teacher or identity["teacher"]
     settings: dict = {"policy": policy, "teacher": teacher_spec}
     if policy == "teacher":
         return make_policy(teacher_spec, api_base=api_base), settings, False
-    model, trained = _student_model(run, student)
+    model, trained = resolve_student(run, student)
     # A fine-tuned student acts without demonstrations, with the short prompt it was trained on.
     store = load_store(run) if policy == "icd" or (policy == "cascade" and not trained) else None
     base = StudentPolicy(ModelClient(model, max_tokens=max_tokens), store, k=k, student_prompt=trained)

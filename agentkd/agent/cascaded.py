@@ -32,7 +32,9 @@ def load_store(run: str | Path) -> Any:
 class CascadedAgent:
     """A student that acts when its samples agree and defers single steps to the teacher otherwise.
 
-    Build it from objects, or from a run folder with `CascadedAgent.from_run("runs/NAME")`.
+    Build it from objects, or from a run folder with `CascadedAgent.from_run("runs/NAME")`
+    (`student="trained"` takes the run's fine-tuned student). A student folder written by `agentkd train`
+    is run with the short prompt it was trained on and without demonstrations.
     """
 
     def __init__(
@@ -50,11 +52,15 @@ class CascadedAgent:
         max_steps: int | None = None,
         sandbox: SandboxConfig | None = None,
     ) -> None:
+        from agentkd.train import is_trained_student
+
+        model = student if isinstance(student, str) else student.model
+        trained = is_trained_student(model.removeprefix("hf/"))
         self.env = env
-        self.store = store
+        self.store = None if trained else store
         teacher_policy = make_policy(teacher) if isinstance(teacher, str) else teacher
         self.policy = CascadePolicy(
-            StudentPolicy(student, store, k=k), teacher_policy, n=n, temperature=temperature,
+            StudentPolicy(student, self.store, k=k, student_prompt=trained), teacher_policy, n=n, temperature=temperature,
             agreement=agreement, min_agree=min_agree, online=online,
         )
         self.agent = CodeActAgent(env, self.policy, max_steps=max_steps, sandbox=sandbox)
@@ -64,9 +70,15 @@ class CascadedAgent:
         cls, run: str | Path, student: ModelClient | str = "smollm2-135m", teacher: Policy | str | None = None,
         env: Environment | str | None = None, **kwargs: Any,
     ) -> CascadedAgent:
-        """Environment and teacher as recorded in run.json (overridable); the store from RUN/index."""
+        """Environment and teacher as recorded in run.json (overridable); the store from RUN/index, or the
+        fine-tuned student from RUN/student with `student="trained"`."""
+        from agentkd.train import resolve_student
+
         identity = RunFolder(run).identity()
         environment = load_environment(env or identity["env"]) if not isinstance(env, Environment) else env
+        if student == "trained":
+            student = resolve_student(run, "trained")[0]
+            return cls(environment, student, teacher or identity["teacher"], None, **kwargs)
         return cls(environment, student, teacher or identity["teacher"], load_store(run), **kwargs)
 
     async def arun(self, task: Task | str) -> Trajectory:

@@ -350,7 +350,7 @@ class PythonSandbox:
                 if reply is None:
                     return self._lost(started, f"Execution timed out after {limit:g} s", timed_out=True)
                 if reply.get("op") == "call":
-                    self._send(self._serve_tool_call(reply, tool_handler or self.tool_handler))
+                    self._send(self._serve_tool_call(reply, tool_handler))
                     continue
                 if reply.get("op") == "done":
                     return ExecutionResult(
@@ -373,7 +373,8 @@ class PythonSandbox:
         assert self._sock is not None
         self._sock.sendall((json.dumps(message) + "\n").encode())
 
-    def _serve_tool_call(self, message: dict[str, Any], handler: ToolHandler | None) -> dict[str, Any]:
+    def _serve_tool_call(self, message: dict[str, Any], handler: ToolHandler | None = None) -> dict[str, Any]:
+        handler = handler or self.tool_handler
         name = message.get("name")
         args = message.get("args", [])
         kwargs = message.get("kwargs", {})

@@ -86,6 +86,13 @@ def is_trained_student(path: str | Path) -> bool:
     return (Path(path) / STUDENT_MARKER).is_file()
 
 
+def resolve_student(run: str | Path, student: str) -> tuple[str, bool]:
+    """(model string, trained by agentkd?) for a student spec; `trained` means RUN/student/merged."""
+    if student == "trained":
+        return f"hf/{trained_student_path(run)}", True
+    return student, is_trained_student(student.removeprefix("hf/"))
+
+
 def prepare_data(
     env: Environment, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig
 ) -> tuple[list[SFTExample], FilterReport, int]:
