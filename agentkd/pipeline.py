@@ -22,11 +22,11 @@ class PipelineSettings(BaseModel):
 
     env: str = "factqa"
     teacher: str = "reference"
-    train_tasks: int = 120
+    train_tasks: int = 50
     epochs: float = 2.0
     lr: float = 1e-3
     lora_r: int = 32
-    eval_tasks: int = 20
+    eval_tasks: int = 10
     samples: int = 3
     temperature: float = 0.7
     agreement: str = "result"
