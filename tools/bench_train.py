@@ -6,8 +6,9 @@ assistant tokens). They differ only in how the batch is run:
 
 - baseline: `SFTConfig` defaults: padded batches, no packing, gradient checkpointing on (TRL's default);
   bf16 is TRL's default on CUDA, but on a CPU that default refuses to start, so the baseline runs fp32 there;
-- agentkd: `TrainConfig` defaults: padding-free batches (one row per batch, attention kept per
-  conversation through position ids), no gradient checkpointing, bf16 where the CPU has AMX.
+- agentkd: `TrainConfig` defaults: on a CPU one conversation per micro-batch with gradients accumulated
+  to the same batch of 8 (no padding at all), no gradient checkpointing, bf16 where the CPU has AMX,
+  glibc told to keep freed memory.
 
 Throughput counts real tokens only (pad tokens are work, not data). Usage:
     python tools/bench_train.py [--trajectories 96] [--steps 8] [--repeats 1]
@@ -92,7 +93,8 @@ def main() -> None:
 
     print(f"baseline (plain TRL SFTConfig defaults, padded, gradient checkpointing, bf16={baseline_args.bf16}): "
           f"{base_s:.1f} s, {base_tps:.0f} real tokens/s ({padded / sum(lengths):.2f}x tokens incl. padding)")
-    print(f"agentkd  (padding-free, no checkpointing, bf16={use_bf16(config.precision)}): {ours_s:.1f} s, "
+    print(f"agentkd  (micro-batch {config.micro_batch_size} x {config.gradient_accumulation} accumulated, no checkpointing, "
+          f"bf16={use_bf16(config.precision)}): {ours_s:.1f} s, "
           f"{ours_tps:.0f} real tokens/s")
     print(f"speed-up: {ours_tps / base_tps:.2f}x")
 
