@@ -32,6 +32,12 @@ def _sandbox_config(sandbox: Optional[str], **limits: float) -> object:
     return config
 
 
+def _abort(progress: Progress, message: str, code: int = 1) -> None:
+    """Stop a live progress display, then fail with `message` (so the error is not drawn over)."""
+    progress.stop()
+    _fail(message, code)
+
+
 @app.callback()
 def main() -> None:
     """Collect teacher trajectories, distil them into small students, evaluate."""
@@ -106,17 +112,11 @@ def collect(
                 on_trajectory=update, agent_kwargs={"max_steps": max_steps, "sandbox": sandbox_config},
             ))
         except ModelError as exc:
-            progress.stop()
-            _fail(f"{exc}\nTrajectories written so far are kept in {folder.trajectories_path}; fix the problem and re-run to resume.")
-            return
+            _abort(progress, f"{exc}\nTrajectories written so far are kept in {folder.trajectories_path}; fix the problem and re-run to resume.")
         except AgentKDError as exc:
-            progress.stop()
-            _fail(str(exc))
-            return
+            _abort(progress, str(exc))
         except KeyboardInterrupt:
-            progress.stop()
-            _fail("interrupted; finished trajectories are kept. Re-run the same command to resume.", code=130)
-            return
+            _abort(progress, "interrupted; finished trajectories are kept. Re-run the same command to resume.", code=130)
         progress.update(bar, completed=total)
     _print_collect_summary(stats, folder)
 
@@ -206,13 +206,9 @@ def train(
             result = train_student(run, environment, settings, resume=resume, overwrite=overwrite,
                                    on_progress=update, on_data=show_data)
         except AgentKDError as exc:
-            progress.stop()
-            _fail(str(exc))
-            return
+            _abort(progress, str(exc))
         except KeyboardInterrupt:
-            progress.stop()
-            _fail(f"interrupted; continue from the last checkpoint with `agentkd train --run {run} --resume`", code=130)
-            return
+            _abort(progress, f"interrupted; continue from the last checkpoint with `agentkd train --run {run} --resume`", code=130)
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
     console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
                   f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
@@ -331,9 +327,7 @@ def eval_command(
                 agent_kwargs={"max_steps": max_steps, "sandbox": sandbox_config}, on_trajectory=update,
             ))
         except AgentKDError as exc:
-            progress.stop()
-            _fail(f"{exc}\nFinished episodes are kept in {run}/eval/{report_name}.jsonl; re-run to resume.")
-            return
+            _abort(progress, f"{exc}\nFinished episodes are kept in {run}/eval/{report_name}.jsonl; re-run to resume.")
         progress.update(bar, completed=len(tasks))
     _print_eval_report(report)
 
