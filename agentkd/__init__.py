@@ -1,62 +1,124 @@
-"""agentkd: distil expensive LLM agents into cheap ones through their trajectories."""
+"""agentkd: distil expensive LLM agents into cheap ones through their trajectories.
 
-__version__ = "0.1.0"
+The public API is re-exported here and imported lazily on first use, so that `import agentkd`
+(and `agentkd --help`) stays fast: litellm, LangGraph, FAISS and torch load only when needed.
+"""
 
-from agentkd.agent.cascaded import CascadedAgent  # noqa: E402
-from agentkd.agent.loop import CodeActAgent  # noqa: E402
-from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError  # noqa: E402
-from agentkd.agent.parsing import ParsedAction, parse_action  # noqa: E402
-from agentkd.env import (  # noqa: E402
-    Environment,
-    Grade,
-    exact_match,
-    f1_score,
-    load_environment,
-    normalize_text,
-    normalized_match,
-    numeric_match,
-)
-from agentkd.errors import (  # noqa: E402
-    AgentKDError,
-    EnvironmentDefinitionError,
-    EnvironmentLoadError,
-    ModelError,
-    RunFolderError,
-    SandboxError,
-    SandboxUnavailableError,
-    ToolDefinitionError,
-    TransientModelError,
-    UnknownSplitError,
-)
-from agentkd.models.client import Completion, ModelClient  # noqa: E402
-from agentkd.evaluate import EvalReport, evaluate  # noqa: E402
-from agentkd.policies import LLMPolicy, Policy, PolicyContext, PolicyOutput, ReferencePolicy, make_policy  # noqa: E402
-from agentkd.policies.cascade import CascadePolicy  # noqa: E402
-from agentkd.policies.icd import StudentPolicy  # noqa: E402
-from agentkd.policies.self_consistent import SelfConsistentPolicy  # noqa: E402
-from agentkd.train import (  # noqa: E402
-    FilterConfig,
-    FilterReport,
-    TrainConfig,
-    TrainConfigError,
-    TrainingError,
-    TrainResult,
-    filter_trajectories,
-    train_student,
-)
-from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage  # noqa: E402
-from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool  # noqa: E402
-from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "__version__", "CascadedAgent", "CascadePolicy", "StudentPolicy", "SelfConsistentPolicy", "FilterConfig",
-    "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError", "TrainResult", "filter_trajectories",
-    "train_student", "DemoStore", "StepRecord", "StoreError",
-    "StoreMismatchError", "EvalReport", "evaluate", "CodeActAgent", "ParsedAction", "parse_action",
-    "Environment", "Grade", "load_environment", "exact_match", "f1_score", "normalize_text", "normalized_match",
-    "numeric_match", "AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",
-    "RunFolderError", "SandboxError", "SandboxUnavailableError", "ToolDefinitionError", "TransientModelError", "UnknownSplitError",
-    "Completion", "ModelClient", "LLMPolicy", "Policy", "PolicyContext", "PolicyOutput", "ReferencePolicy",
-    "make_policy", "SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage", "BM25Retriever", "DenseRetriever",
-    "Document", "Hit", "Retriever", "Tool", "format_hits", "tool", "ExecutionResult", "PythonSandbox", "SandboxConfig",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from agentkd.version import __version__
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "agentkd.deploy": ("CascadedAgent",),
+    "agentkd.agent.loop": ("CodeActAgent",),
+    "agentkd.store": ("DemoStore", "StepRecord", "StoreError", "StoreMismatchError"),
+    "agentkd.codeact": ("ParsedAction", "parse_action", "normalize_code"),
+    "agentkd.env": ("Environment", "Grade", "exact_match", "f1_score", "load_environment", "normalize_text",
+                    "normalized_match", "numeric_match", "resolve_env_spec"),
+    "agentkd.errors": ("AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "ModelError",
+                       "RunFolderError", "SandboxError", "SandboxUnavailableError", "ToolDefinitionError",
+                       "TransientModelError", "UnknownSplitError"),
+    "agentkd.models.client": ("Completion", "ModelClient"),
+    "agentkd.evaluate": ("EvalReport", "evaluate"),
+    "agentkd.policies": ("Policy", "PolicyContext", "PolicyOutput", "BuildContext", "UnknownPolicyError",
+                         "build_policy", "make_policy", "policy_kinds", "register_policy", "student_spec",
+                         "teacher_spec", "validate_policy_spec"),
+    "agentkd.policies.llm": ("LLMPolicy",),
+    "agentkd.policies.reference": ("ReferencePolicy",),
+    "agentkd.policies.cascade": ("CascadePolicy",),
+    "agentkd.policies.icd": ("StudentPolicy",),
+    "agentkd.policies.self_consistent": ("SelfConsistentPolicy",),
+    "agentkd.train": ("FilterConfig", "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError",
+                      "TrainResult", "filter_trajectories", "train_student"),
+    "agentkd.records": ("SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage"),
+    "agentkd.run": ("RunFolder", "RunLayout"),
+    "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
+    "agentkd.tools": ("BM25Retriever", "DenseRetriever", "Document", "Hit", "Retriever", "Tool", "format_hits",
+                      "tool"),
+    "agentkd.tools.sandbox": ("ExecutionResult", "PythonSandbox", "SandboxConfig"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["__version__", *_MODULE_OF]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentkd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # static analysers see the real names
+    from agentkd.agent.loop import CodeActAgent
+    from agentkd.codeact import ParsedAction, normalize_code, parse_action
+    from agentkd.deploy import CascadedAgent
+    from agentkd.env import (
+        Environment,
+        Grade,
+        exact_match,
+        f1_score,
+        load_environment,
+        normalize_text,
+        normalized_match,
+        numeric_match,
+        resolve_env_spec,
+    )
+    from agentkd.errors import (
+        AgentKDError,
+        EnvironmentDefinitionError,
+        EnvironmentLoadError,
+        ModelError,
+        RunFolderError,
+        SandboxError,
+        SandboxUnavailableError,
+        ToolDefinitionError,
+        TransientModelError,
+        UnknownSplitError,
+    )
+    from agentkd.evaluate import EvalReport, evaluate
+    from agentkd.models.client import Completion, ModelClient
+    from agentkd.policies import (
+        BuildContext,
+        Policy,
+        PolicyContext,
+        PolicyOutput,
+        UnknownPolicyError,
+        build_policy,
+        make_policy,
+        policy_kinds,
+        register_policy,
+        student_spec,
+        teacher_spec,
+        validate_policy_spec,
+    )
+    from agentkd.policies.cascade import CascadePolicy
+    from agentkd.policies.icd import StudentPolicy
+    from agentkd.policies.llm import LLMPolicy
+    from agentkd.policies.reference import ReferencePolicy
+    from agentkd.policies.self_consistent import SelfConsistentPolicy
+    from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage
+    from agentkd.run import RunFolder, RunLayout
+    from agentkd.specs import EnvSpec, PolicySpec, SpecError
+    from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError
+    from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool
+    from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig
+    from agentkd.train import (
+        FilterConfig,
+        FilterReport,
+        TrainConfig,
+        TrainConfigError,
+        TrainingError,
+        TrainResult,
+        filter_trajectories,
+        train_student,
+    )

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from agentkd.env.environment import Environment
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Task, Trajectory
+from agentkd.specs import EnvSpec
 from agentkd.tools.sandbox import SandboxConfig
 
 WRONG_ANSWER = "agentkd-wrong-answer"
@@ -164,13 +165,13 @@ async def _episodes(env: Environment, policy: Any, tasks: list[Task], sandbox: S
     return list(await asyncio.gather(*(one(t) for t in tasks)))
 
 
-async def acheck_environment(env_or_spec: Environment | str, n: int = 5,
+async def acheck_environment(env_or_spec: Environment | EnvSpec | str, n: int = 5,
                              sandbox: SandboxConfig | None = None) -> CheckReport:
     """`check_environment` for async code."""
     from agentkd.env.loading import load_environment
     from agentkd.policies.reference import ReferencePolicy
 
-    report = CheckReport(spec=env_or_spec if isinstance(env_or_spec, str) else env_or_spec.name)
+    report = CheckReport(spec=env_or_spec.name if isinstance(env_or_spec, Environment) else str(env_or_spec))
     try:
         env = load_environment(env_or_spec)
     except Exception as exc:  # noqa: BLE001 - report every way loading can fail
@@ -221,7 +222,7 @@ async def acheck_environment(env_or_spec: Environment | str, n: int = 5,
     return report
 
 
-def check_environment(env_or_spec: Environment | str, n: int = 5,
+def check_environment(env_or_spec: Environment | EnvSpec | str, n: int = 5,
                       sandbox: SandboxConfig | None = None) -> CheckReport:
     """Check an environment (an Environment or a load spec); run its reference solver on `n` tasks per split."""
     return asyncio.run(acheck_environment(env_or_spec, n, sandbox))

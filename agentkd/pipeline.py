@@ -1,16 +1,30 @@
-"""The main job in one command: collect → index → train → evaluate the teacher, the student and the cascade."""
+"""The main job in one command: collect → index → train → evaluate the teacher, the student and the cascade.
+
+`stages` turns `PipelineSettings` into the same job objects the single commands run (CollectJob,
+IndexJob, TrainJob, EvalJob); the CLI runs each with the command's own progress display.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Union
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from agentkd.collect.job import CollectJob
 from agentkd.errors import AgentKDError
+from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec
+from agentkd.policies.registry import teacher_spec
+from agentkd.run.layout import TRAINED, RunLayout
+from agentkd.specs import EnvSpec
+from agentkd.store.build import IndexJob
+from agentkd.tools.sandbox import SandboxConfig
+from agentkd.train.config import TrainConfig
+from agentkd.train.job import TrainJob
+
+Job = Union[CollectJob, IndexJob, TrainJob, EvalJob]
 
 
 class PipelineError(AgentKDError):
@@ -20,7 +34,7 @@ class PipelineError(AgentKDError):
 class PipelineSettings(BaseModel):
     """The embedded defaults of `agentkd pipeline` (sized for a 2-core CPU in well under 15 minutes)."""
 
-    env: str = "factqa"
+    env: str | EnvSpec = "factqa"
     teacher: str = "reference"
     train_tasks: int = 50
     epochs: float = 2.0
@@ -33,59 +47,56 @@ class PipelineSettings(BaseModel):
     max_tokens: int = 96
     concurrency: int = 2
     max_steps: int | None = None
-    sandbox: str | None = None
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
 
 @dataclass
 class Stage:
     title: str
-    args: list[str]
+    job: Job | None
+    """What to run; None when the stage's output already exists and is kept."""
     report: str | None = None
     """RUN/eval/<report>.json this stage writes, for the results table."""
 
 
 def stages(run: Path, s: PipelineSettings) -> list[Stage]:
-    """The commands the pipeline runs, in order; each one resumes when re-run."""
-    sandbox = ["--sandbox", s.sandbox] if s.sandbox else []
-    common_eval = ["--run", str(run), "--n", str(s.eval_tasks), "--concurrency", str(s.concurrency), *sandbox,
-                   *(["--max-steps", str(s.max_steps)] if s.max_steps else [])]
-    student_eval = [*common_eval, "--student", "trained", "--max-tokens", str(s.max_tokens)]
-    train = ["train", "--run", str(run), "--epochs", str(s.epochs), "--lr", str(s.lr), "--lora-r", str(s.lora_r)]
-    if (run / "student" / "merged" / "config.json").is_file():
-        train = []  # already trained: keep it
-    elif any((run / "student" / "checkpoints").glob("checkpoint-*")):
-        train.append("--resume")
+    """The jobs the pipeline runs, in order; each one resumes when re-run."""
+    layout = RunLayout(run)
+    env = s.env if isinstance(s.env, EnvSpec) else EnvSpec(target=s.env, given=s.env)  # resolved by its stage
+    teacher = teacher_spec(s.teacher)
+    train: TrainJob | None = TrainJob(run=run, config=TrainConfig(epochs=s.epochs, lr=s.lr, lora_r=s.lora_r),
+                                      resume=layout.has_checkpoint())
+    if layout.has_trained_student():
+        train = None  # already trained: keep it
+    common = {"run": run, "split": "test", "n": s.eval_tasks, "concurrency": s.concurrency,
+              "max_steps": s.max_steps, "sandbox": s.sandbox}
+
+    def evaluation(choice: str, **options: Any) -> Stage:
+        spec = eval_policy_spec(choice, teacher, student=TRAINED, samples=s.samples, temperature=s.temperature,
+                                agreement=s.agreement, max_tokens=s.max_tokens, **options)
+        name = default_eval_name(choice, TRAINED)
+        title = {"teacher": "evaluate the teacher", "student": "evaluate the fine-tuned student",
+                 "cascade": "evaluate the cascade (fine-tuned student + teacher)"}[choice]
+        return Stage(title, EvalJob(policy=spec, name=name, **common), name)
+
     return [
-        Stage("collect teacher trajectories", ["collect", "--env", s.env, "--teacher", s.teacher, "--run", str(run),
-                                               "--n", str(s.train_tasks), *sandbox]),
-        Stage("index the teacher's steps", ["index", "--run", str(run)]),
+        Stage("collect teacher trajectories", CollectJob(run=run, env=env, teacher=teacher, n=s.train_tasks,
+                                                         sandbox=s.sandbox)),
+        Stage("index the teacher's steps", IndexJob(run=run)),
         Stage("fine-tune the student", train),
-        Stage("evaluate the teacher", ["eval", "--policy", "teacher", *common_eval], "teacher"),
-        Stage("evaluate the fine-tuned student", ["eval", "--policy", "student", *student_eval], "student-sft"),
-        Stage("evaluate the cascade (fine-tuned student + teacher)",
-              ["eval", "--policy", "cascade", *student_eval, "--samples", str(s.samples), "--temperature",
-               str(s.temperature), "--agreement", s.agreement], "cascade-sft"),
+        evaluation("teacher"),
+        evaluation("student"),
+        evaluation("cascade"),
     ]
-
-
-def run_stage(stage: Stage, number: int, total: int, echo: object = print) -> None:
-    """Run one stage as `python -m agentkd.cli ...` (its own progress bars show through)."""
-    echo(f"\n[{number}/{total}] {stage.title}" + ("" if stage.args else ": already done, kept"))  # type: ignore[operator]
-    if not stage.args:
-        return
-    code = subprocess.call([sys.executable, "-m", "agentkd.cli", *stage.args])
-    if code != 0:
-        raise PipelineError(f"stage {number} ({stage.title}) failed with exit code {code}; its output is above. "
-                            "Fix the problem and re-run the same command: finished stages resume.")
 
 
 def results(run: Path, all_stages: list[Stage]) -> list[dict[str, object]]:
     """One row per evaluated policy, read from RUN/eval/<report>.json."""
     rows = []
+    layout = RunLayout(run)
     for stage in all_stages:
-        path = run / "eval" / f"{stage.report}.json"
-        if stage.report and path.is_file():
-            report = json.loads(path.read_text())
+        if stage.report and layout.eval_report(stage.report).is_file():
+            report = json.loads(layout.eval_report(stage.report).read_text())
             rows.append({"policy": stage.report, **{k: report.get(k) for k in (
                 "episodes", "success_rate", "success_ci95", "mean_steps", "student_share_of_steps", "deferral_rate",
                 "mean_episode_latency_s")}})

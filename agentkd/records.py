@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from agentkd.specs import PolicySpec
+
+SCHEMA_VERSION = 2
+"""2 added `Trajectory.policy_spec`; version-1 lines read as they are (no spec)."""
 
 Role = Literal["teacher", "student", "reference", "system"]
 Status = Literal["finished", "step_limit", "error"]
@@ -93,6 +96,9 @@ class Trajectory(BaseModel):
     task: Task
     sample_index: int = 0
     policy: str
+    """Display name of the acting policy, e.g. `cascade:hf/smollm2-135m+teacher:reference`."""
+    policy_spec: PolicySpec | None = None
+    """The acting policy as data (rebuild it with `agentkd.build_policy`); None for policies without a spec."""
     messages: list[dict[str, Any]] = Field(default_factory=list)
     """The conversation as the acting policy saw it (system, user, assistant, ...)."""
     steps: list[Step] = Field(default_factory=list)

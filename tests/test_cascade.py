@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
-from agentkd.collect import RunFolder, collect
+from agentkd.collect import collect
+from agentkd.run import RunFolder
 from agentkd.store import DemoStore
 from agentkd.evaluate import summarize
 from agentkd.policies.cascade import CascadePolicy

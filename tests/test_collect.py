@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agentkd.cli import app
-from agentkd.collect import RunFolder
+from agentkd.run import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_ENV = str(ROOT / "tests" / "envs" / "slow_echo.py")

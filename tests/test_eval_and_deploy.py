@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd import ModelClient, Task
-from agentkd.agent.cascaded import CascadedAgent
+from agentkd.deploy import CascadedAgent
 from agentkd.cli import app
 
 pytestmark = pytest.mark.slow

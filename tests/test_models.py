@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from agentkd import CodeActAgent, LLMPolicy, ModelClient, ModelError
 from agentkd.cli import app
-from agentkd.collect import RunFolder, collect
+from agentkd.collect import collect
+from agentkd.run import RunFolder
 
 
 def stub_client(server, **kw):

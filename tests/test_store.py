@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import agentkd
-from agentkd.collect import RunFolder, collect
+from agentkd.collect import collect
+from agentkd.run import RunFolder
 from agentkd.records import Step, Trajectory
 from agentkd.store import (
     DemoStore,

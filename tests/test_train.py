@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.cli import app
-from agentkd.collect import RunFolder, collect
+from agentkd.collect import collect
+from agentkd.run import RunFolder
 from agentkd.models.local_hf import resolve_local_model
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.self_consistent import SelfConsistentPolicy

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import FakeOpenAIServerProcess  # noqa: E402
 
 from agentkd import LLMPolicy, ModelClient, load_environment  # noqa: E402
-from agentkd.collect import RunFolder, collect  # noqa: E402
+from agentkd.collect import collect
+from agentkd.run import RunFolder  # noqa: E402
 
 
 async def timed_collect(env, policy, tasks, concurrency: int) -> tuple[float, int, float]:

@@ -35,7 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 
 import agentkd
-from agentkd.collect import RunFolder, collect
+from agentkd.collect import collect
+from agentkd.run import RunFolder
 from agentkd.store import EMPTY_CONTEXT, DemoStore, StepRecord
 from agentkd.store.keys import mask_names
 

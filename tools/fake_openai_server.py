@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agentkd.agent.prompts import OBSERVATION_PREFIX
+from agentkd.codeact.prompts import OBSERVATION_PREFIX
 from agentkd.env.environment import Environment
 from agentkd.policies.reference import replay_reference
 

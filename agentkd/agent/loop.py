@@ -9,9 +9,9 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agentkd import __version__
-from agentkd.agent.parsing import parse_action
-from agentkd.agent.prompts import format_observation, initial_messages, observation_message
+from agentkd.version import __version__
+from agentkd.codeact.parsing import parse_action
+from agentkd.codeact.prompts import format_observation, initial_messages, observation_message
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError, ModelError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
@@ -147,6 +147,7 @@ class CodeActAgent:
             task=task,
             sample_index=state.get("sample_index", 0),
             policy=self.policy.name,
+            policy_spec=getattr(self.policy, "spec", None),
             messages=state["messages"],
             steps=steps,
             final_answer=state.get("final_answer"),

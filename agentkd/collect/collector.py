@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from agentkd.agent.loop import CodeActAgent
-from agentkd.collect.run_folder import RunFolder
+from agentkd.run.folder import RunFolder
 from agentkd.env.environment import Environment
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory

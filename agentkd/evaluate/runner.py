@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from agentkd.collect.collector import collect
-from agentkd.collect.run_folder import RunFolder
 from agentkd.env.environment import Environment
 from agentkd.evaluate.metrics import EvalReport, Prices, break_even, episode_cost, summarize
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory
-
-EVAL_DIR = "eval"
+from agentkd.run.folder import RunFolder
+from agentkd.run.layout import RunLayout
 
 
 def eval_folder(run: str | Path, name: str) -> RunFolder:
-    """RUN/eval/<name>.jsonl with its settings in RUN/eval/<name>.config.json."""
-    return RunFolder(Path(run) / EVAL_DIR, trajectories_name=f"{name}.jsonl", config_name=f"{name}.config.json")
+    """RUN/eval/<name>.jsonl with its identity and settings in RUN/eval/settings/<name>.json.
+
+    An evaluation started by agentkd 0.1 kept its settings in RUN/eval/<name>.config.json; they are moved."""
+    layout = RunLayout(run)
+    settings, legacy = layout.eval_settings(name), layout.legacy_eval_settings(name)
+    if legacy.is_file() and not settings.exists():
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(legacy, settings)
+    return RunFolder(run, trajectories=layout.eval_trajectories(name), config=settings)
 
 
 async def evaluate(
@@ -45,7 +52,10 @@ async def evaluate(
     if report.deferral_rate is not None:  # a cascade: what did distillation save?
         report.break_even = cascade_break_even(run, report.cost_per_episode_usd, prices)
     report.details["policy"] = policy.name
-    (Path(run) / EVAL_DIR / f"{name}.json").write_text(report.model_dump_json(indent=2))
+    spec = getattr(policy, "spec", None)
+    if spec is not None:
+        report.details["policy_spec"] = spec.model_dump(mode="json")
+    RunLayout(run).eval_report(name).write_text(report.model_dump_json(indent=2))
     return report
 
 
@@ -54,7 +64,7 @@ def cascade_break_even(run: str | Path, cascade_cost: float, prices: Prices | No
     when it exists, else the mean over the run's teacher trajectories."""
     collected: list[Trajectory] = list(RunFolder(run).iter_trajectories())
     upfront = sum(episode_cost(t, prices) for t in collected)
-    teacher_report = Path(run) / EVAL_DIR / "teacher.json"
+    teacher_report = RunLayout(run).eval_report("teacher")
     if teacher_report.is_file():
         teacher_cost = float(json.loads(teacher_report.read_text())["cost_per_episode_usd"])
     else:

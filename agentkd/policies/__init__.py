@@ -1,16 +1,31 @@
-"""Policies: who writes the next step."""
+"""Policies: who writes the next step. Each kind is registered with a settings model (see `registry`)."""
 
 from agentkd.policies.base import Policy, PolicyContext, PolicyError, PolicyOutput
-from agentkd.policies.llm import LLMPolicy
-from agentkd.policies.reference import ReferencePolicy, replay_reference
+from agentkd.policies.registry import (
+    BuildContext,
+    PolicyKind,
+    UnknownPolicyError,
+    build_policy,
+    policy_kind,
+    policy_kinds,
+    policy_settings,
+    register_policy,
+    spec_label,
+    student_spec,
+    teacher_spec,
+    validate_policy_spec,
+)
 
-__all__ = ["Policy", "PolicyContext", "PolicyError", "PolicyOutput", "LLMPolicy", "ReferencePolicy", "replay_reference"]
+__all__ = [
+    "Policy", "PolicyContext", "PolicyError", "PolicyOutput", "BuildContext", "PolicyKind", "UnknownPolicyError",
+    "build_policy", "policy_kind", "policy_kinds", "policy_settings", "register_policy", "spec_label",
+    "student_spec", "teacher_spec", "validate_policy_spec", "make_policy",
+]
 
 
-def make_policy(spec: str, role: str = "teacher", **client_kwargs: object) -> Policy:
-    """`reference` → the env's reference solver; anything else → an LLM policy for that model string."""
-    from agentkd.models.client import ModelClient
-
-    if spec == "reference":
-        return ReferencePolicy()
-    return LLMPolicy(ModelClient(spec, **client_kwargs), role=role)  # type: ignore[arg-type]
+def make_policy(model: str, role: str = "teacher", **client_settings: object) -> Policy:
+    """`reference` -> the env's reference solver; anything else -> an LLM policy for that model string
+    (`temperature`, `max_tokens`, `api_base` as settings)."""
+    if model == "reference":
+        return build_policy(teacher_spec(model))
+    return build_policy(teacher_spec(model, role=role, **client_settings))

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from collections import Counter
 from typing import Any, Literal
 
 AgreementMode = Literal["code", "result", "majority"]
-
-
-def normalize_code(code: str) -> str:
-    """Canonical form of a code block: comments, blank lines, spacing and quote style removed."""
-    try:
-        return ast.unparse(ast.parse(code))
-    except SyntaxError:
-        return " ".join(code.split())
 
 
 def result_key(stdout: str, error: str | None, final: bool, answer: Any) -> str | None:

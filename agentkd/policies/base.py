@@ -43,7 +43,8 @@ class PolicyOutput:
 
 @runtime_checkable
 class Policy(Protocol):
-    """Anything with a name and an async `act`."""
+    """Anything with a name and an async `act`. Policies that can be rebuilt from data also carry
+    `spec` (an `agentkd.PolicySpec`), which every trajectory they write records."""
 
     name: str
 

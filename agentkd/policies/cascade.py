@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from agentkd.agent.parsing import parse_action
-from agentkd.policies.agreement import AgreementMode, normalize_code, tally, trial_keys
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentkd.codeact.parsing import parse_action
+from agentkd.codeact.normalize import normalize_code
+from agentkd.policies.agreement import AgreementMode, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
+from agentkd.policies.registry import BuildContext, build_policy, register_policy
+from agentkd.policies.self_consistent import build_student_part
 from agentkd.records import Step, Trajectory
+from agentkd.specs import PolicySpec
+
+
+class CascadeSettings(BaseModel):
+    """Settings of the `cascade` kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student: PolicySpec = Field(description="a `student` or `icd` spec")
+    teacher: PolicySpec = Field(description="the policy a step is deferred to")
+    samples: int = Field(3, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    agreement: AgreementMode = "code"
+    min_agree: int | None = Field(None, ge=1)
+    online: bool = False
+
+    @model_validator(mode="after")
+    def _min_agree_fits(self) -> CascadeSettings:
+        if self.min_agree is not None and self.min_agree > self.samples:
+            raise ValueError(f"min_agree ({self.min_agree}) cannot exceed samples ({self.samples})")
+        return self
 
 
 class CascadePolicy:
@@ -40,6 +66,10 @@ class CascadePolicy:
             raise ValueError(f"min_agree must be between 1 and n={n}")
         self.online = online
         self.name = f"cascade:{student.client.model}+{teacher.name}"
+        teacher_spec = getattr(teacher, "spec", None)  # None: a policy object that cannot describe itself
+        self.spec = None if teacher_spec is None else PolicySpec(kind="cascade", settings=CascadeSettings(
+            student=student.spec, teacher=teacher_spec, samples=n, temperature=temperature, agreement=agreement,
+            min_agree=min_agree, online=online).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
@@ -79,3 +109,12 @@ class CascadePolicy:
         if records:
             self.student.store.add_records(records[-1:])
 
+
+
+@register_policy("cascade", CascadeSettings)
+def build_cascade(settings: CascadeSettings, context: BuildContext) -> CascadePolicy:
+    """The student acts when its samples agree; otherwise that one step goes to the teacher."""
+    return CascadePolicy(build_student_part(settings.student, context, "cascade"),
+                         build_policy(settings.teacher, context), n=settings.samples,
+                         temperature=settings.temperature, agreement=settings.agreement,
+                         min_agree=settings.min_agree, online=settings.online)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from agentkd.agent.prompts import DEFAULT_STOP, with_student_prompt
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.codeact.prompts import DEFAULT_STOP, with_student_prompt
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
+from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.records import Role
+from agentkd.run.layout import is_trained_student
+from agentkd.specs import PolicySpec
 
 CLOSING_FENCE = "\n```\n"
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
@@ -19,6 +24,26 @@ def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
     for n, (record, _score) in enumerate(hits, 1):
         parts.append(f"--- Example {n} (task: {record.goal})\n{record.demo}")
     return "\n\n".join(parts)
+
+
+class StudentSettings(BaseModel):
+    """Settings of the `student` kind: a small model acting alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m", description="model string, local alias, folder, or 'trained' (the run's)")
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    api_base: str | None = None
+    prompt: Literal["auto", "full", "short"] = "auto"
+    """auto: the short student prompt for a student `agentkd train` wrote, the full CodeAct prompt otherwise."""
+
+
+class ICDSettings(StudentSettings):
+    """Settings of the `icd` kind: the student with top-k retrieved teacher steps in its prompt."""
+
+    k: int = Field(4, ge=1)
+    goal_weight: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class StudentPolicy:
@@ -50,6 +75,12 @@ class StudentPolicy:
         self.student_prompt = student_prompt
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
+        settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
+                                   temperature=self.client.temperature, api_base=self.client.api_base,
+                                   prompt="short" if student_prompt else "full")
+        if store is not None:
+            settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight)
+        self.spec = PolicySpec(kind="icd" if store is not None else "student", settings=settings.model_dump(mode="json"))
 
     def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
         """The conversation with demonstrations for the current state added to the system prompt."""
@@ -80,3 +111,24 @@ class StudentPolicy:
         completion = await self.sample(ctx, 1, self.client.temperature)
         return PolicyOutput(text=completion.text, role=self.role, model=completion.model,
                             usage=completion.usage, latency_s=completion.latency_s)
+
+
+def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,
+             goal_weight: float = 0.5) -> StudentPolicy:
+    model = context.model(settings.model)
+    short = settings.prompt == "short" or (settings.prompt == "auto" and is_trained_student(model))
+    client = ModelClient(model, max_tokens=settings.max_tokens, temperature=settings.temperature,
+                         api_base=settings.api_base)
+    return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short)
+
+
+@register_policy("student", StudentSettings)
+def build_student(settings: StudentSettings, context: BuildContext) -> StudentPolicy:
+    """A small model acting alone (the short prompt when agentkd fine-tuned it)."""
+    return _student(settings, context)
+
+
+@register_policy("icd", ICDSettings)
+def build_icd(settings: ICDSettings, context: BuildContext) -> StudentPolicy:
+    """A frozen student with the run's most similar teacher steps as in-context demonstrations."""
+    return _student(settings, context, context.demo_store(), settings.k, settings.goal_weight)

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from agentkd.agent.prompts import DEFAULT_STOP
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.codeact.prompts import DEFAULT_STOP
 from agentkd.models.client import ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
+from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.records import Role
+from agentkd.specs import PolicySpec
+
+
+class LLMSettings(BaseModel):
+    """Settings of the `llm` kind: a model acting with the full CodeAct prompt (a teacher, usually)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="litellm model string or local alias")
+    role: Literal["teacher", "student"] = "teacher"
+    temperature: float = Field(0.0, ge=0.0)
+    max_tokens: int = Field(512, ge=1)
+    api_base: str | None = None
+    first_thought: str | None = None
 
 
 class LLMPolicy:
@@ -23,6 +42,10 @@ class LLMPolicy:
         self.first_thought = first_thought
         self.stop = DEFAULT_STOP if stop is None else stop
         self.name = f"{role}:{self.client.model}"
+        self.spec = PolicySpec(kind="llm", settings=LLMSettings(
+            model=self.client.model, role=role, temperature=self.client.temperature,  # type: ignore[arg-type]
+            max_tokens=self.client.max_tokens, api_base=self.client.api_base, first_thought=first_thought,
+        ).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         messages = list(ctx.messages)
@@ -42,3 +65,11 @@ class LLMPolicy:
             usage=completion.usage,
             latency_s=completion.latency_s,
         )
+
+
+@register_policy("llm", LLMSettings)
+def build_llm(settings: LLMSettings, context: BuildContext) -> LLMPolicy:
+    """An LLM acting with the full CodeAct prompt (any litellm model string or local alias)."""
+    client = ModelClient(context.model(settings.model), temperature=settings.temperature,
+                         max_tokens=settings.max_tokens, api_base=settings.api_base)
+    return LLMPolicy(client, role=settings.role, first_thought=settings.first_thought)

@@ -6,10 +6,14 @@ import inspect
 import time
 from typing import Any, Generator
 
+from pydantic import BaseModel, ConfigDict
+
 from agentkd.env.environment import Environment
 from agentkd.errors import EnvironmentDefinitionError
 from agentkd.policies.base import PolicyContext, PolicyError, PolicyOutput
+from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.records import Task
+from agentkd.specs import PolicySpec
 
 REFERENCE_MODEL = "reference"
 
@@ -39,8 +43,21 @@ class ReferencePolicy:
 
     name = "teacher:reference"
     role = "teacher"
+    spec = PolicySpec(kind="reference")
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         started = time.perf_counter()
         text = replay_reference(ctx.env, ctx.task, [s.observation for s in ctx.steps], ctx.state)
         return PolicyOutput(text=text, role="teacher", model=REFERENCE_MODEL, latency_s=time.perf_counter() - started)
+
+
+class ReferenceSettings(BaseModel):
+    """The `reference` kind has no settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@register_policy("reference", ReferenceSettings)
+def build_reference(settings: ReferenceSettings, context: BuildContext) -> ReferencePolicy:
+    """The environment's scripted reference solver (free, exact; not a real model)."""
+    return ReferencePolicy()

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from agentkd.agent.parsing import parse_action
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.codeact.parsing import parse_action
 from agentkd.policies.agreement import tally, trial_keys
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
+from agentkd.policies.registry import BuildContext, build_policy, register_policy
+from agentkd.specs import PolicySpec, SpecError
+
+
+class SelfConsistentSettings(BaseModel):
+    """Settings of the `sc` kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student: PolicySpec = Field(description="a `student` or `icd` spec")
+    samples: int = Field(5, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
 
 
 class SelfConsistentPolicy:
@@ -19,6 +33,8 @@ class SelfConsistentPolicy:
             raise ValueError("self-consistent generation needs n >= 1 samples")
         self.student, self.n, self.temperature = student, n, temperature
         self.name = f"sc{n}:{student.client.model}"
+        self.spec = PolicySpec(kind="sc", settings=SelfConsistentSettings(
+            student=student.spec, samples=n, temperature=temperature).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
@@ -28,3 +44,18 @@ class SelfConsistentPolicy:
         chosen = vote["winner_index"] if vote["winner_index"] is not None else 0
         return PolicyOutput(text=texts[chosen], role=self.student.role, model=sampled.model, usage=sampled.usage,
                             latency_s=sampled.latency_s, candidates=texts, vote=vote)
+
+
+def build_student_part(spec: PolicySpec, context: BuildContext, owner: str) -> StudentPolicy:
+    """The student inside a composite policy; it must be able to sample (a `student` or `icd` kind)."""
+    policy = build_policy(spec, context)
+    if not isinstance(policy, StudentPolicy):
+        raise SpecError(f"the student of a {owner} policy must be of kind 'student' or 'icd', not {spec.kind!r}")
+    return policy
+
+
+@register_policy("sc", SelfConsistentSettings)
+def build_self_consistent(settings: SelfConsistentSettings, context: BuildContext) -> SelfConsistentPolicy:
+    """The student samples N steps, tries each in a forked worker and takes the most common result."""
+    return SelfConsistentPolicy(build_student_part(settings.student, context, "sc"), n=settings.samples,
+                                temperature=settings.temperature)

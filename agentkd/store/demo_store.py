@@ -11,16 +11,15 @@ import numpy as np
 from agentkd.models.embeddings import Embedder
 from agentkd.records import Trajectory
 from agentkd.store import faiss_index
-from agentkd.store.errors import StoreMismatchError
+from agentkd.store.errors import StoreError, StoreMismatchError
+from agentkd.store.persist import REBUILD, damaged, read_store, write_store
 from agentkd.store.faiss_index import IndexKind
-from agentkd.store.keys import key_text
+from agentkd.store.keys import DEFAULT_EMBEDDER_NAME, KEYS, key_text
 from agentkd.store.records import StepRecord, records_from_trajectory
 from agentkd.store.vectors import KeyIndex
 
-DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
 EMPTY_CONTEXT = "(first step: nothing has been observed yet)"
 """What is embedded for an empty context (step 0), so every provider gets a non-empty input."""
-KEYS = ("goal", "context")
 MIN_FETCH = 32
 FETCH_PER_K = 8
 QUERY_CACHE_SIZE = 1024
@@ -262,7 +261,7 @@ class DemoStore:
     @property
     def meta(self) -> dict[str, Any]:
         """What `save` writes to meta.json: embedder, dimension, count, index kind, versions."""
-        from agentkd import __version__
+        from agentkd.version import __version__
 
         return {
             "format": 1,
@@ -282,16 +281,25 @@ class DemoStore:
 
     def save(self, path: str | Path) -> None:
         """Write the store to the folder `path`: meta.json, records.jsonl, goal.faiss, context.faiss."""
-        from agentkd.store.persist import save_store
-
-        save_store(self, path)
+        indexes = {key: self._keys[key].index for key in KEYS} if self.records else {}
+        write_store(path, self.records, indexes, self.meta)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> DemoStore:
         """Read a saved store. Raises StoreMismatchError if it was built with another embedder."""
-        from agentkd.store.persist import load_store
-
-        return load_store(cls, path, embedder)
+        folder = Path(path)
+        meta, records, indexes = read_store(folder, embedder.name if embedder is not None else DEFAULT_EMBEDDER_NAME)
+        store = cls(embedder, hnsw_threshold=int(meta.get("hnsw_threshold", 20_000)), window=int(meta.get("window", 1)),
+                    only_successful=bool(meta.get("only_successful", True)),
+                    mask_names=bool(meta.get("mask_names", True)))
+        try:
+            store._restore(records, indexes)
+        except (ValueError, RuntimeError) as exc:
+            raise damaged(folder, exc) from exc
+        if store.dim is not None and meta.get("dimension") not in (None, store.dim):
+            raise StoreError(f"{folder}: meta.json says {meta['dimension']} dimensions, the indexes hold {store.dim}; "
+                             f"{REBUILD}")
+        return store
 
     def _restore(self, records: list[StepRecord], indexes: dict[str, Any]) -> None:
         """Install loaded records and indexes (used by `load`)."""

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 
+KEYS = ("goal", "context")
+"""The two keys every record is searched by: the task goal and the step's context (latest observation)."""
+DEFAULT_EMBEDDER_NAME = "all-MiniLM-L6-v2"
+
 MASK = "X"
 _WORD = r"[A-Z][a-z]+"
 _RUN = re.compile(rf"\b{_WORD}(?:[ \t]+{_WORD})*\b")

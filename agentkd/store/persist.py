@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from agentkd.models.embeddings import Embedder
 from agentkd.store import faiss_index
 from agentkd.store.errors import StoreError, StoreMismatchError
+from agentkd.store.keys import KEYS
 from agentkd.store.records import StepRecord
-
-if TYPE_CHECKING:
-    from agentkd.store.demo_store import DemoStore
 
 META_FILE = "meta.json"
 RECORDS_FILE = "records.jsonl"
@@ -34,25 +31,24 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def save_store(store: DemoStore, path: str | Path) -> None:
-    """Write `store` to the folder `path` (meta.json last, so a complete meta means a complete store)."""
-    from agentkd.store.demo_store import KEYS
-
+def write_store(path: str | Path, records: list[StepRecord], indexes: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write a store's records, its FAISS index per key (none when empty) and meta.json to the folder `path`
+    (meta.json last, so a complete meta means a complete store)."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
 
     def write_records(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
-            for record in store.records:
+            for record in records:
                 handle.write(record.model_dump_json() + "\n")
 
     _replace(folder / RECORDS_FILE, write_records)
     for key in KEYS:
-        if store.records:
-            _replace(folder / index_file(key), lambda tmp, key=key: faiss_index.write(store._keys[key].index, tmp))
+        if records:
+            _replace(folder / index_file(key), lambda tmp, key=key: faiss_index.write(indexes[key], tmp))
         else:
             (folder / index_file(key)).unlink(missing_ok=True)
-    _replace(folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(store.meta, indent=2) + "\n"))
+    _replace(folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -83,15 +79,12 @@ def check_embedder(folder: Path, meta: dict[str, Any], name: str) -> None:
         )
 
 
-def load_store(cls: type[DemoStore], path: str | Path, embedder: Embedder | None) -> DemoStore:
-    """Read the store in `path`; a StoreError if it is missing or damaged."""
-    from agentkd.store.demo_store import DEFAULT_EMBEDDER_NAME, KEYS
-
+def read_store(path: str | Path, embedder_name: str) -> tuple[dict[str, Any], list[StepRecord], dict[str, Any]]:
+    """(meta, records, FAISS index per key) of the store in `path`; a StoreError if it is missing or damaged,
+    StoreMismatchError if it was built with another embedder than `embedder_name`."""
     folder = Path(path)
     meta = read_meta(folder)
-    check_embedder(folder, meta, embedder.name if embedder is not None else DEFAULT_EMBEDDER_NAME)
-    store = cls(embedder, hnsw_threshold=int(meta.get("hnsw_threshold", 20_000)), window=int(meta.get("window", 1)),
-                only_successful=bool(meta.get("only_successful", True)), mask_names=bool(meta.get("mask_names", True)))
+    check_embedder(folder, meta, embedder_name)
     try:
         records = _read_records(folder / RECORDS_FILE)
         if len(records) != int(meta["count"]):
@@ -103,14 +96,14 @@ def load_store(cls: type[DemoStore], path: str | Path, embedder: Embedder | None
                 if not file.is_file():
                     raise ValueError(f"{file.name} is missing")
                 indexes[key] = faiss_index.read(file)
-        store._restore(records, indexes)
-    except StoreError:
-        raise
     except (OSError, ValueError, RuntimeError) as exc:  # faiss raises RuntimeError on a damaged file
-        raise StoreError(f"the demonstration store at {folder} is damaged ({_first_line(exc)}); {REBUILD}") from exc
-    if store.dim is not None and meta.get("dimension") not in (None, store.dim):
-        raise StoreError(f"{folder}: meta.json says {meta['dimension']} dimensions, the indexes hold {store.dim}; {REBUILD}")
-    return store
+        raise damaged(folder, exc) from exc
+    return meta, records, indexes
+
+
+def damaged(folder: Path, exc: BaseException) -> StoreError:
+    """The error for a store folder whose files do not fit together."""
+    return StoreError(f"the demonstration store at {folder} is damaged ({_first_line(exc)}); {REBUILD}")
 
 
 def _read_records(file: Path) -> list[StepRecord]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.agent.parsing import render_action
+from agentkd.codeact.parsing import render_action
 from agentkd.records import Trajectory
 
 CONTEXT_CHARS = 1000

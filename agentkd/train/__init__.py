@@ -3,17 +3,10 @@
 from agentkd.train.config import TrainConfig, TrainConfigError, resolve_config
 from agentkd.train.filters import FilterConfig, FilterReport, filter_trajectories
 from agentkd.train.sft_data import ChatTemplateError, SFTExample, student_conversation, tokenize_conversation
-from agentkd.train.trainer import (
-    TrainingError,
-    TrainResult,
-    is_trained_student,
-    resolve_student,
-    train_student,
-    trained_student_path,
-)
+from agentkd.train.trainer import TrainingError, TrainResult, train_student
 
 __all__ = [
     "TrainConfig", "TrainConfigError", "resolve_config", "FilterConfig", "FilterReport", "filter_trajectories",
     "ChatTemplateError", "SFTExample", "student_conversation", "tokenize_conversation", "TrainingError",
-    "TrainResult", "is_trained_student", "resolve_student", "train_student", "trained_student_path",
+    "TrainResult", "train_student",
 ]

@@ -6,7 +6,7 @@ from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.policies.agreement import normalize_code
+from agentkd.codeact.normalize import normalize_code
 from agentkd.records import Trajectory
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentkd.agent.prompts import with_student_prompt
+from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError
 from agentkd.records import Trajectory

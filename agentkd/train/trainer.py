@@ -13,20 +13,14 @@ from typing import Any, Callable
 
 import yaml
 
-from agentkd.collect.run_folder import RunFolder
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError
 from agentkd.records import Trajectory
+from agentkd.run.folder import RunFolder
+from agentkd.run.layout import STUDENT_MARKER, RunLayout
 from agentkd.train.config import TrainConfig
 from agentkd.train.filters import FilterReport, filter_trajectories
 from agentkd.train.sft_data import SFTExample, build_examples
-
-STUDENT_DIR = "student"
-ADAPTER_DIR = "adapter"
-MERGED_DIR = "merged"
-CHECKPOINT_DIR = "checkpoints"
-STUDENT_MARKER = "agentkd_student.json"
-"""Written next to the merged weights: tells policies to use the short student prompt."""
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
@@ -67,30 +61,6 @@ def use_bf16(precision: str) -> bool:
     if precision != "auto":
         return precision == "bf16"
     return torch.cuda.is_available() or cpu_has_bf16_units()
-
-
-def student_dir(run: str | Path) -> Path:
-    return Path(run) / STUDENT_DIR
-
-
-def trained_student_path(run: str | Path) -> Path:
-    """RUN/student/merged, or a clear error when `agentkd train` has not finished for this run."""
-    merged = student_dir(run) / MERGED_DIR
-    if not (merged / "config.json").is_file():
-        raise TrainingError(f"{run} has no trained student ({merged} is missing); run `agentkd train --run {run}` first")
-    return merged
-
-
-def is_trained_student(path: str | Path) -> bool:
-    """Whether a model folder was written by `agentkd train` (and so expects the short student prompt)."""
-    return (Path(path) / STUDENT_MARKER).is_file()
-
-
-def resolve_student(run: str | Path, student: str) -> tuple[str, bool]:
-    """(model string, trained by agentkd?) for a student spec; `trained` means RUN/student/merged."""
-    if student == "trained":
-        return f"hf/{trained_student_path(run)}", True
-    return student, is_trained_student(student.removeprefix("hf/"))
 
 
 def prepare_data(
@@ -237,8 +207,9 @@ def train_student(
     from agentkd.models.local_hf import resolve_local_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = student_dir(run)
-    checkpoints = out / CHECKPOINT_DIR
+    layout = RunLayout(run)
+    out = layout.student_dir
+    checkpoints = layout.student_checkpoints
     if out.exists() and not resume:
         if not overwrite:
             raise TrainingError(f"{out} already exists; pass --resume to continue its training or --overwrite to "
@@ -258,8 +229,8 @@ def train_student(
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process writes
     out.mkdir(parents=True, exist_ok=True)
     if main_process:
-        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        _write_data_files(out, report, examples)
+        layout.student_config.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        _write_data_files(layout, report, examples)
 
     start_step = max((int(p.name.split("-")[-1]) for p in checkpoints.glob("checkpoint-*")), default=0) if resume else 0
     callbacks = [_progress_callback(on_progress)] if on_progress else []
@@ -270,10 +241,10 @@ def train_student(
     train_tokens = _tokens_trained(trainer, examples, config, start_step)
     adapter_dir = None
     if trainer.is_world_process_zero():
-        adapter_dir = _save(trainer, tokenizer, out, config)
-        _write_log(out, trainer.state.log_history, train_tokens, seconds)
+        adapter_dir = _save(trainer, tokenizer, layout, config)
+        _write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return TrainResult(student_dir=out, merged_dir=out / MERGED_DIR, adapter_dir=adapter_dir, filters=report,
+    return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
                        examples=len(examples), too_long=too_long, train_tokens=train_tokens, seconds=seconds,
                        final_loss=losses[-1] if losses else output.training_loss)
 
@@ -285,17 +256,17 @@ def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfi
     return int(per_epoch * (trainer.state.global_step - start_step) / steps_per_epoch)
 
 
-def _save(trainer: Any, tokenizer: Any, out: Path, config: TrainConfig) -> Path | None:
+def _save(trainer: Any, tokenizer: Any, layout: RunLayout, config: TrainConfig) -> Path | None:
     """The adapter (LoRA only) and merged, directly loadable weights; then the marker file."""
     model = trainer.model
     adapter_dir = None
     if config.lora_r > 0:
-        adapter_dir = out / ADAPTER_DIR
+        adapter_dir = layout.student_adapter
         model.save_pretrained(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
         model = model.merge_and_unload()
-    merged = out / MERGED_DIR
-    tmp = merged.with_name(MERGED_DIR + ".tmp")
+    merged = layout.student_merged
+    tmp = merged.with_name(merged.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
@@ -305,19 +276,20 @@ def _save(trainer: Any, tokenizer: Any, out: Path, config: TrainConfig) -> Path 
     return adapter_dir
 
 
-def _write_data_files(out: Path, report: FilterReport, examples: list[SFTExample]) -> None:
+def _write_data_files(layout: RunLayout, report: FilterReport, examples: list[SFTExample]) -> None:
     summary = {"summary": report.summary(), "seen": report.seen, "kept": len(report.kept), "examples": len(examples),
                "failed": len(report.failed), "dropped": report.dropped,
                "tokens": sum(len(e.input_ids) for e in examples),
                "trained_tokens": sum(e.trained_tokens for e in examples)}
-    (out / "data.json").write_text(json.dumps(summary, indent=2))
-    with open(out / "failed.jsonl", "w") as handle:  # kept apart for later preference training
+    layout.student_data.write_text(json.dumps(summary, indent=2))
+    # Kept apart for later preference training, outside student/ so that replacing a student keeps them.
+    with open(layout.failed_episodes, "w") as handle:
         for traj in report.failed:
             handle.write(traj.model_dump_json() + "\n")
 
 
-def _write_log(out: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
-    with open(out / "train_log.jsonl", "w") as handle:
+def _write_log(file: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
+    with open(file, "w") as handle:
         for entry in history:
             handle.write(json.dumps(entry) + "\n")
         handle.write(json.dumps({"train_tokens": tokens, "train_seconds": round(seconds, 2),

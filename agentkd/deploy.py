@@ -7,26 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.agent.loop import CodeActAgent
-from agentkd.collect.run_folder import RunFolder
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.models.client import ModelClient
-from agentkd.policies import make_policy
 from agentkd.policies.agreement import AgreementMode
 from agentkd.policies.base import Policy
 from agentkd.policies.cascade import CascadePolicy
-from agentkd.policies.icd import StudentPolicy
+from agentkd.policies.registry import BuildContext, build_policy, student_spec, teacher_spec
 from agentkd.records import Task, Trajectory
+from agentkd.run.folder import RunFolder
+from agentkd.run.layout import RunLayout
 from agentkd.tools.sandbox import SandboxConfig
-
-INDEX_DIR = "index"
-
-
-def load_store(run: str | Path) -> Any:
-    """The demonstration store built by `agentkd index` in a run folder."""
-    from agentkd.store import DemoStore
-
-    return DemoStore.load(Path(run) / INDEX_DIR)
 
 
 class CascadedAgent:
@@ -34,7 +25,7 @@ class CascadedAgent:
 
     Build it from objects, or from a run folder with `CascadedAgent.from_run("runs/NAME")`
     (`student="trained"` takes the run's fine-tuned student). A student folder written by `agentkd train`
-    is run with the short prompt it was trained on and without demonstrations.
+    is run with the short prompt it was trained on and without demonstrations (`agentkd.student_spec`).
     """
 
     def __init__(
@@ -51,18 +42,22 @@ class CascadedAgent:
         online: bool = False,
         max_steps: int | None = None,
         sandbox: SandboxConfig | None = None,
+        run: str | Path | None = None,
     ) -> None:
-        from agentkd.train import is_trained_student
-
-        model = student if isinstance(student, str) else student.model
-        trained = is_trained_student(model.removeprefix("hf/"))
+        context = BuildContext(run=RunLayout(run) if run is not None else None, store=store)
+        if isinstance(student, ModelClient):
+            spec = student_spec(student.model, demos=store is not None, k=k, max_tokens=student.max_tokens,
+                                temperature=student.temperature, api_base=student.api_base)
+        else:
+            spec = student_spec(student, demos=store is not None, k=k)
+        student_policy = build_policy(spec, context)
+        if isinstance(student, ModelClient):
+            student_policy.client = student  # type: ignore[attr-defined]  # keep the caller's client (key, prices)
         self.env = env
-        self.store = None if trained else store
-        teacher_policy = make_policy(teacher) if isinstance(teacher, str) else teacher
-        self.policy = CascadePolicy(
-            StudentPolicy(student, self.store, k=k, student_prompt=trained), teacher_policy, n=n, temperature=temperature,
-            agreement=agreement, min_agree=min_agree, online=online,
-        )
+        self.store = student_policy.store  # type: ignore[attr-defined]
+        teacher_policy = build_policy(teacher_spec(teacher), context) if isinstance(teacher, str) else teacher
+        self.policy = CascadePolicy(student_policy, teacher_policy, n=n, temperature=temperature,  # type: ignore[arg-type]
+                                    agreement=agreement, min_agree=min_agree, online=online)
         self.agent = CodeActAgent(env, self.policy, max_steps=max_steps, sandbox=sandbox)
 
     @classmethod
@@ -72,14 +67,16 @@ class CascadedAgent:
     ) -> CascadedAgent:
         """Environment and teacher as recorded in run.json (overridable); the store from RUN/index, or the
         fine-tuned student from RUN/student with `student="trained"`."""
-        from agentkd.train import resolve_student
-
-        identity = RunFolder(run).identity()
-        environment = load_environment(env or identity["env"]) if not isinstance(env, Environment) else env
-        if student == "trained":
-            student = resolve_student(run, "trained")[0]
-            return cls(environment, student, teacher or identity["teacher"], None, **kwargs)
-        return cls(environment, student, teacher or identity["teacher"], load_store(run), **kwargs)
+        folder = RunFolder(run)
+        environment = env if isinstance(env, Environment) else load_environment(env or folder.env_spec())
+        if teacher is None:
+            recorded = folder.teacher_spec()
+            teacher = build_policy(recorded, BuildContext(run=folder.layout)) if recorded else folder.identity()["teacher"]
+        model = student.model if isinstance(student, ModelClient) else student
+        store = None
+        if student_spec(model, demos=True).kind == "icd":  # the one rule: fine-tuned students get no demos
+            store = BuildContext(run=folder.layout).demo_store()
+        return cls(environment, student, teacher, store, run=run, **kwargs)
 
     async def arun(self, task: Task | str) -> Trajectory:
         """Solve one task (a Task, or a prompt string for an ad-hoc task); returns the trajectory."""

@@ -1,11 +1,27 @@
-"""Prompt construction for CodeAct agents."""
+"""CodeAct prompts: the system prompts (full and short student), observations, stop sequences."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Protocol
 
-from agentkd.env.environment import Environment
 from agentkd.records import Task
+
+
+class DescribedTool(Protocol):
+    """What a prompt needs of a tool."""
+
+    name: str
+    signature: str
+    description: str
+
+
+class PromptEnvironment(Protocol):
+    """What a prompt needs of an environment (agentkd.Environment has it)."""
+
+    instructions: str
+    tools: Mapping[str, DescribedTool]
+
+    def tools_prompt(self) -> str: ...
 
 SYSTEM_TEMPLATE = """You solve tasks by writing Python code, one step at a time.
 {instructions}
@@ -29,7 +45,7 @@ OBSERVATION_PREFIX = "Observation:\n"
 DEFAULT_STOP = ["Observation:", "<end_code>"]
 
 
-def system_prompt(env: Environment) -> str:
+def system_prompt(env: PromptEnvironment) -> str:
     tools = env.tools_prompt()
     return SYSTEM_TEMPLATE.format(
         instructions=env.instructions.strip(),
@@ -37,7 +53,7 @@ def system_prompt(env: Environment) -> str:
     ).strip()
 
 
-def initial_messages(env: Environment, task: Task) -> list[dict[str, Any]]:
+def initial_messages(env: PromptEnvironment, task: Task) -> list[dict[str, Any]]:
     """The conversation a policy starts from: system prompt and the task."""
     return [
         {"role": "system", "content": system_prompt(env)},
@@ -64,14 +80,14 @@ STUDENT_SYSTEM_TEMPLATE = """Solve the task in steps. Each step: "Thought: ..." 
 Printed output comes back as the Observation. Call final_answer(answer) when done.{tools}"""
 
 
-def student_system_prompt(env: Environment) -> str:
+def student_system_prompt(env: PromptEnvironment) -> str:
     """The short system prompt fine-tuned students are trained and run with (tool signatures only)."""
     tools = "".join(f"\n- {t.name}{t.signature}: {t.description.splitlines()[0] if t.description else ''}".rstrip(": ")
                     for t in env.tools.values())
     return STUDENT_SYSTEM_TEMPLATE.format(tools=f"\nTools:{tools}" if tools else "")
 
 
-def with_student_prompt(env: Environment, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_student_prompt(env: PromptEnvironment, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`messages` with the system prompt swapped for the short student prompt."""
     system = {"role": "system", "content": student_system_prompt(env)}
     rest = messages[1:] if messages and messages[0].get("role") == "system" else messages

@@ -12,18 +12,23 @@ from pydantic import ValidationError
 
 from agentkd.errors import RunFolderError
 from agentkd.records import Trajectory
-
-RUN_FILE = "run.json"
-TRAJECTORIES_FILE = "trajectories.jsonl"
+from agentkd.run.layout import RunLayout
+from agentkd.specs import EnvSpec, PolicySpec
 
 
 class RunFolder:
-    """`runs/<name>/`. Each trajectory is one line written with a single write and flushed."""
+    """An append-only trajectory file and the JSON record of the job that writes it.
 
-    def __init__(self, path: str | Path, trajectories_name: str = TRAJECTORIES_FILE, config_name: str = RUN_FILE) -> None:
+    `RunFolder("runs/x")` is a run's `trajectories.jsonl` + `run.json`; an evaluation passes its own
+    files (`RunLayout.eval_trajectories` / `eval_settings`). Each trajectory is one line written with
+    a single write and flushed.
+    """
+
+    def __init__(self, path: str | Path, *, trajectories: Path | None = None, config: Path | None = None) -> None:
         self.path = Path(path)
-        self.trajectories_path = self.path / trajectories_name
-        self.config_path = self.path / config_name
+        self.layout = RunLayout(self.path)
+        self.trajectories_path = trajectories or self.layout.trajectories
+        self.config_path = config or self.layout.config
         self._handle: Any = None
 
     # run.json ---------------------------------------------------------------------
@@ -36,24 +41,48 @@ class RunFolder:
         except ValueError as exc:
             raise RunFolderError(f"{file} is not valid JSON ({exc}); fix or delete it") from exc
 
-    def start(self, identity: dict[str, Any], details: dict[str, Any]) -> None:
-        """Create the folder or check that it belongs to the same job (same `identity`)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+    def check(self, identity: dict[str, Any]) -> None:
+        """Refuse (RunFolderError) when the folder already holds a job whose recorded identity differs
+        from `identity` in any of its keys. Cheap: call it before loading anything slow."""
+        existing = self.read_config()
+        if existing is None:
+            return
+        before = existing.get("identity", {})
+        changed = {k: (before.get(k), v) for k, v in identity.items() if before.get(k) != v}
+        if changed:
+            lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            where = self.path if self.config_path == self.layout.config else self.config_path
+            raise RunFolderError(
+                f"{where} holds a different job ({lines}); resume it with the same settings "
+                "or pass another --run folder"
+            )
+
+    def amend_identity(self, update: dict[str, Any]) -> None:
+        """Rewrite keys of the recorded identity (upgrading a record written by an older agentkd)."""
+        record = self.read_config()
+        if record is None:
+            return
+        record["identity"] = {**record.get("identity", {}), **update}
+        self._write_config(record)
+
+    def start(self, identity: dict[str, Any], details: dict[str, Any], specs: dict[str, Any] | None = None) -> None:
+        """Create the record or check that it belongs to the same job (same `identity`), then write
+        `details` and `specs` (pydantic specs are stored as data) for this session."""
+        self.check(identity)
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
         existing = self.read_config()
         if existing is not None:
-            before = existing.get("identity", {})
-            changed = {k: (before.get(k), v) for k, v in identity.items() if before.get(k) != v}
-            if changed:
-                lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-                raise RunFolderError(
-                    f"{self.path} holds a different job ({lines}); resume it with the same settings "
-                    "or pass another --run folder"
-                )
             existing.setdefault("resumed_at", []).append(_now())
+            existing["identity"] = {**existing.get("identity", {}), **identity}
             existing["details"] = details
             record = existing
         else:
             record = {"identity": identity, "details": details, "created_at": _now()}
+        if specs:
+            record["specs"] = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in specs.items()}
+        self._write_config(record)
+
+    def _write_config(self, record: dict[str, Any]) -> None:
         tmp = self.config_path.with_name(self.config_path.name + ".tmp")
         tmp.write_text(json.dumps(record, indent=2, default=str))
         os.replace(tmp, self.config_path)
@@ -65,7 +94,27 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is not a run folder (no {self.config_path.name}); run `agentkd collect` first")
         return dict(config.get("identity", {}))
 
+    def env_spec(self) -> EnvSpec:
+        """The environment this run was collected on (runs of agentkd 0.1 recorded only the spec as typed)."""
+        identity = self.identity()
+        recorded = (self.read_config() or {}).get("specs", {}).get("env")
+        if recorded:
+            return EnvSpec.model_validate(recorded)
+        if "env" not in identity:
+            raise RunFolderError(f"{self.config_path} records no environment; collect into a new run folder")
+        return EnvSpec(target=identity["env"], given=identity["env"])
+
+    def teacher_spec(self) -> PolicySpec | None:
+        """The teacher this run was collected with, as recorded (None for runs of agentkd 0.1: use `identity()`)."""
+        recorded = (self.read_config() or {}).get("specs", {}).get("teacher")
+        return PolicySpec.model_validate(recorded) if recorded else None
+
     # trajectories -----------------------------------------------------------------
+    @property
+    def torn_path(self) -> Path:
+        """Where a torn last line is kept aside when the file is repaired."""
+        return self.trajectories_path.with_suffix(".torn")
+
     def repair(self) -> int:
         """Cut a torn last line (kept aside in trajectories.torn). Returns the bytes removed."""
         file = self.trajectories_path
@@ -80,7 +129,7 @@ class RunFolder:
             data_tail_start = _last_newline(handle, size) + 1
             handle.seek(data_tail_start)
             torn = handle.read()
-            with open(file.with_suffix(".torn"), "ab") as aside:
+            with open(self.torn_path, "ab") as aside:
                 aside.write(torn + b"\n")
             handle.truncate(data_tail_start)
             return len(torn)
@@ -110,7 +159,7 @@ class RunFolder:
     def append(self, trajectory: Trajectory) -> None:
         """Append one trajectory as one line, flushed to the OS before returning."""
         if self._handle is None:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.trajectories_path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.trajectories_path, "a", encoding="utf-8")
         self._handle.write(trajectory.model_dump_json() + "\n")
         self._handle.flush()

@@ -1,0 +1,33 @@
+"""The `agentkd` command line: one module per command, shared options in `common`.
+
+Importing this package imports typer and rich only; each command imports the library when it runs,
+so `agentkd --help` prints at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from agentkd.cli.check_env import check_env_command
+from agentkd.cli.collect import collect
+from agentkd.cli.eval import eval_command
+from agentkd.cli.index import index
+from agentkd.cli.pipeline import pipeline
+from agentkd.cli.train import train
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="agentkd: distil LLM agents through their trajectories.")
+
+
+@app.callback()
+def main() -> None:
+    """Collect teacher trajectories, distil them into small students, evaluate."""
+
+
+app.command()(collect)
+app.command()(index)
+app.command()(train)
+app.command("eval")(eval_command)
+app.command()(pipeline)
+app.command("check-env")(check_env_command)
+
+__all__ = ["app"]

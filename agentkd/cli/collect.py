@@ -1,0 +1,113 @@
+"""`agentkd collect`: run a teacher over a split into a resumable run folder."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentkd.cli.common import (
+    ApiBaseOption,
+    CommandFailed,
+    EnvArgOption,
+    EnvOption,
+    MaxStepsOption,
+    SandboxOption,
+    console,
+    exit_on_error,
+    progress_bar,
+    sandbox_config,
+)
+
+if TYPE_CHECKING:
+    from agentkd.collect import CollectStats
+    from agentkd.collect.job import CollectJob
+
+
+def collect(
+    env: EnvOption,
+    teacher: Annotated[str, typer.Option(
+        "--teacher", help="'reference' (the env's solver), a litellm model string, or a local alias (smollm2-135m).")],
+    run: Annotated[Path, typer.Option("--run", help="Run folder, e.g. runs/factqa-ref. Re-running the same command resumes.")],
+    env_arg: EnvArgOption = None,
+    split: Annotated[str, typer.Option("--split", help="Task split to run.")] = "train",
+    n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 8,
+    samples_per_task: Annotated[int, typer.Option("--samples-per-task", min=1, help="Episodes per task.")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Teacher sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per teacher step.")] = 512,
+    api_base: ApiBaseOption = None,
+    first_thought: Annotated[Optional[str], typer.Option(
+        "--first-thought", help="Forced beginning of the teacher's first thought.")] = None,
+    max_steps: MaxStepsOption = None,
+    sandbox: SandboxOption = None,
+    exec_timeout: Annotated[float, typer.Option("--exec-timeout", min=0.1, help="Wall-clock seconds per code execution.")] = 30.0,
+) -> None:
+    """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
+    from agentkd.collect.job import CollectJob
+    from agentkd.policies.registry import teacher_spec
+    from agentkd.specs import EnvSpec, parse_env_args
+
+    with exit_on_error():
+        settings = {"temperature": temperature, "max_tokens": max_tokens, "api_base": api_base,
+                    "first_thought": first_thought}
+        job = CollectJob(
+            run=run, env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
+            teacher=teacher_spec(teacher, **settings), split=split, n=n, concurrency=concurrency,
+            samples_per_task=samples_per_task, max_steps=max_steps,
+            sandbox=sandbox_config(sandbox, timeout_s=exec_timeout),
+        )
+        stats, trajectories = execute(job)
+    print_summary(stats, trajectories)
+
+
+def execute(job: CollectJob) -> tuple[CollectStats, Path]:
+    """Prepare and run a collection with a progress bar; CommandFailed (what is written is kept) on failure."""
+    from agentkd.collect.job import prepare_collect
+    from agentkd.errors import AgentKDError, ModelError
+
+    prepared = prepare_collect(job)
+    kept = prepared.folder.trajectories_path
+    progress = progress_bar("collect", "success {task.fields[success]:.0%}  ${task.fields[cost]:.4f}  "
+                                       "errors {task.fields[errors]}")
+    with progress:
+        bar = progress.add_task("collect", total=prepared.total, success=0.0, cost=0.0, errors=0)
+
+        def update(_traj: object, stats: CollectStats) -> None:
+            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate,
+                            cost=stats.cost_usd, errors=stats.errors)
+
+        try:
+            stats = asyncio.run(prepared.run(update))
+        except ModelError as exc:
+            progress.stop()
+            raise CommandFailed(f"{exc}\nTrajectories written so far are kept in {kept}; fix the problem and "
+                                "re-run to resume.") from exc
+        except AgentKDError as exc:
+            progress.stop()
+            raise CommandFailed(str(exc)) from exc
+        except KeyboardInterrupt:
+            progress.stop()
+            raise CommandFailed("interrupted; finished trajectories are kept. Re-run the same command to resume.",
+                                code=130) from None
+        progress.update(bar, completed=prepared.total)
+    return stats, kept
+
+
+def print_summary(stats: CollectStats, trajectories: Path) -> None:
+    table = Table(title="collection", show_header=False)
+    table.add_row("episodes in run", str(stats.skipped + stats.done))
+    table.add_row("new this time", str(stats.done))
+    table.add_row("resumed (skipped)", str(stats.skipped))
+    table.add_row("success (new)", f"{stats.success_rate:.1%}")
+    table.add_row("errors / step-limit", f"{stats.errors} / {stats.step_limit}")
+    table.add_row("mean steps (new)", f"{stats.steps / stats.done:.2f}" if stats.done else "-")
+    table.add_row("cost (new)", f"${stats.cost_usd:.4f}")
+    table.add_row("trajectories", str(trajectories))
+    Console().print(table)
+    for msg in stats.error_messages:
+        console.print(f"[yellow]episode error[/] {msg}")

@@ -1,0 +1,125 @@
+"""`agentkd eval`: evaluate a policy on a split of the run's environment."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentkd.cli.common import (
+    ApiBaseOption,
+    CommandFailed,
+    MaxStepsOption,
+    RunOption,
+    SandboxOption,
+    exit_on_error,
+    fail,
+    parse_price,
+    progress_bar,
+    sandbox_config,
+)
+
+if TYPE_CHECKING:
+    from agentkd.evaluate import EvalReport
+    from agentkd.evaluate.job import EvalJob
+
+POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
+               "generation) | cascade")
+
+
+def eval_command(
+    run: RunOption,
+    policy: Annotated[str, typer.Option("--policy", help=POLICY_HELP)],
+    split: Annotated[str, typer.Option("--split", help="Task split to evaluate on.")] = "test",
+    n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
+    student: Annotated[str, typer.Option("--student", help=(
+        "Student model: local alias, a model folder, hf/<folder>, a litellm string, or 'trained' "
+        "(RUN/student/merged from `agentkd train`)."))] = "smollm2-135m",
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="sc / cascade: student samples per step.")] = 3,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="sc / cascade: student sampling temperature.")] = 0.7,
+    agreement: Annotated[str, typer.Option("--agreement", help="Cascade: code | result | majority.")] = "code",
+    min_agree: Annotated[Optional[int], typer.Option(
+        "--min-agree", min=1, help="Cascade: samples that must agree (default: all; majority: more than half).")] = None,
+    k: Annotated[int, typer.Option(
+        "--k", min=1, help="Demonstrations retrieved per step (icd, and cascade with an untrained student).")] = 4,
+    online: Annotated[bool, typer.Option("--online", help="Cascade: add the teacher's deferred steps to the store as they happen.")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per student step.")] = 256,
+    max_steps: MaxStepsOption = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 2,
+    api_base: ApiBaseOption = None,
+    teacher_price: Annotated[Optional[str], typer.Option(
+        "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers).")] = None,
+    student_price: Annotated[Optional[str], typer.Option(
+        "--student-price", help="$ per 1M prompt,completion tokens for the student.")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft appended for a trained student).")] = None,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
+    from agentkd.evaluate.job import POLICY_CHOICES, EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
+
+    if policy not in POLICY_CHOICES:
+        fail(f"unknown policy {policy!r}; choose {', '.join(POLICY_CHOICES)}", code=2)
+    prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
+                                              ("student", parse_price(student_price, "--student-price"))) if price}
+    with exit_on_error():
+        spec = eval_policy_spec(policy, run_teacher_spec(run, teacher, api_base), student=student, samples=samples,
+                                temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
+                                max_tokens=max_tokens)
+        job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
+                      concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices)
+        report = execute(job)
+    print_report(report)
+
+
+def execute(job: EvalJob) -> EvalReport:
+    """Prepare and run an evaluation with a progress bar; CommandFailed (finished episodes kept) on failure."""
+    from agentkd.errors import AgentKDError
+    from agentkd.evaluate.job import prepare_eval
+    from agentkd.run import RunLayout
+
+    prepared = prepare_eval(job)
+    progress = progress_bar(f"eval {job.name}", "success {task.fields[success]:.0%}")
+    with progress:
+        bar = progress.add_task("eval", total=len(prepared.tasks), success=0.0)
+
+        def update(_traj: object, stats: object) -> None:
+            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)  # type: ignore[attr-defined]
+
+        try:
+            report = asyncio.run(prepared.run(update))
+        except AgentKDError as exc:
+            progress.stop()
+            raise CommandFailed(f"{exc}\nFinished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
+                                "re-run to resume.") from exc
+        except KeyboardInterrupt:
+            progress.stop()
+            raise CommandFailed("interrupted; finished episodes are kept. Re-run the same command to resume.",
+                                code=130) from None
+        progress.update(bar, completed=len(prepared.tasks))
+    return report
+
+
+def print_report(r: EvalReport) -> None:
+    table = Table(title=f"eval: {r.policy} on {r.split}", show_header=False)
+    lo, hi = r.success_ci95
+    table.add_row("episodes", str(r.episodes))
+    table.add_row("success", f"{r.success_rate:.1%}  (95% CI {lo:.1%} to {hi:.1%})")
+    table.add_row("errors / step-limit", f"{r.errors} / {r.step_limit}")
+    table.add_row("mean steps", f"{r.mean_steps:.2f}")
+    for role, u in r.per_episode_by_role.items():
+        table.add_row(f"{role} per episode", f"{u.steps:.2f} steps, {u.prompt_tokens:.0f}+{u.completion_tokens:.0f} tokens, "
+                      f"${u.cost_usd:.5f}, {u.mean_step_latency_s:.2f} s/step")
+    table.add_row("student share of steps", f"{r.student_share_of_steps:.1%}")
+    if r.deferral_rate is not None:
+        table.add_row("deferral rate", f"{r.deferral_rate:.1%}")
+    table.add_row("cost per episode", f"${r.cost_per_episode_usd:.5f}")
+    table.add_row("mean episode latency", f"{r.mean_episode_latency_s:.2f} s")
+    if r.break_even is not None:
+        be = r.break_even
+        table.add_row("break-even (episodes)", f"{be.episodes:.0f}" if be.episodes is not None else f"n/a: {be.note}")
+    Console().print(table)

@@ -1,0 +1,74 @@
+"""`agentkd pipeline`: the main job end to end, each stage run by its command's own executor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentkd.cli import collect, eval as eval_cmd, index, train
+from agentkd.cli.common import EnvArgOption, MaxStepsOption, SandboxOption, CommandFailed, console, fail, sandbox_config
+
+
+def pipeline(
+    run: Annotated[Path, typer.Option("--run", help="Run folder for every stage. Re-running resumes finished stages.")] = Path("runs/demo"),
+    env: Annotated[str, typer.Option("--env", help="Environment (must have a reference solver when --teacher is reference).")] = "factqa",
+    env_arg: EnvArgOption = None,
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher: reference or a litellm model string.")] = "reference",
+    train_tasks: Annotated[int, typer.Option("--train-tasks", min=1, help="Teacher episodes collected and trained on.")] = 50,
+    epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="Training epochs.")] = 2.0,
+    eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluated policy.")] = 10,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Cascade: student samples per step.")] = 3,
+    max_steps: MaxStepsOption = None,
+    sandbox: SandboxOption = None,
+) -> None:
+    """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table."""
+    from agentkd.errors import AgentKDError
+    from agentkd.pipeline import PipelineSettings, results, stages
+    from agentkd.specs import EnvSpec, parse_env_args
+
+    try:
+        settings = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
+                                    teacher=teacher, train_tasks=train_tasks, epochs=epochs, eval_tasks=eval_tasks,
+                                    samples=samples, max_steps=max_steps, sandbox=sandbox_config(sandbox))
+        planned = stages(run, settings)
+    except (AgentKDError, ValueError) as exc:
+        fail(str(exc))
+    executors = {"CollectJob": collect.execute, "IndexJob": index.execute, "TrainJob": train.execute,
+                 "EvalJob": eval_cmd.execute}
+    started = time.perf_counter()
+    for number, stage in enumerate(planned, 1):
+        console.print(f"\n[{number}/{len(planned)}] {stage.title}" + ("" if stage.job else ": already done, kept"))
+        if stage.job is None:
+            continue
+        try:
+            executors[type(stage.job).__name__](stage.job)  # type: ignore[operator]
+        except (CommandFailed, AgentKDError, ValueError) as exc:
+            code = exc.code if isinstance(exc, CommandFailed) else 1
+            fail(f"stage {number} ({stage.title}) failed: {exc}\nFix the problem and re-run the same command: "
+                 "finished stages resume.", code)
+    print_results(run, planned, env, eval_tasks, time.perf_counter() - started)
+
+
+def print_results(run: Path, planned: list, env: str, eval_tasks: int, seconds: float) -> None:
+    from agentkd.pipeline import results
+    from agentkd.run import RunLayout
+
+    table = Table(title=f"agentkd pipeline: {env}, {eval_tasks} held-out test tasks ({seconds:.0f} s)")
+    for column in ("policy", "success (95% CI)", "mean steps", "student share of steps", "teacher share of steps",
+                   "s / episode"):
+        table.add_column(column)
+    for row in results(run, planned):
+        lo, hi = row["success_ci95"]  # type: ignore[misc]
+        share = float(row["student_share_of_steps"])  # type: ignore[arg-type]
+        table.add_row(str(row["policy"]), f"{row['success_rate']:.0%} ({lo:.0%}–{hi:.0%})", f"{row['mean_steps']:.2f}",
+                      f"{share:.0%}", f"{1 - share:.0%}", f"{row['mean_episode_latency_s']:.1f}")
+    out = Console()
+    Console(width=max(out.width, 120)).print(table)  # never wrap the one table that matters into a column soup
+    layout = RunLayout(run)
+    console.print(f"reports: {layout.eval_dir}/*.json; trajectories: {layout.eval_dir}/*.jsonl; "
+                  f"student: {layout.student_merged}")

@@ -1,0 +1,78 @@
+"""`agentkd train`: fine-tune a student on a run's filtered trajectories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from agentkd.cli.common import CommandFailed, console, exit_on_error, progress_bar
+
+if TYPE_CHECKING:
+    from agentkd.train import TrainResult
+    from agentkd.train.job import TrainJob
+
+
+def train(
+    run: Annotated[Path, typer.Option(
+        "--run", help="Run folder made by `agentkd collect`; the student is written to RUN/student/.")],
+    student: Annotated[Optional[str], typer.Option(
+        "--student", help="Base student: local alias (smollm2-135m) or a Hugging Face model folder. Default: smollm2-135m.")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (default 2).")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Peak learning rate (default 1e-3, cosine schedule).")] = None,
+    lora_r: Annotated[Optional[int], typer.Option("--lora-r", min=0, help="LoRA rank (default 32); 0 = full fine-tuning.")] = None,
+    max_trajectories: Annotated[Optional[int], typer.Option(
+        "--max-trajectories", min=1, help="Train on at most this many filtered trajectories.")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML file with training settings (keys of agentkd.TrainConfig); options given here override it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in RUN/student/checkpoints.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing RUN/student and train again.")] = False,
+) -> None:
+    """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present)."""
+    from agentkd.train import resolve_config
+    from agentkd.train.job import TrainJob
+
+    with exit_on_error():
+        settings = resolve_config(config, student=student, epochs=epochs, lr=lr, lora_r=lora_r,
+                                  max_trajectories=max_trajectories)
+        result = execute(TrainJob(run=run, config=settings, resume=resume, overwrite=overwrite))
+    loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
+    console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
+                  f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
+    console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student trained)")
+
+
+def execute(job: TrainJob) -> TrainResult:
+    """Train with a progress bar (steps, loss); CommandFailed on failure (checkpoints are kept)."""
+    from agentkd.env.loading import load_environment
+    from agentkd.errors import AgentKDError
+    from agentkd.run import RunFolder
+    from agentkd.train import train_student
+
+    environment = load_environment(RunFolder(job.run).env_spec())
+    progress = progress_bar("train", "loss {task.fields[loss]}")
+
+    def show_data(report: Any, examples: list) -> None:
+        console.print(f"filters: {report.summary()}")
+        tokens = sum(len(e.input_ids) for e in examples)
+        console.print(f"SFT data: {len(examples)} conversations, {tokens} tokens "
+                      f"({sum(e.trained_tokens for e in examples)} assistant tokens trained on)")
+
+    with progress:
+        bar = progress.add_task("train", total=None, loss="-")
+
+        def update(step: int, total: int, logs: dict) -> None:
+            loss = f"{logs['loss']:.3f}" if "loss" in logs else "-"
+            progress.update(bar, completed=step, total=total, loss=loss)
+
+        try:
+            return train_student(job.run, environment, job.config, resume=job.resume, overwrite=job.overwrite,
+                                 on_progress=update, on_data=show_data)
+        except AgentKDError as exc:
+            progress.stop()
+            raise CommandFailed(str(exc)) from exc
+        except KeyboardInterrupt:
+            progress.stop()
+            raise CommandFailed(f"interrupted; continue from the last checkpoint with "
+                                f"`agentkd train --run {job.run} --resume`", code=130) from None

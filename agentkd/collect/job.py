@@ -1,0 +1,120 @@
+"""`agentkd collect` as a library call: a CollectJob (pure data) is checked, prepared and run."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.collect.collector import CollectStats, collect
+from agentkd.env.environment import Environment
+from agentkd.env.loading import load_environment, resolve_env_spec
+from agentkd.errors import AgentKDError, EnvironmentDefinitionError
+from agentkd.policies.base import Policy
+from agentkd.policies.registry import BuildContext, build_policy, validate_policy_spec
+from agentkd.records import Task, Trajectory
+from agentkd.run.folder import RunFolder
+from agentkd.specs import EnvSpec, PolicySpec
+from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+from agentkd.version import __version__
+
+
+class CollectJob(BaseModel):
+    """Run a teacher over a split into RUN/trajectories.jsonl (re-running the same job resumes it)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    run: Path
+    env: EnvSpec
+    teacher: PolicySpec
+    split: str = "train"
+    n: int | None = Field(None, ge=1)
+    concurrency: int = Field(8, ge=1)
+    samples_per_task: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes a run folder this job's (compared before the environment is loaded)."""
+        return {"command": "collect", **self.env.identity(), "teacher": teacher_label(self.teacher),
+                "split": self.split}
+
+
+@dataclass
+class PreparedCollect:
+    """A checked job with its environment, tasks, teacher and run folder (the folder record is written)."""
+
+    job: CollectJob
+    env: Environment
+    tasks: list[Task]
+    policy: Policy
+    folder: RunFolder
+
+    @property
+    def total(self) -> int:
+        return len(self.tasks) * self.job.samples_per_task
+
+    async def run(self, on_trajectory: Callable[[Trajectory, CollectStats], None] | None = None) -> CollectStats:
+        return await collect(self.env, self.policy, self.tasks, self.folder, concurrency=self.job.concurrency,
+                             samples_per_task=self.job.samples_per_task, on_trajectory=on_trajectory,
+                             agent_kwargs={"max_steps": self.job.max_steps, "sandbox": self.job.sandbox})
+
+
+def teacher_label(spec: PolicySpec) -> str:
+    """The teacher as run.json's identity names it: `reference` or its model string."""
+    return str(spec.settings.get("model", spec.kind))
+
+
+def prepare_collect(job: CollectJob) -> PreparedCollect:
+    """Check everything a collection needs, cheapest first, and record the job in run.json.
+
+    The run folder's identity is checked before the environment is loaded; an unavailable sandbox,
+    a teacher that cannot run or an unknown split raise a clear AgentKDError before any episode."""
+    job = job.model_copy(update={"env": resolve_env_spec(job.env), "teacher": validate_policy_spec(job.teacher)})
+    folder = RunFolder(job.run)
+    _upgrade_legacy_identity(folder, job.env)
+    folder.check(job.identity())
+    PythonSandbox(config=job.sandbox)  # refuses now when no sandbox can run
+    env = load_environment(job.env)
+    tasks = env.tasks(job.split, job.n)
+    if job.teacher.kind == "reference" and env.reference_solver is None:
+        raise EnvironmentDefinitionError(f"environment {env.name!r} has no reference solver; pass a model as --teacher")
+    policy = build_policy(job.teacher, BuildContext(run=folder.layout))
+    folder.start(
+        identity={**job.identity(), "env_version": env.version},
+        details={**job.model_dump(mode="json", exclude={"run", "env", "teacher", "sandbox"}),
+                 "sandbox": job.sandbox.isolation, "exec_timeout": job.sandbox.timeout_s,
+                 "env": env.describe(), "versions": versions()},
+        specs={"env": job.env, "teacher": job.teacher},
+    )
+    return PreparedCollect(job, env, tasks, policy, folder)
+
+
+def _upgrade_legacy_identity(folder: RunFolder, env: EnvSpec) -> None:
+    """agentkd 0.1 recorded `env` as typed and no `env_kwargs`: when it names the same environment, record it
+    in today's form so that resuming works from any directory."""
+    recorded = folder.read_config()
+    if recorded is None or "env_kwargs" in recorded.get("identity", {}):
+        return
+    try:
+        same = resolve_env_spec(recorded["identity"]["env"]).target == env.target
+    except (AgentKDError, KeyError):
+        same = False
+    if same:
+        folder.amend_identity(env.identity())
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded with a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"agentkd": __version__, "python": platform.python_version()}
+    for pkg in ("litellm", "langgraph", "transformers", "torch", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,114 @@
+"""`agentkd eval` as a library call: an EvalJob (pure data) is checked, prepared and run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkd.collect.collector import CollectStats
+from agentkd.env.environment import Environment
+from agentkd.env.loading import load_environment
+from agentkd.evaluate.metrics import EvalReport, Prices
+from agentkd.evaluate.runner import eval_folder, evaluate
+from agentkd.policies.base import Policy
+from agentkd.policies.registry import BuildContext, build_policy, student_spec, teacher_spec, validate_policy_spec
+from agentkd.records import Task, Trajectory
+from agentkd.run.folder import RunFolder
+from agentkd.run.layout import is_trained_student
+from agentkd.specs import PolicySpec
+from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+
+PolicyChoice = Literal["teacher", "student", "icd", "sc", "cascade"]
+POLICY_CHOICES: tuple[str, ...] = ("teacher", "student", "icd", "sc", "cascade")
+
+
+class EvalJob(BaseModel):
+    """Evaluate a policy on a split into RUN/eval/<name>.jsonl and RUN/eval/<name>.json (re-running resumes)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    run: Path
+    policy: PolicySpec
+    name: str
+    split: str = "test"
+    n: int | None = Field(None, ge=1)
+    concurrency: int = Field(2, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """role -> ($ per 1M prompt tokens, $ per 1M completion tokens), for unpriced or local models."""
+
+    def identity(self) -> dict[str, Any]:
+        """What makes an existing evaluation of this name the same job (resuming is refused otherwise)."""
+        return {"policy": self.policy.model_dump(mode="json"), "split": self.split, "max_steps": self.max_steps}
+
+
+@dataclass
+class PreparedEval:
+    job: EvalJob
+    env: Environment
+    tasks: list[Task]
+    policy: Policy
+
+    async def run(self, on_trajectory: Callable[[Trajectory, CollectStats], None] | None = None) -> EvalReport:
+        job = self.job
+        prices: Prices = dict(job.prices)
+        return await evaluate(self.env, self.policy, self.tasks, job.run, job.name, job.split, job.identity(),
+                              concurrency=job.concurrency, prices=prices, on_trajectory=on_trajectory,
+                              agent_kwargs={"max_steps": job.max_steps, "sandbox": job.sandbox})
+
+
+def prepare_eval(job: EvalJob) -> PreparedEval:
+    """Check the run, the evaluation's identity (before anything slow), the sandbox; load and build."""
+    job = job.model_copy(update={"policy": validate_policy_spec(job.policy)})
+    folder = RunFolder(job.run)
+    env_spec = folder.env_spec()  # "not a run folder" when there is none
+    eval_folder(job.run, job.name).check(job.identity())
+    PythonSandbox(config=job.sandbox)
+    env = load_environment(env_spec)
+    tasks = env.tasks(job.split, job.n)
+    policy = build_policy(job.policy, BuildContext(run=folder.layout))
+    return PreparedEval(job, env, tasks, policy)
+
+
+def run_teacher_spec(run: str | Path, teacher: str | None = None, api_base: str | None = None) -> PolicySpec:
+    """The teacher of an evaluation: `teacher` when given, else the one the run was collected with."""
+    if teacher:
+        return teacher_spec(teacher, **({"api_base": api_base} if api_base else {}))
+    folder = RunFolder(run)
+    recorded = folder.teacher_spec() or teacher_spec(folder.identity()["teacher"])
+    if api_base and recorded.kind == "llm":
+        recorded = PolicySpec(kind="llm", settings={**recorded.settings, "api_base": api_base})
+    return recorded
+
+
+def eval_policy_spec(
+    choice: str, teacher: PolicySpec, student: str = "smollm2-135m", samples: int = 3, temperature: float = 0.7,
+    agreement: str = "code", min_agree: int | None = None, k: int = 4, online: bool = False, max_tokens: int = 256,
+    student_api_base: str | None = None,
+) -> PolicySpec:
+    """The spec `agentkd eval --policy CHOICE` evaluates: the run's teacher, the student alone, the student with
+    demonstrations (icd), self-consistent (sc) or the cascade (demonstrations unless the student is fine-tuned)."""
+    if choice not in POLICY_CHOICES:
+        raise ValueError(f"unknown policy {choice!r}; choose {', '.join(POLICY_CHOICES)}")
+    if choice == "teacher":
+        return teacher
+    model = {"max_tokens": max_tokens, **({"api_base": student_api_base} if student_api_base else {})}
+    if choice == "icd":
+        return validate_policy_spec(PolicySpec(kind="icd", settings={"model": student, "k": k, **model}))
+    if choice == "student":
+        return student_spec(student, demos=False, **model)
+    if choice == "sc":
+        return validate_policy_spec(PolicySpec(kind="sc", settings={
+            "student": student_spec(student, demos=False, **model), "samples": samples, "temperature": temperature}))
+    return validate_policy_spec(PolicySpec(kind="cascade", settings={
+        "student": student_spec(student, demos=True, k=k, **model), "teacher": teacher, "samples": samples,
+        "temperature": temperature, "agreement": agreement, "min_agree": min_agree, "online": online}))
+
+
+def default_eval_name(choice: str, student: str) -> str:
+    """RUN/eval/<name>: the policy choice, with -sft appended for a student `agentkd train` wrote."""
+    return f"{choice}-sft" if choice != "teacher" and is_trained_student(student) else choice

@@ -1,0 +1,141 @@
+"""RunLayout: the one owner of every path inside a run folder. No other module spells a sub-path.
+
+```
+RUN/
+  run.json                 identity, specs (env, teacher), settings, versions
+  trajectories.jsonl       the teacher's episodes, append-only (trajectories.torn: a cut torn line)
+  failed.jsonl             failed episodes set apart by `agentkd train` (kept when a student is replaced)
+  index/                   FAISS demonstration store (`agentkd index`)
+  student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl
+  eval/<name>.json         evaluation reports (the only *.json files in eval/)
+  eval/<name>.jsonl        their trajectories
+  eval/settings/<name>.json  each evaluation's identity and settings (resume checks)
+  report.html              the run's report
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agentkd.errors import RunFolderError
+
+STUDENT_MARKER = "agentkd_student.json"
+"""Written next to merged student weights: tells policies to use the short student prompt."""
+TRAINED = "trained"
+"""The student model name that means "this run's fine-tuned student"."""
+
+
+class RunLayout:
+    """Paths of one run folder (nothing is created or read here)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunLayout({str(self.root)!r})"
+
+    # collection ---------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def trajectories(self) -> Path:
+        return self.root / "trajectories.jsonl"
+
+    @property
+    def failed_episodes(self) -> Path:
+        return self.root / "failed.jsonl"
+
+    # training-free route ------------------------------------------------------------
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    # fine-tuning ----------------------------------------------------------------------
+    @property
+    def student_dir(self) -> Path:
+        return self.root / "student"
+
+    @property
+    def student_adapter(self) -> Path:
+        return self.student_dir / "adapter"
+
+    @property
+    def student_merged(self) -> Path:
+        return self.student_dir / "merged"
+
+    @property
+    def student_checkpoints(self) -> Path:
+        return self.student_dir / "checkpoints"
+
+    @property
+    def student_config(self) -> Path:
+        return self.student_dir / "config.yaml"
+
+    @property
+    def student_data(self) -> Path:
+        return self.student_dir / "data.json"
+
+    @property
+    def train_log(self) -> Path:
+        return self.student_dir / "train_log.jsonl"
+
+    def has_trained_student(self) -> bool:
+        return (self.student_merged / "config.json").is_file()
+
+    def trained_student(self) -> Path:
+        """RUN/student/merged, or a clear error when `agentkd train` has not finished for this run."""
+        if not self.has_trained_student():
+            raise RunFolderError(f"{self.root} has no trained student ({self.student_merged} is missing); "
+                                 f"run `agentkd train --run {self.root}` first")
+        return self.student_merged
+
+    def has_checkpoint(self) -> bool:
+        return any(self.student_checkpoints.glob("checkpoint-*"))
+
+    # evaluation -----------------------------------------------------------------------
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    def eval_report(self, name: str) -> Path:
+        return self.eval_dir / f"{_checked(name)}.json"
+
+    def eval_trajectories(self, name: str) -> Path:
+        return self.eval_dir / f"{_checked(name)}.jsonl"
+
+    def eval_settings(self, name: str) -> Path:
+        return self.eval_dir / "settings" / f"{_checked(name)}.json"
+
+    def legacy_eval_settings(self, name: str) -> Path:
+        """Where agentkd 0.1 runs kept an evaluation's settings (beside the reports)."""
+        return self.eval_dir / f"{_checked(name)}.config.json"
+
+    def eval_reports(self) -> dict[str, Path]:
+        """name -> report of every finished evaluation."""
+        if not self.eval_dir.is_dir():
+            return {}
+        return {p.stem: p for p in sorted(self.eval_dir.glob("*.json")) if not p.name.endswith(".config.json")}
+
+    # report ------------------------------------------------------------------------------
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+
+def _checked(name: str) -> str:
+    if not name or os.sep in name or name.startswith(".") or (os.altsep and os.altsep in name):
+        raise ValueError(f"{name!r} is not a valid evaluation name: use letters, digits, '-' or '_'")
+    return name
+
+
+def is_trained_student(model: str | Path) -> bool:
+    """Whether a student model is one `agentkd train` wrote (and so expects the short student prompt):
+    the name `trained`, or a folder (`hf/<folder>` too) holding the agentkd marker."""
+    text = str(model)
+    if text == TRAINED:
+        return True
+    return (Path(text.removeprefix("hf/")) / STUDENT_MARKER).is_file()
