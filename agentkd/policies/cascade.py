@@ -66,9 +66,10 @@ class CascadePolicy:
             raise ValueError(f"min_agree must be between 1 and n={n}")
         self.online = online
         self.name = f"cascade:{student.client.model}+{teacher.name}"
-        teacher_spec = getattr(teacher, "spec", None)  # None: a policy object that cannot describe itself
-        self.spec = None if teacher_spec is None else PolicySpec(kind="cascade", settings=CascadeSettings(
-            student=student.spec, teacher=teacher_spec, samples=n, temperature=temperature, agreement=agreement,
+        # No spec when a part is an object that cannot describe itself.
+        parts = getattr(student, "spec", None), getattr(teacher, "spec", None)
+        self.spec = None if None in parts else PolicySpec(kind="cascade", settings=CascadeSettings(
+            student=parts[0], teacher=parts[1], samples=n, temperature=temperature, agreement=agreement,
             min_agree=min_agree, online=online).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:

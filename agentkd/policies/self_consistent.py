@@ -33,8 +33,9 @@ class SelfConsistentPolicy:
             raise ValueError("self-consistent generation needs n >= 1 samples")
         self.student, self.n, self.temperature = student, n, temperature
         self.name = f"sc{n}:{student.client.model}"
-        self.spec = PolicySpec(kind="sc", settings=SelfConsistentSettings(
-            student=student.spec, samples=n, temperature=temperature).model_dump(mode="json"))
+        part = getattr(student, "spec", None)  # None when the student is an object that cannot describe itself
+        self.spec = None if part is None else PolicySpec(kind="sc", settings=SelfConsistentSettings(
+            student=part, samples=n, temperature=temperature).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
