@@ -30,7 +30,7 @@ def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
 
     # Re-running keeps the trained student and resumes the finished evaluations.
     planned = stages(run, PipelineSettings(train_tasks=8, eval_tasks=2))
-    assert [s.args for s in planned if s.title == "fine-tune the student"] == [[]]
+    assert [s.job for s in planned if s.title == "fine-tune the student"] == [None]
 
 
 def test_pipeline_stops_at_the_failing_stage(tmp_path):

@@ -19,6 +19,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from agentkd.run import RunLayout
+
 
 def agentkd(*args: str) -> None:
     print("$ agentkd " + " ".join(args), flush=True)
@@ -28,7 +30,7 @@ def agentkd(*args: str) -> None:
 def per_kind(run: Path, name: str) -> dict[str, tuple[int, int]]:
     """kind → (successes, episodes) from RUN/eval/<name>.jsonl."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for line in (run / "eval" / f"{name}.jsonl").read_text().splitlines():
+    for line in RunLayout(run).eval_trajectories(name).read_text().splitlines():
         traj = json.loads(line)
         kind = traj["task"]["metadata"].get("kind", "?")
         counts[kind][0] += int(traj["success"])
@@ -47,11 +49,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     args = parser.parse_args()
     run = args.run
+    layout = RunLayout(run)
 
     agentkd("collect", "--env", "factqa", "--teacher", "reference", "--n", str(args.train), "--run", str(run))
     agentkd("index", "--run", str(run))
-    if not (run / "student" / "merged" / "config.json").is_file():
-        resume = ["--resume"] if any((run / "student" / "checkpoints").glob("checkpoint-*")) else []
+    if not layout.has_trained_student():
+        resume = ["--resume"] if layout.has_checkpoint() else []
         agentkd("train", "--run", str(run), "--epochs", str(args.epochs), *resume)
     tok = ["--max-tokens", str(args.max_tokens)]
     sc = ["--samples", str(args.samples), "--temperature", "0.7"]
@@ -71,12 +74,12 @@ def main() -> None:
     header = f"{'policy':<14}{'episodes':>9}{'success':>9}" + "".join(f"{k:>12}" for k in kinds) + f"{'teacher share':>15}"
     print("\n" + header)
     for name, _ in policies:
-        report = json.loads((run / "eval" / f"{name}.json").read_text())
+        report = json.loads(layout.eval_report(name).read_text())
         counts = per_kind(run, name)
         cells = "".join(f"{'%d/%d' % counts[k] if k in counts else '-':>12}" for k in kinds)
         share = 1 - report["student_share_of_steps"]
         print(f"{name:<14}{report['episodes']:>9}{report['success_rate']:>9.0%}{cells}{share:>15.0%}")
-    log = (run / "student" / "train_log.jsonl").read_text().splitlines()
+    log = layout.train_log.read_text().splitlines()
     print(f"\ntraining: {json.loads(log[-1])}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,13 @@ def _is_path(target: str) -> bool:
     return target.endswith(".py") or "/" in target or Path(target).exists()
 
 
-def resolve_env_spec(spec: str | EnvSpec, kwargs: dict[str, Any] | None = None) -> EnvSpec:
+def resolve_env_spec(spec: str | os.PathLike[str] | EnvSpec, kwargs: dict[str, Any] | None = None) -> EnvSpec:
     """A location-independent `EnvSpec` for `spec`, without importing the environment.
 
     A built-in name becomes its module (`factqa` -> `agentkd_envs.factqa`), a file or folder its absolute
     path; `module[:attr]` stays as it is once the module is known to exist. `kwargs` are added to the spec's."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
     given = spec.given if isinstance(spec, EnvSpec) else spec
     if isinstance(spec, EnvSpec):  # resolving is idempotent: a resolved target resolves to itself
         kwargs, spec = {**spec.kwargs, **(kwargs or {})}, spec.target
@@ -146,7 +149,7 @@ def environment_module(spec: str | EnvSpec) -> Any:
     return _import_target(_split_attr(resolve_env_spec(spec).target)[0])
 
 
-def load_environment(spec: str | EnvSpec | Environment, **kwargs: Any) -> Environment:
+def load_environment(spec: str | os.PathLike[str] | EnvSpec | Environment, **kwargs: Any) -> Environment:
     """Load an environment. `spec` is a built-in name, a path, `path.py:attr`, `module:attr` or an `EnvSpec`.
 
     The attribute may be an Environment or a function returning one (called with the spec's kwargs and
