@@ -90,7 +90,7 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     ]
 
 
-def results(run: Path, all_stages: list[Stage]) -> list[dict[str, object]]:
+def results(run: Path, all_stages: list[Stage]) -> list[dict[str, Any]]:
     """One row per evaluated policy, read from RUN/eval/<report>.json."""
     rows = []
     layout = RunLayout(run)

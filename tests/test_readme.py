@@ -25,3 +25,11 @@ def test_readme_environment_definition_runs(tmp_path):
 def test_readme_sandbox_example_runs(capsys):
     exec(compile(block_with("PythonSandbox("), "README", "exec"), {})
     assert capsys.readouterr().out.startswith("42\n None False ")
+
+
+def test_readme_policy_kind_example_runs(capsys):
+    namespace: dict = {}
+    exec(compile(block_with('register_policy("echo"'), "README", "exec"), namespace)
+    assert "kind='echo'" in capsys.readouterr().out
+    env = namespace["policy"]
+    assert env.spec.settings == {"answer": "1873"}

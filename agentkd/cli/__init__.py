@@ -9,11 +9,11 @@ from __future__ import annotations
 import typer
 
 from agentkd.cli.check_env import check_env_command
-from agentkd.cli.collect import collect
+from agentkd.cli.collect import collect_command
 from agentkd.cli.eval import eval_command
-from agentkd.cli.index import index
-from agentkd.cli.pipeline import pipeline
-from agentkd.cli.train import train
+from agentkd.cli.index import index_command
+from agentkd.cli.pipeline import pipeline_command
+from agentkd.cli.train import train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="agentkd: distil LLM agents through their trajectories.")
 
@@ -23,11 +23,11 @@ def main() -> None:
     """Collect teacher trajectories, distil them into small students, evaluate."""
 
 
-app.command()(collect)
-app.command()(index)
-app.command()(train)
+app.command("collect")(collect_command)
+app.command("index")(index_command)
+app.command("train")(train_command)
 app.command("eval")(eval_command)
-app.command()(pipeline)
+app.command("pipeline")(pipeline_command)
 app.command("check-env")(check_env_command)
 
 __all__ = ["app"]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from agentkd.collect.job import CollectJob
 
 
-def collect(
+def collect_command(
     env: EnvOption,
     teacher: Annotated[str, typer.Option(
         "--teacher", help="'reference' (the env's solver), a litellm model string, or a local alias (smollm2-135m).")],

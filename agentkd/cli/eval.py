@@ -23,6 +23,7 @@ from agentkd.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from agentkd.collect import CollectStats
     from agentkd.evaluate import EvalReport
     from agentkd.evaluate.job import EvalJob
 
@@ -87,8 +88,8 @@ def execute(job: EvalJob) -> EvalReport:
     with progress:
         bar = progress.add_task("eval", total=len(prepared.tasks), success=0.0)
 
-        def update(_traj: object, stats: object) -> None:
-            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)  # type: ignore[attr-defined]
+        def update(_traj: object, stats: CollectStats) -> None:
+            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)
 
         try:
             report = asyncio.run(prepared.run(update))

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from agentkd.store.build import IndexJob, IndexResult
 
 
-def index(
+def index_command(
     run: RunOption,
     embedder: Annotated[Optional[str], typer.Option(
         "--embedder", help="A litellm embedding model (default: the packaged all-MiniLM-L6-v2).")] = None,

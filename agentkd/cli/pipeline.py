@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentkd.cli import collect, eval as eval_cmd, index, train
-from agentkd.cli.common import EnvArgOption, MaxStepsOption, SandboxOption, CommandFailed, console, fail, sandbox_config
+from agentkd.cli import collect, index, train
+from agentkd.cli import eval as evaluation
+from agentkd.cli.common import CommandFailed, EnvArgOption, MaxStepsOption, SandboxOption, console, fail, sandbox_config
+
+if TYPE_CHECKING:
+    from agentkd.pipeline import Job, Stage
 
 
-def pipeline(
+def pipeline_command(
     run: Annotated[Path, typer.Option("--run", help="Run folder for every stage. Re-running resumes finished stages.")] = Path("runs/demo"),
     env: Annotated[str, typer.Option("--env", help="Environment (must have a reference solver when --teacher is reference).")] = "factqa",
     env_arg: EnvArgOption = None,
@@ -28,7 +32,7 @@ def pipeline(
 ) -> None:
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table."""
     from agentkd.errors import AgentKDError
-    from agentkd.pipeline import PipelineSettings, results, stages
+    from agentkd.pipeline import PipelineSettings, stages
     from agentkd.specs import EnvSpec, parse_env_args
 
     try:
@@ -38,15 +42,13 @@ def pipeline(
         planned = stages(run, settings)
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
-    executors = {"CollectJob": collect.execute, "IndexJob": index.execute, "TrainJob": train.execute,
-                 "EvalJob": eval_cmd.execute}
     started = time.perf_counter()
     for number, stage in enumerate(planned, 1):
         console.print(f"\n[{number}/{len(planned)}] {stage.title}" + ("" if stage.job else ": already done, kept"))
         if stage.job is None:
             continue
         try:
-            executors[type(stage.job).__name__](stage.job)  # type: ignore[operator]
+            execute(stage.job)
         except (CommandFailed, AgentKDError, ValueError) as exc:
             code = exc.code if isinstance(exc, CommandFailed) else 1
             fail(f"stage {number} ({stage.title}) failed: {exc}\nFix the problem and re-run the same command: "
@@ -54,7 +56,23 @@ def pipeline(
     print_results(run, planned, env, eval_tasks, time.perf_counter() - started)
 
 
-def print_results(run: Path, planned: list, env: str, eval_tasks: int, seconds: float) -> None:
+def execute(job: Job) -> None:
+    """Run one stage with its command's executor (the same progress display as the command)."""
+    from agentkd.collect.job import CollectJob
+    from agentkd.store.build import IndexJob
+    from agentkd.train.job import TrainJob
+
+    if isinstance(job, CollectJob):
+        collect.execute(job)
+    elif isinstance(job, IndexJob):
+        index.execute(job)
+    elif isinstance(job, TrainJob):
+        train.execute(job)
+    else:
+        evaluation.execute(job)
+
+
+def print_results(run: Path, planned: list[Stage], env: str, eval_tasks: int, seconds: float) -> None:
     from agentkd.pipeline import results
     from agentkd.run import RunLayout
 
@@ -63,8 +81,8 @@ def print_results(run: Path, planned: list, env: str, eval_tasks: int, seconds: 
                    "s / episode"):
         table.add_column(column)
     for row in results(run, planned):
-        lo, hi = row["success_ci95"]  # type: ignore[misc]
-        share = float(row["student_share_of_steps"])  # type: ignore[arg-type]
+        lo, hi = row["success_ci95"]
+        share = float(row["student_share_of_steps"])
         table.add_row(str(row["policy"]), f"{row['success_rate']:.0%} ({lo:.0%}–{hi:.0%})", f"{row['mean_steps']:.2f}",
                       f"{share:.0%}", f"{1 - share:.0%}", f"{row['mean_episode_latency_s']:.1f}")
     out = Console()

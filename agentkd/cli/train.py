@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from agentkd.train.job import TrainJob
 
 
-def train(
+def train_command(
     run: Annotated[Path, typer.Option(
         "--run", help="Run folder made by `agentkd collect`; the student is written to RUN/student/.")],
     student: Annotated[Optional[str], typer.Option(

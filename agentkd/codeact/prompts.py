@@ -8,18 +8,26 @@ from agentkd.records import Task
 
 
 class DescribedTool(Protocol):
-    """What a prompt needs of a tool."""
+    """What a prompt needs of a tool (agentkd.Tool has it)."""
 
-    name: str
-    signature: str
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def signature(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
 
 class PromptEnvironment(Protocol):
     """What a prompt needs of an environment (agentkd.Environment has it)."""
 
-    instructions: str
-    tools: Mapping[str, DescribedTool]
+    @property
+    def instructions(self) -> str: ...
+
+    @property
+    def tools(self) -> Mapping[str, DescribedTool]: ...
 
     def tools_prompt(self) -> str: ...
 

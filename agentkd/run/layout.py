@@ -93,8 +93,13 @@ class RunLayout:
                                  f"run `agentkd train --run {self.root}` first")
         return self.student_merged
 
+    def checkpoint_steps(self) -> list[int]:
+        """Optimizer steps of the saved training checkpoints (the Trainer's `checkpoint-<step>` folders)."""
+        return sorted(int(p.name.rpartition("-")[2]) for p in self.student_checkpoints.glob("checkpoint-*")
+                      if p.name.rpartition("-")[2].isdigit())
+
     def has_checkpoint(self) -> bool:
-        return any(self.student_checkpoints.glob("checkpoint-*"))
+        return bool(self.checkpoint_steps())
 
     # evaluation -----------------------------------------------------------------------
     @property

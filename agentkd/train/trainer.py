@@ -215,7 +215,7 @@ def train_student(
             raise TrainingError(f"{out} already exists; pass --resume to continue its training or --overwrite to "
                                 "start again (which deletes it)")
         shutil.rmtree(out)
-    if resume and not any(checkpoints.glob("checkpoint-*")):
+    if resume and not layout.has_checkpoint():
         raise TrainingError(f"nothing to resume: {checkpoints} holds no checkpoint; run without --resume")
     model_path = resolve_local_model(config.student)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -232,7 +232,7 @@ def train_student(
         layout.student_config.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         _write_data_files(layout, report, examples)
 
-    start_step = max((int(p.name.split("-")[-1]) for p in checkpoints.glob("checkpoint-*")), default=0) if resume else 0
+    start_step = layout.checkpoint_steps()[-1] if resume else 0
     callbacks = [_progress_callback(on_progress)] if on_progress else []
     trainer = build_trainer(model_path, examples, config, checkpoints, callbacks)
     started = time.perf_counter()
