@@ -171,7 +171,8 @@ def test_env_args_are_recorded_and_resuming_with_others_is_refused_before_loadin
     assert record["identity"]["env"] == str(COUNTED) and record["identity"]["env_kwargs"] == {"n_tasks": 3, "prefix": "k"}
     assert record["specs"]["env"]["kwargs"] == {"n_tasks": 3, "prefix": "k"}
     assert record["specs"]["teacher"] == {"kind": "reference", "settings": {}}
-    assert [json.loads(x)["task"]["id"] for x in (run / "trajectories.jsonl").read_text().splitlines()] == ["k0", "k1", "k2"]
+    assert sorted(json.loads(x)["task"]["id"] for x in (run / "trajectories.jsonl").read_text().splitlines()) == [
+        "k0", "k1", "k2"]
     loads = len(log.read_text().splitlines())
 
     refused = CliRunner().invoke(app, [*args, "--env-arg", "n_tasks=4", "--env-arg", "prefix=k"])

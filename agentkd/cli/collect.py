@@ -12,7 +12,6 @@ from rich.table import Table
 
 from agentkd.cli.common import (
     ApiBaseOption,
-    CommandFailed,
     EnvArgOption,
     EnvOption,
     MaxStepsOption,
@@ -21,6 +20,7 @@ from agentkd.cli.common import (
     exit_on_error,
     progress_bar,
     sandbox_config,
+    stop_cleanly,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ def collect_command(
 def execute(job: CollectJob) -> tuple[CollectStats, Path]:
     """Prepare and run a collection with a progress bar; CommandFailed (what is written is kept) on failure."""
     from agentkd.collect.job import prepare_collect
-    from agentkd.errors import AgentKDError, ModelError
 
     prepared = prepare_collect(job)
     kept = prepared.folder.trajectories_path
@@ -81,19 +80,9 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
             progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate,
                             cost=stats.cost_usd, errors=stats.errors)
 
-        try:
+        with stop_cleanly(progress, f"Trajectories written so far are kept in {kept}; fix the problem and re-run "
+                                    "to resume.", "finished trajectories are kept. Re-run the same command to resume."):
             stats = asyncio.run(prepared.run(update))
-        except ModelError as exc:
-            progress.stop()
-            raise CommandFailed(f"{exc}\nTrajectories written so far are kept in {kept}; fix the problem and "
-                                "re-run to resume.") from exc
-        except AgentKDError as exc:
-            progress.stop()
-            raise CommandFailed(str(exc)) from exc
-        except KeyboardInterrupt:
-            progress.stop()
-            raise CommandFailed("interrupted; finished trajectories are kept. Re-run the same command to resume.",
-                                code=130) from None
         progress.update(bar, completed=prepared.total)
     return stats, kept
 

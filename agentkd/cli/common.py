@@ -57,6 +57,23 @@ def exit_on_error() -> Iterator[None]:
         fail(str(exc))
 
 
+@contextmanager
+def stop_cleanly(progress: Progress, kept: str, interrupted: str) -> Iterator[None]:
+    """Run a long stage under a live progress display. On an agentkd error or Ctrl-C the display is stopped
+    first (so the message is not drawn over) and CommandFailed says what is kept (`kept`) or how to go on
+    after an interrupt (`interrupted`, exit code 130)."""
+    from agentkd.errors import AgentKDError
+
+    try:
+        yield
+    except AgentKDError as exc:
+        progress.stop()
+        raise CommandFailed(f"{exc}\n{kept}" if kept else str(exc)) from exc
+    except KeyboardInterrupt:
+        progress.stop()
+        raise CommandFailed(f"interrupted; {interrupted}", code=130) from None
+
+
 def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:
     """The sandbox settings from --sandbox (checked when a job is prepared)."""
     from agentkd.tools.sandbox import SandboxConfig

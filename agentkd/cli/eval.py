@@ -11,7 +11,6 @@ from rich.table import Table
 
 from agentkd.cli.common import (
     ApiBaseOption,
-    CommandFailed,
     MaxStepsOption,
     RunOption,
     SandboxOption,
@@ -20,6 +19,7 @@ from agentkd.cli.common import (
     parse_price,
     progress_bar,
     sandbox_config,
+    stop_cleanly,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +79,6 @@ def eval_command(
 
 def execute(job: EvalJob) -> EvalReport:
     """Prepare and run an evaluation with a progress bar; CommandFailed (finished episodes kept) on failure."""
-    from agentkd.errors import AgentKDError
     from agentkd.evaluate.job import prepare_eval
     from agentkd.run import RunLayout
 
@@ -91,16 +90,9 @@ def execute(job: EvalJob) -> EvalReport:
         def update(_traj: object, stats: CollectStats) -> None:
             progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)
 
-        try:
+        with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
+                                    "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
             report = asyncio.run(prepared.run(update))
-        except AgentKDError as exc:
-            progress.stop()
-            raise CommandFailed(f"{exc}\nFinished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
-                                "re-run to resume.") from exc
-        except KeyboardInterrupt:
-            progress.stop()
-            raise CommandFailed("interrupted; finished episodes are kept. Re-run the same command to resume.",
-                                code=130) from None
         progress.update(bar, completed=len(prepared.tasks))
     return report
 

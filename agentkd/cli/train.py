@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from agentkd.cli.common import CommandFailed, console, exit_on_error, progress_bar
+from agentkd.cli.common import console, exit_on_error, progress_bar, stop_cleanly
 
 if TYPE_CHECKING:
     from agentkd.train import TrainResult
@@ -46,7 +46,6 @@ def train_command(
 def execute(job: TrainJob) -> TrainResult:
     """Train with a progress bar (steps, loss); CommandFailed on failure (checkpoints are kept)."""
     from agentkd.env.loading import load_environment
-    from agentkd.errors import AgentKDError
     from agentkd.run import RunFolder
     from agentkd.train import train_student
 
@@ -66,13 +65,7 @@ def execute(job: TrainJob) -> TrainResult:
             loss = f"{logs['loss']:.3f}" if "loss" in logs else "-"
             progress.update(bar, completed=step, total=total, loss=loss)
 
-        try:
+        with stop_cleanly(progress, "",
+                          f"continue from the last checkpoint with `agentkd train --run {job.run} --resume`"):
             return train_student(job.run, environment, job.config, resume=job.resume, overwrite=job.overwrite,
                                  on_progress=update, on_data=show_data)
-        except AgentKDError as exc:
-            progress.stop()
-            raise CommandFailed(str(exc)) from exc
-        except KeyboardInterrupt:
-            progress.stop()
-            raise CommandFailed(f"interrupted; continue from the last checkpoint with "
-                                f"`agentkd train --run {job.run} --resume`", code=130) from None

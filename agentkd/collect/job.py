@@ -22,20 +22,25 @@ from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 from agentkd.version import __version__
 
 
-class CollectJob(BaseModel):
-    """Run a teacher over a split into RUN/trajectories.jsonl (re-running the same job resumes it)."""
+class EpisodesJob(BaseModel):
+    """What every job that runs episodes into a run folder has: where, which tasks, how many at once, limits."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid")
 
     run: Path
+    split: str = "train"
+    n: int | None = Field(None, ge=1, description="number of tasks (default: the whole split)")
+    concurrency: int = Field(8, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="override the environment's step limit")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+
+class CollectJob(EpisodesJob):
+    """Run a teacher over a split into RUN/trajectories.jsonl (re-running the same job resumes it)."""
+
     env: EnvSpec
     teacher: PolicySpec
-    split: str = "train"
-    n: int | None = Field(None, ge=1)
-    concurrency: int = Field(8, ge=1)
     samples_per_task: int = Field(1, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
     def identity(self) -> dict[str, Any]:
         """What makes a run folder this job's (compared before the environment is loaded)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agentkd.collect.collector import CollectStats
+from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.evaluate.metrics import EvalReport, Prices
@@ -19,25 +20,18 @@ from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import is_trained_student
 from agentkd.specs import PolicySpec
-from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+from agentkd.tools.sandbox import PythonSandbox
 
-PolicyChoice = Literal["teacher", "student", "icd", "sc", "cascade"]
 POLICY_CHOICES: tuple[str, ...] = ("teacher", "student", "icd", "sc", "cascade")
 
 
-class EvalJob(BaseModel):
+class EvalJob(EpisodesJob):
     """Evaluate a policy on a split into RUN/eval/<name>.jsonl and RUN/eval/<name>.json (re-running resumes)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    run: Path
     policy: PolicySpec
     name: str
     split: str = "test"
-    n: int | None = Field(None, ge=1)
     concurrency: int = Field(2, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     """role -> ($ per 1M prompt tokens, $ per 1M completion tokens), for unpriced or local models."""
 
