@@ -13,7 +13,8 @@ SCHEMA_VERSION = 2
 """2 added `Trajectory.policy_spec`; version-1 lines read as they are (no spec)."""
 
 Role = Literal["teacher", "student", "reference", "system"]
-Status = Literal["finished", "step_limit", "error"]
+Status = Literal["finished", "step_limit", "error", "stuck"]
+"""stuck: the model kept repeating its reply to an unchanged state (see agentkd.policies.repeats)."""
 
 
 class Task(BaseModel):
@@ -69,6 +70,9 @@ class Step(BaseModel):
     candidates: list[str] | None = None
     """Sampled candidate outputs, for cascade / self-consistent steps."""
     vote: dict[str, Any] | None = None
+    resampled: dict[str, Any] | None = None
+    """Set when the first reply repeated the previous one for the same state and was resampled
+    (`temperature`, `attempts`); `output` is the resample."""
     role_usage: dict[str, Usage] = Field(default_factory=dict)
     """Usage per role when several roles spent tokens on this step (a cascade step that the
     student sampled and the teacher then took). Empty means all of `usage` is `role`'s."""

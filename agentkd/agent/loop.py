@@ -15,6 +15,7 @@ from agentkd.codeact.prompts import format_observation, initial_messages, observ
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError, ModelError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
+from agentkd.policies.repeats import StuckError
 from agentkd.records import Step, Task, Trajectory, Usage
 from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 
@@ -96,6 +97,8 @@ class CodeActAgent:
                 _close_soon(state.get("worker"))
                 raise
             return self._failed(exc)
+        except StuckError as exc:
+            return {"done": True, "status": "stuck", "error": str(exc)}
         except (AgentKDError, PolicyError) as exc:
             return self._failed(exc)
         except Exception as exc:  # noqa: BLE001 - an episode failure must never kill a collector
@@ -104,7 +107,7 @@ class CodeActAgent:
         step = Step(
             index=len(state["steps"]), role=out.role, model=out.model, output=out.text, thought=parsed.thought,
             action=parsed.code, parse_error=parsed.error, usage=out.usage, latency_s=out.latency_s,
-            candidates=out.candidates, vote=out.vote, role_usage=out.role_usage,
+            candidates=out.candidates, vote=out.vote, role_usage=out.role_usage, resampled=out.resampled,
         )
         return {"pending": step}
 

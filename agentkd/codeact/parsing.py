@@ -42,6 +42,25 @@ def parse_action(text: str) -> ParsedAction:
     return ParsedAction(thought, code)
 
 
+CLOSING_FENCE = "\n```\n"
+"""Stop sequence at the end of a reply's first code block (models that chat on after the code, or write a
+second block, stop there)."""
+
+
+def finish_reply(text: str) -> str:
+    """A reply cut back to one step: the closing fence a stop sequence removed is put back, and anything
+    after the first complete code block (chatter, a second block) is dropped."""
+    if text.count("```") % 2:
+        text = text + "\n```"
+    first = _BLOCK.search(text)
+    return text[: first.end()] if first else text
+
+
+def squash(text: str) -> str:
+    """`text` with runs of whitespace collapsed, for comparing replies."""
+    return " ".join(text.split())
+
+
 def render_action(thought: str, code: str) -> str:
     """The canonical text of a step: what teachers and students are trained to emit."""
     return f"Thought: {thought}\n```python\n{code}\n```"

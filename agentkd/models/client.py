@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +46,27 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     litellm.BadGatewayError,
     litellm.APIError,
 )
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1"}
+NO_KEY = "sk-no-key-required"
+"""Sent to a local OpenAI-compatible server when no key is configured (llama.cpp and vLLM ignore it)."""
+_CREDENTIALS = re.compile(r"missing credentials|api[_ ]?key|unauthori[sz]ed|invalid.{0,20}key|authenticat", re.I)
+
+
+def is_local_base(api_base: str | None) -> bool:
+    """Whether `api_base` points at this machine (a server started here needs no API key)."""
+    return bool(api_base) and (urlparse(api_base).hostname or "") in LOCAL_HOSTS
+
+
+def missing_keys(model: str) -> list[str]:
+    """The provider's API key variables that are not set (none for local models)."""
+    if is_local(model):
+        return []
+    try:
+        return list(litellm.validate_environment(model).get("missing_keys") or [])
+    except Exception:  # providers litellm cannot validate: let the call tell
+        return []
 
 
 def canonical_model(model: str) -> str:
@@ -116,6 +139,8 @@ class ModelClient:
         self.max_tokens = max_tokens
         self.stop = stop
         self.api_base = api_base
+        if api_key is None and is_local_base(api_base) and missing_keys(self.model):
+            api_key = NO_KEY  # a local --api-base works without a key
         self.api_key = api_key
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -177,6 +202,8 @@ class ModelClient:
                 fatal = isinstance(exc, FATAL_ERRORS)
                 raise ModelError(f"model {self.model!r} failed permanently: {_short(exc)}", fatal=fatal) from exc
             except TRANSIENT_ERRORS as exc:
+                if _CREDENTIALS.search(str(exc)):  # litellm reports some missing keys as server errors
+                    raise self._credentials_error(exc) from exc
                 attempt += 1
                 if attempt > self.max_retries:
                     raise TransientModelError(
@@ -187,6 +214,12 @@ class ModelClient:
                 raise
             except Exception as exc:  # unknown provider errors are not retried blindly
                 raise ModelError(f"model {self.model!r} call failed: {type(exc).__name__}: {_short(exc)}") from exc
+
+    def _credentials_error(self, exc: BaseException) -> ModelError:
+        keys = missing_keys(self.model)
+        fix = (f"set {' or '.join(keys)} in the environment" if keys else "check the API key of this provider")
+        return ModelError(f"model {self.model!r} has no valid API key ({_short(exc, 160)}); {fix}. A local server "
+                          "given with --api-base http://127.0.0.1:PORT/v1 needs none.", fatal=True)
 
     def _usage(self, response: Any) -> Usage:
         u = getattr(response, "usage", None)

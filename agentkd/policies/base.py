@@ -39,6 +39,8 @@ class PolicyOutput:
     candidates: list[str] | None = None
     vote: dict[str, Any] | None = None
     role_usage: dict[str, Usage] = field(default_factory=dict)
+    resampled: dict[str, Any] | None = None
+    """What the repeated-reply guard did, when it resampled (agentkd.policies.repeats)."""
 
 
 @runtime_checkable

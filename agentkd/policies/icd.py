@@ -6,15 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP, with_student_prompt
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
+from agentkd.policies.repeats import guard_repeats
 from agentkd.records import Role
 from agentkd.run.layout import is_trained_student
 from agentkd.specs import PolicySpec
 
-CLOSING_FENCE = "\n```\n"
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
 
 
@@ -104,13 +105,14 @@ class StudentPolicy:
         texts = completion.texts
         if self.prefill:
             texts = [self.prefill + (t if t.startswith((" ", "\n")) else " " + t) for t in texts]
-        completion.texts = [t + "\n```" if t.count("```") % 2 else t for t in texts]  # restore a stopped fence
+        completion.texts = [finish_reply(t) for t in texts]
         return completion
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
-        completion = await self.sample(ctx, 1, self.client.temperature)
+        first = await self.sample(ctx, 1, self.client.temperature)
+        completion, resampled = await guard_repeats(first, ctx.steps, lambda t: self.sample(ctx, 1, t))
         return PolicyOutput(text=completion.text, role=self.role, model=completion.model,
-                            usage=completion.usage, latency_s=completion.latency_s)
+                            usage=completion.usage, latency_s=completion.latency_s, resampled=resampled)
 
 
 def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,

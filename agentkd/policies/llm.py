@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP
-from agentkd.models.client import ModelClient
+from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
+from agentkd.policies.repeats import guard_repeats
 from agentkd.records import Role
 from agentkd.specs import PolicySpec
 
@@ -28,7 +30,10 @@ class LLMSettings(BaseModel):
 
 
 class LLMPolicy:
-    """Sends the conversation to a model; optionally forces the first thought's beginning."""
+    """Sends the conversation to a model; optionally forces the first thought's beginning.
+
+    The reply stops at the end of its first code block; a reply that repeats the previous one for the same
+    state is resampled at a temperature, and the episode ends as `stuck` if it keeps repeating."""
 
     def __init__(
         self,
@@ -40,7 +45,7 @@ class LLMPolicy:
         self.client = ModelClient(client) if isinstance(client, str) else client
         self.role = role
         self.first_thought = first_thought
-        self.stop = DEFAULT_STOP if stop is None else stop
+        self.stop = [*DEFAULT_STOP, CLOSING_FENCE] if stop is None else stop
         self.name = f"{role}:{self.client.model}"
         self.spec = PolicySpec(kind="llm", settings=LLMSettings(
             model=self.client.model, role=role, temperature=self.client.temperature,  # type: ignore[arg-type]
@@ -54,16 +59,23 @@ class LLMPolicy:
             # Continue a partial assistant message: the provider completes the forced thought.
             prefix = f"Thought: {self.first_thought}"
             messages.append({"role": "assistant", "content": prefix})
-        completion = await self.client.complete(messages, stop=self.stop)
-        text = completion.text
-        if prefix and not text.lstrip().lower().startswith("thought:"):
-            text = prefix + text
+
+        async def complete(temperature: float | None = None) -> Completion:
+            completion = await self.client.complete(messages, stop=self.stop, temperature=temperature)
+            text = completion.text
+            if prefix and not text.lstrip().lower().startswith("thought:"):
+                text = prefix + text
+            completion.texts = [finish_reply(text)]
+            return completion
+
+        completion, resampled = await guard_repeats(await complete(), ctx.steps, complete)
         return PolicyOutput(
-            text=text,
+            text=completion.text,
             role=self.role,
             model=completion.model,
             usage=completion.usage,
             latency_s=completion.latency_s,
+            resampled=resampled,
         )
 
 

@@ -1,0 +1,58 @@
+"""The repeated-reply guard: a model answering the same state with the same text is resampled, then stopped.
+
+Greedy decoding answers an unchanged state with an unchanged reply, so a model that got a corrective
+observation (or the same observation twice) would repeat itself until the step limit. Such a reply is
+resampled at a temperature (recorded on the step); if it still repeats, the episode ends as `stuck`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from agentkd.codeact.parsing import squash
+from agentkd.policies.base import PolicyError
+from agentkd.records import Step
+
+if TYPE_CHECKING:  # the agent loop imports StuckError; litellm need not load with it
+    from agentkd.models.client import Completion
+
+RESAMPLE_TEMPERATURE = 0.7
+RESAMPLE_ATTEMPTS = 2
+
+
+class StuckError(PolicyError):
+    """The model kept giving the same reply to the same state (the episode ends with status `stuck`)."""
+
+
+def repeats_previous(text: str, steps: list[Step]) -> bool:
+    """Whether `text` is the previous reply again, for a state that did not change since: the previous reply
+    could not be run (a corrective observation), or it observed the same as the step before it."""
+    if not steps or squash(text) != squash(steps[-1].output):
+        return False
+    previous = steps[-1]
+    if previous.action is None:
+        return True
+    return len(steps) >= 2 and previous.observation == steps[-2].observation
+
+
+async def guard_repeats(
+    first: Completion, steps: list[Step], resample: Callable[[float], Awaitable[Completion]],
+    temperature: float = RESAMPLE_TEMPERATURE, attempts: int = RESAMPLE_ATTEMPTS,
+) -> tuple[Completion, dict | None]:
+    """`first`, or a resample at `temperature` when it repeats the previous reply for the same state.
+
+    Returns the completion to act on and what was done (`{"temperature", "attempts", "usage"...}` or None);
+    raises StuckError when every resample repeats too. Usage of discarded samples is added to the result's."""
+    if not repeats_previous(first.text, steps):
+        return first, None
+    spent = first.usage
+    for attempt in range(1, attempts + 1):
+        again = await resample(temperature)
+        spent = spent + again.usage
+        if not repeats_previous(again.text, steps):
+            again.usage = spent
+            again.latency_s += first.latency_s
+            return again, {"reason": "repeated the previous reply for the same state", "temperature": temperature,
+                           "attempts": attempt}
+    raise StuckError(f"the model repeated its previous reply for the same state, also in {attempts} samples at "
+                     f"temperature {temperature}; the episode is stuck")

@@ -1,0 +1,106 @@
+"""A teacher loop that survives real models: one code block per reply, the repeated-reply guard, keys."""
+
+import asyncio
+import os
+import time
+
+import pytest
+from fake_openai_server import FakeOpenAIServer
+from typer.testing import CliRunner
+
+from agentkd import CodeActAgent, Environment, LLMPolicy, ModelClient, ModelError, StudentPolicy, tool
+from agentkd.cli import app
+from agentkd.codeact.parsing import finish_reply
+from agentkd.models.client import Completion
+from agentkd.records import Usage
+
+TWO_BLOCKS = "Thought: both at once.\n```python\nv = double(21)\nprint(v)\n```\n```python\nfinal_answer(v)\n```"
+NO_CODE = "Thought: the answer is 42."
+GOOD = "Thought: compute it.\n```python\nfinal_answer(double(21))\n```"
+
+
+@tool
+def double(x: int) -> int:
+    """Return 2 * x."""
+    return 2 * x
+
+
+ENV = Environment(name="calc", tasks=[{"id": "a", "prompt": "double 21", "answer": 42}], tools=[double],
+                  grader="numeric", max_steps=6)
+TASK = ENV.tasks("train")[0]
+
+
+class ScriptedModel(ModelClient):
+    """A labelled test double for a model that decodes greedily: `greedy` at temperature 0, `sampled` above."""
+
+    def __init__(self, greedy: str, sampled: str) -> None:
+        super().__init__("hosted_vllm/scripted")
+        self.greedy, self.sampled, self.calls = greedy, sampled, []
+
+    async def complete(self, messages, n=1, temperature=None, stop=None, max_tokens=None):
+        temperature = self.temperature if temperature is None else temperature
+        self.calls.append(temperature)
+        text = self.greedy if temperature == 0 else self.sampled
+        return Completion(texts=[text] * n, usage=Usage(prompt_tokens=10, completion_tokens=5, calls=1),
+                          latency_s=0.01, model=self.model)
+
+
+def test_a_reply_stops_at_the_end_of_its_first_code_block():
+    assert finish_reply(TWO_BLOCKS) == "Thought: both at once.\n```python\nv = double(21)\nprint(v)\n```"
+    assert finish_reply("Thought: x\n```python\nprint(1)") == "Thought: x\n```python\nprint(1)\n```"
+    assert finish_reply(NO_CODE) == NO_CODE
+    policy = LLMPolicy(ScriptedModel(TWO_BLOCKS, GOOD))
+    assert "\n```\n" in policy.stop
+    traj = CodeActAgent(ENV, policy, max_steps=1).run(TASK)
+    assert traj.steps[0].action == "v = double(21)\nprint(v)" and traj.steps[0].observation == "42"
+
+
+def test_a_repeated_reply_to_the_same_state_is_resampled_and_recorded():
+    model = ScriptedModel(NO_CODE, GOOD)
+    traj = CodeActAgent(ENV, LLMPolicy(model)).run(TASK)
+    assert traj.success and len(traj.steps) == 2
+    assert traj.steps[0].resampled is None and traj.steps[1].resampled == {
+        "reason": "repeated the previous reply for the same state", "temperature": 0.7, "attempts": 1}
+    assert traj.steps[1].usage.calls == 2  # the discarded greedy reply is paid for too
+    assert model.calls == [0.0, 0.0, 0.7]
+
+
+def test_a_model_that_keeps_repeating_ends_the_episode_as_stuck_not_at_the_step_limit():
+    traj = CodeActAgent(ENV, LLMPolicy(ScriptedModel(NO_CODE, NO_CODE))).run(TASK)
+    assert traj.status == "stuck" and len(traj.steps) == 1 and "repeated" in traj.error
+    # the student gets the same guard
+    student = StudentPolicy(ScriptedModel(" x = 1", " x = 1"), prefill="Thought:")
+    traj = CodeActAgent(ENV, student).run(TASK)
+    assert traj.status == "stuck"
+
+
+def test_the_same_code_after_a_changed_observation_is_not_a_repeat():
+    env = Environment(name="count", tasks=[{"id": "a", "prompt": "count", "answer": 3}], tools=[double],
+                      grader="numeric", max_steps=3, setup_state=lambda task: None)
+    step = "Thought: again.\n```python\nn = globals().get('n', 0) + 1\nprint(n)\n```"
+    traj = CodeActAgent(env, LLMPolicy(ScriptedModel(step, GOOD))).run(env.tasks("train")[0])
+    assert traj.status == "step_limit" and [s.observation for s in traj.steps] == ["1", "2", "3"]
+    assert all(s.resampled is None for s in traj.steps)
+
+
+def test_a_missing_key_fails_fast_once_with_the_fix(factqa, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "openai/gpt-4o-mini", "--n", "3",
+                                      "--run", str(tmp_path / "r")])
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 1 and result.output.count("OPENAI_API_KEY") == 1, result.output
+    with pytest.raises(ModelError) as info:
+        asyncio.run(ModelClient("openai/gpt-4o-mini", api_base="http://10.255.255.1:9/v1", timeout_s=2).complete(
+            [{"role": "user", "content": "x"}]))
+    assert info.value.fatal and "OPENAI_API_KEY" in str(info.value)
+
+
+def test_a_local_api_base_needs_no_key(factqa, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert "OPENAI_API_KEY" not in os.environ
+    with FakeOpenAIServer(factqa) as server:
+        result = CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "openai/reference-stub",
+                                          "--api-base", server.api_base, "--n", "2", "--run", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "success (new)" in result.output and "100.0%" in result.output
