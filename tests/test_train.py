@@ -133,3 +133,30 @@ def test_cli_train_refuses_bad_input(run, tmp_path):
     assert result.exit_code == 1 and "no trajectory" in result.output and not (empty / "student").exists()
     result = runner.invoke(app, ["eval", "--run", str(empty), "--policy", "student", "--student", "trained"])
     assert result.exit_code == 1 and "agentkd train" in result.output
+
+
+def test_a_long_conversation_is_trained_as_windows_masked_on_their_own_steps(factqa):
+    from transformers import AutoTokenizer
+
+    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.train.sft_data import build_examples, student_conversation, windows
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_local_model("smollm2-135m")))
+    traj = CodeActAgent(factqa, ReferencePolicy()).run(
+        next(t for t in factqa.tasks("train") if t.metadata.get("kind") == "comparison"))
+    messages = student_conversation(factqa, traj)
+    whole = tokenize_conversation(tokenizer, messages)
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert len(replies) >= 3
+    limit = len(whole.input_ids) * 2 // 3
+    parts = windows(tokenizer, messages, limit, context=1)
+    assert parts and len(parts) >= 2 and all(len(p.input_ids) <= limit for p in parts)
+    trained = []
+    for part in parts:
+        text = tokenizer.decode([t for t, m in zip(part.input_ids, part.assistant_masks) if m])
+        trained += [r for r in replies if r in text]
+        assert messages[1]["content"] in tokenizer.decode(part.input_ids)  # every window starts from the task
+    assert trained == replies  # each step trained exactly once, in order, and nothing else
+    examples, too_long, windowed = build_examples(factqa, [traj], tokenizer, limit, context=1)
+    assert windowed == 1 and not too_long and len(examples) == len(parts)
+    assert build_examples(factqa, [traj], tokenizer, 40, context=1)[1] == [traj]  # no step fits: dropped, named

@@ -131,3 +131,17 @@ def test_self_consistency_with_only_failing_candidates_takes_the_first():
 
 def test_reference_teacher_unchanged_on_the_stateful_env():
     assert CodeActAgent(BANK, ReferencePolicy()).run(BANK.tasks("train")[0]).success
+
+
+def test_the_filter_summary_adds_up_and_dedupe_is_per_task_unless_asked():
+    same_actions = [traj("a"), traj("b"), traj("a"), traj("c", success=False), traj("d", status="error")]
+    report = filter_trajectories(same_actions)
+    assert [t.task.id for t in report.kept] == ["a", "b"]  # b: another task with the same actions is kept
+    summary = report.summary()
+    assert summary.startswith("5 trajectories = kept 2 + set apart 1 failed (1 below the success threshold) + "
+                              "dropped 2 (")
+    assert "1 duplicates" in summary and "1 episode errors" in summary
+    assert [t.task.id for t in filter_trajectories(same_actions, FilterConfig(dedupe="actions")).kept] == ["a"]
+    prompts = [traj("a", prompt="same?"), traj("b", prompt="same?")]
+    assert len(filter_trajectories(prompts, FilterConfig(dedupe="prompt")).kept) == 1
+    assert len(filter_trajectories(prompts).kept) == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,10 +18,14 @@ class FilterConfig(BaseModel):
     min_score: float | None = None
     """Grader score a trajectory needs; None = the environment's own success verdict."""
     drop_parse_errors: bool = True
-    dedupe: bool = True
-    """Drop a trajectory whose task and (normalised) actions repeat an earlier one."""
-    max_tokens: int = Field(1024, ge=16)
-    """Longest example (student prompt + conversation), in student tokens; longer ones are dropped."""
+    dedupe: bool | Literal["task", "prompt", "actions"] = True
+    """Drop a trajectory whose (normalised) actions repeat an earlier one's for the same task (`task`, what True
+    means), for the same prompt text (`prompt`), or for any task (`actions`); False keeps every one."""
+    max_tokens: int | None = Field(None, ge=16)
+    """Longest example (student prompt + conversation) in student tokens; None = the student's context length.
+    A longer trajectory is trained as windows (the task, `window_context` earlier steps, then trained steps)."""
+    window_context: int = Field(4, ge=0)
+    """Earlier steps shown (not trained on) before a window's trained steps."""
 
 
 class FilterReport(BaseModel):
@@ -33,23 +37,32 @@ class FilterReport(BaseModel):
     """Finished but unsuccessful (or step-limited) episodes, kept apart for preference training."""
     dropped: dict[str, int] = Field(default_factory=dict)
     """Reason → count (failed episodes are counted here too, under their reason)."""
+    windowed: int = 0
+    """Kept trajectories too long for one example, trained as several windows."""
 
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
 
     def summary(self) -> str:
-        reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.dropped.items(), key=lambda kv: -kv[1])) or "none"
-        return (f"{self.seen} trajectories: kept {len(self.kept)}, set apart {len(self.failed)} failed, "
-                f"dropped {sum(self.dropped.values())} ({reasons})")
+        """One line that adds up: seen = kept + set apart as failed + dropped, each with its reasons."""
+        def listed(items: list[tuple[str, int]]) -> str:
+            return f" ({', '.join(f'{n} {why}' for why, n in items)})" if items else ""
+
+        reasons = sorted(self.dropped.items(), key=lambda kv: -kv[1])
+        failed = [(why.replace(" (set apart as failed)", ""), n) for why, n in reasons if "set apart" in why]
+        other = [(why, n) for why, n in reasons if "set apart" not in why]
+        windows = f", {self.windowed} of them as windows" if self.windowed else ""
+        return (f"{self.seen} trajectories = kept {len(self.kept)}{windows} + set apart {len(self.failed)} failed"
+                f"{listed(failed)} + dropped {sum(n for _, n in other)}{listed(other)}")
 
 
 def _succeeded(traj: Trajectory, min_score: float | None) -> bool:
     return traj.success if min_score is None else traj.score >= min_score
 
 
-def _dedupe_key(traj: Trajectory) -> tuple[str, ...]:
-    return (" ".join(traj.task.prompt.lower().split()),
-            *(normalize_code(s.action) if s.action else "" for s in traj.steps))
+def _dedupe_key(traj: Trajectory, mode: str) -> tuple[str, ...]:
+    task = {"task": traj.task.id, "prompt": " ".join(traj.task.prompt.lower().split()), "actions": ""}[mode]
+    return (task, *(normalize_code(s.action) if s.action else "" for s in traj.steps))
 
 
 def filter_trajectories(trajectories: Iterable[Trajectory], config: FilterConfig | None = None) -> FilterReport:
@@ -71,7 +84,7 @@ def filter_trajectories(trajectories: Iterable[Trajectory], config: FilterConfig
             report.drop("parse failures")
         elif not traj.steps or not traj.messages:
             report.drop("no steps")
-        elif config.dedupe and (key := _dedupe_key(traj)) in seen_keys:
+        elif config.dedupe and (key := _dedupe_key(traj, "task" if config.dedupe is True else config.dedupe)) in seen_keys:
             report.drop("duplicates")
         else:
             if config.dedupe:

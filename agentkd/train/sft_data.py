@@ -39,13 +39,15 @@ def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: b
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def assistant_char_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_char_spans(
+    tokenizer: Any, messages: list[dict[str, str]], trained: set[int] | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of each assistant reply (including the template's
-    end-of-turn marker, so the student learns to stop)."""
+    end-of-turn marker, so the student learns to stop); only the replies at message indices `trained` when given."""
     text = _render(tokenizer, messages)
     spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or (trained is not None and i not in trained):
             continue
         before = _render(tokenizer, messages[:i], generation_prompt=True)
         through = _render(tokenizer, messages[: i + 1])
@@ -59,24 +61,67 @@ def assistant_char_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tupl
     return text, spans
 
 
-def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], task_id: str = "") -> SFTExample:
-    """Tokenise with offsets; a token is trained on when its characters lie inside an assistant span."""
-    text, spans = assistant_char_spans(tokenizer, messages)
+def tokenize_conversation(
+    tokenizer: Any, messages: list[dict[str, str]], task_id: str = "", trained: set[int] | None = None
+) -> SFTExample:
+    """Tokenise with offsets; a token is trained on when its characters lie inside an assistant span (of the
+    assistant messages at indices `trained`, when given)."""
+    text, spans = assistant_char_spans(tokenizer, messages, trained)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     mask = [int(any(lo <= start and end <= hi for lo, hi in spans) and end > start)
             for start, end in encoded["offset_mapping"]]
     return SFTExample(task_id=task_id, input_ids=list(encoded["input_ids"]), assistant_masks=mask)
 
 
+def windows(
+    tokenizer: Any, messages: list[dict[str, str]], max_tokens: int, context: int, task_id: str = ""
+) -> list[SFTExample] | None:
+    """A conversation too long for one example, as windows that each fit `max_tokens`: the system prompt and the
+    task, up to `context` earlier steps (shown, not trained), then consecutive trained steps. Every assistant turn
+    is trained in exactly one window. None when a single step does not fit even without earlier steps."""
+    head = messages[:2]
+    replies = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= 2]
+    out: list[SFTExample] = []
+    first = 0
+    while first < len(replies):
+        best = None
+        for shown in ([context, 0] if context else [0]):
+            start = replies[max(0, first - shown)]
+            for last in range(first, len(replies)):  # extend the trained run while it fits
+                window = head + messages[start: replies[last] + 1]
+                example = tokenize_conversation(tokenizer, window, task_id, set(range(2 + replies[first] - start,
+                                                                                    len(window))))
+                if len(example.input_ids) > max_tokens:
+                    break
+                best = (example, last)
+            if best is not None:
+                break
+        if best is None:
+            return None
+        out.append(best[0])
+        first = best[1] + 1
+    return out
+
+
 def build_examples(
-    env: Environment, trajectories: list[Trajectory], tokenizer: Any, max_tokens: int
-) -> tuple[list[SFTExample], int]:
-    """SFT examples for `trajectories`; returns (examples, number dropped for exceeding `max_tokens`)."""
-    examples, too_long = [], 0
+    env: Environment, trajectories: list[Trajectory], tokenizer: Any, max_tokens: int, context: int = 4,
+) -> tuple[list[SFTExample], list[Trajectory], int]:
+    """SFT examples for `trajectories`: one per conversation, or windows (see `windows`) for one longer than
+    `max_tokens`. Returns (examples, trajectories with a step too long for any window, number windowed)."""
+    examples: list[SFTExample] = []
+    too_long: list[Trajectory] = []
+    windowed = 0
     for traj in trajectories:
-        example = tokenize_conversation(tokenizer, student_conversation(env, traj), traj.task.id)
-        if len(example.input_ids) > max_tokens:
-            too_long += 1
-        elif example.trained_tokens:
-            examples.append(example)
-    return examples, too_long
+        messages = student_conversation(env, traj)
+        example = tokenize_conversation(tokenizer, messages, traj.task.id)
+        if len(example.input_ids) <= max_tokens:
+            if example.trained_tokens:
+                examples.append(example)
+            continue
+        parts = windows(tokenizer, messages, max_tokens, context, traj.task.id)
+        if parts is None:
+            too_long.append(traj)
+        else:
+            windowed += 1
+            examples.extend(p for p in parts if p.trained_tokens)
+    return examples, too_long, windowed

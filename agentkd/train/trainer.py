@@ -63,16 +63,34 @@ def use_bf16(precision: str) -> bool:
     return torch.cuda.is_available() or cpu_has_bf16_units()
 
 
+def context_length(model_path: str | Path, tokenizer: Any = None) -> int:
+    """The student's context window in tokens (its config's max_position_embeddings)."""
+    config = Path(model_path) / "config.json"
+    if config.is_file():
+        length = json.loads(config.read_text()).get("max_position_embeddings")
+        if isinstance(length, int) and length > 0:
+            return length
+    length = getattr(tokenizer, "model_max_length", None)
+    return int(length) if isinstance(length, int) and 0 < length < 1_000_000 else 2048
+
+
 def prepare_data(
-    env: Environment, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig
+    env: Environment, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig, context: int = 2048,
 ) -> tuple[list[SFTExample], FilterReport, int]:
-    """Filter, cap and tokenise: (examples, filter report, number dropped as too long)."""
+    """Filter, cap and tokenise: (examples, filter report, trajectories dropped as too long). Examples are at most
+    `filters.max_tokens` long, or `context` (the student's context length) when that is None."""
     report = filter_trajectories(trajectories, config.filters)
-    kept = report.kept[: config.max_trajectories] if config.max_trajectories else report.kept
-    examples, too_long = build_examples(env, kept, tokenizer, config.filters.max_tokens)
+    if config.max_trajectories and len(report.kept) > config.max_trajectories:
+        report.drop(f"beyond max_trajectories={config.max_trajectories}", len(report.kept) - config.max_trajectories)
+        report.kept = report.kept[: config.max_trajectories]
+    limit = config.filters.max_tokens or context
+    examples, too_long, report.windowed = build_examples(env, report.kept, tokenizer, limit,
+                                                         config.filters.window_context)
     if too_long:
-        report.dropped[f"longer than {config.filters.max_tokens} tokens"] = too_long
-    return examples, report, too_long
+        report.drop(f"a step longer than {limit} tokens", len(too_long))
+        dropped = {id(t) for t in too_long}
+        report.kept = [t for t in report.kept if id(t) not in dropped]
+    return examples, report, len(too_long)
 
 
 def build_trainer(
@@ -130,7 +148,7 @@ def build_trainer(
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout,
                                  target_modules=config.target_modules, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks or [])
+                         peft_config=peft_config, callbacks=[*(callbacks or []), _log_last_step()])
     if callbacks:  # our progress bar replaces the Trainer's printed log dicts
         from transformers.trainer_callback import PrinterCallback
 
@@ -173,6 +191,18 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|transformers|peft|torch)")
+
+
+def _log_last_step() -> Any:
+    """Makes the Trainer log the last step too, so the final loss reported is the final step's."""
+    from transformers import TrainerCallback
+
+    class _LogLast(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+    return _LogLast()
 
 
 def _progress_callback(on_progress: ProgressFn) -> Any:
@@ -220,7 +250,7 @@ def train_student(
     model_path = resolve_local_model(config.student)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     trajectories = list(RunFolder(run).iter_trajectories())
-    examples, report, too_long = prepare_data(env, trajectories, tokenizer, config)
+    examples, report, too_long = prepare_data(env, trajectories, tokenizer, config, context_length(model_path, tokenizer))
     if on_data:
         on_data(report, examples)
     if not examples:
