@@ -104,3 +104,25 @@ def test_a_local_api_base_needs_no_key(factqa, tmp_path, monkeypatch):
                                           "--api-base", server.api_base, "--n", "2", "--run", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "success (new)" in result.output and "100.0%" in result.output
+
+
+def test_a_student_can_see_a_capped_history():
+    from agentkd import build_policy
+    from agentkd.codeact.prompts import recent_history
+
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "task"}]
+    for i in range(5):
+        messages += [{"role": "assistant", "content": f"a{i}"}, {"role": "user", "content": f"o{i}"}]
+    assert [m["content"] for m in recent_history(messages, 2)] == ["s", "task", "a3", "o3", "a4", "o4"]
+    assert recent_history(messages, 9) == messages and len(recent_history(messages, 0)) == 2
+    seen = []
+
+    class Recorder(ScriptedModel):
+        async def complete(self, messages, **kw):
+            seen.append(len(messages))
+            return await super().complete(messages, **kw)
+
+    student = build_policy({"kind": "student", "settings": {"history_steps": 1}})
+    student.client = Recorder("Thought: again\n```python\nprint(double(len(globals())))\n```", GOOD)
+    CodeActAgent(ENV, student, max_steps=4).run(TASK)
+    assert seen[:4] == [3, 5, 5, 5]  # system + task (+ last reply and observation) + the prefill

@@ -50,6 +50,8 @@ def eval_command(
     online: Annotated[bool, typer.Option("--online", help="Cascade: add the teacher's deferred steps to the store as they happen.")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per student step.")] = 256,
     max_steps: MaxStepsOption = None,
+    history_steps: Annotated[Optional[int], typer.Option(
+        "--history-steps", min=0, help="Student: show only the task and the last N steps (long episodes).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 2,
     api_base: ApiBaseOption = None,
     teacher_price: Annotated[Optional[str], typer.Option(
@@ -70,7 +72,7 @@ def eval_command(
     with exit_on_error():
         spec = eval_policy_spec(policy, run_teacher_spec(run, teacher, api_base), student=student, samples=samples,
                                 temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
-                                max_tokens=max_tokens)
+                                max_tokens=max_tokens, history_steps=history_steps)
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
                       concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices)
         report = execute(job)

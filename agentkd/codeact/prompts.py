@@ -73,6 +73,14 @@ def observation_message(observation: str) -> dict[str, Any]:
     return {"role": "user", "content": OBSERVATION_PREFIX + observation}
 
 
+def recent_history(messages: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
+    """The system prompt and the task, then only the last `steps` (reply, observation) pairs: what a student with
+    a capped history sees (and what `agentkd train` windows show)."""
+    head, rest = messages[:2], messages[2:]
+    keep = 2 * steps
+    return messages if len(rest) <= keep else head + (rest[len(rest) - keep:] if keep else [])
+
+
 def format_observation(stdout: str, error: str | None, limit: int) -> str:
     """Captured stdout, then the error if any, truncated to `limit` characters."""
     parts = [stdout.rstrip("\n")] if stdout.strip() else []

@@ -82,7 +82,7 @@ def run_teacher_spec(run: str | Path, teacher: str | None = None, api_base: str 
 def eval_policy_spec(
     choice: str, teacher: PolicySpec, student: str = "smollm2-135m", samples: int = 3, temperature: float = 0.7,
     agreement: str = "code", min_agree: int | None = None, k: int = 4, online: bool = False, max_tokens: int = 256,
-    student_api_base: str | None = None,
+    student_api_base: str | None = None, history_steps: int | None = None,
 ) -> PolicySpec:
     """The spec `agentkd eval --policy CHOICE` evaluates: the run's teacher, the student alone, the student with
     demonstrations (icd), self-consistent (sc) or the cascade (demonstrations unless the student is fine-tuned)."""
@@ -90,7 +90,8 @@ def eval_policy_spec(
         raise ValueError(f"unknown policy {choice!r}; choose {', '.join(POLICY_CHOICES)}")
     if choice == "teacher":
         return teacher
-    model = {"max_tokens": max_tokens, **({"api_base": student_api_base} if student_api_base else {})}
+    model = {"max_tokens": max_tokens, **({"api_base": student_api_base} if student_api_base else {}),
+             **({"history_steps": history_steps} if history_steps is not None else {})}
     if choice == "icd":
         return validate_policy_spec(PolicySpec(kind="icd", settings={"model": student, "k": k, **model}))
     if choice == "student":

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
-from agentkd.codeact.prompts import DEFAULT_STOP, with_student_prompt
+from agentkd.codeact.prompts import DEFAULT_STOP, recent_history, with_student_prompt
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
@@ -38,6 +38,8 @@ class StudentSettings(BaseModel):
     api_base: str | None = None
     prompt: Literal["auto", "full", "short"] = "auto"
     """auto: the short student prompt for a student `agentkd train` wrote, the full CodeAct prompt otherwise."""
+    history_steps: int | None = Field(None, ge=0)
+    """Show only the task and the last this many (reply, observation) pairs (long episodes); None: all."""
 
 
 class ICDSettings(StudentSettings):
@@ -64,6 +66,7 @@ class StudentPolicy:
         stop: list[str] | None = None,
         prefill: str | None = "Thought:",
         student_prompt: bool = False,
+        history_steps: int | None = None,
     ) -> None:
         self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
         self.store = store
@@ -74,11 +77,12 @@ class StudentPolicy:
         self.stop = [*DEFAULT_STOP, CLOSING_FENCE] if stop is None else stop
         self.prefill = prefill
         self.student_prompt = student_prompt
+        self.history_steps = history_steps
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
         settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
                                    temperature=self.client.temperature, api_base=self.client.api_base,
-                                   prompt="short" if student_prompt else "full")
+                                   prompt="short" if student_prompt else "full", history_steps=history_steps)
         if store is not None:
             settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight)
         self.spec = PolicySpec(kind="icd" if store is not None else "student", settings=settings.model_dump(mode="json"))
@@ -86,6 +90,8 @@ class StudentPolicy:
     def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
         """The conversation with demonstrations for the current state added to the system prompt."""
         messages = with_student_prompt(ctx.env, ctx.messages) if self.student_prompt else list(ctx.messages)
+        if self.history_steps is not None:
+            messages = recent_history(messages, self.history_steps)
         if self.store is None or len(self.store) == 0:
             return messages
         context = ctx.steps[-1].observation if ctx.steps else ""
@@ -121,7 +127,8 @@ def _student(settings: StudentSettings, context: BuildContext, store: Any = None
     short = settings.prompt == "short" or (settings.prompt == "auto" and is_trained_student(model))
     client = ModelClient(model, max_tokens=settings.max_tokens, temperature=settings.temperature,
                          api_base=settings.api_base)
-    return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short)
+    return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short,
+                         history_steps=settings.history_steps)
 
 
 @register_policy("student", StudentSettings)
