@@ -126,3 +126,17 @@ def test_a_student_can_see_a_capped_history():
     student.client = Recorder("Thought: again\n```python\nprint(double(len(globals())))\n```", GOOD)
     CodeActAgent(ENV, student, max_steps=4).run(TASK)
     assert seen[:4] == [3, 5, 5, 5]  # system + task (+ last reply and observation) + the prefill
+
+
+def test_the_same_command_with_another_thought_on_an_unchanged_state_is_a_repeat():
+    from agentkd.policies.repeats import repeats_previous
+    from agentkd.records import Step
+
+    act = "```python\nprint(act('go to cabinet 1'))\n```"
+    steps = [Step(index=i, role="student", output=f"Thought: try {i}\n{act}", action="print(act('go to cabinet 1'))",
+                  observation="You are already at the cabinet 1.") for i in range(2)]
+    assert repeats_previous(f"Thought: once more\n{act}", steps)
+    assert not repeats_previous(f"Thought: once more\n{act}", steps[:1])  # one repeat is allowed
+    changed = [steps[0], steps[1].model_copy(update={"observation": "You arrive at the cabinet 1."})]
+    assert not repeats_previous(f"Thought: once more\n{act}", changed)
+    assert not repeats_previous("Thought: other\n```python\nprint(act('look'))\n```", steps)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from agentkd.codeact.parsing import squash
+from agentkd.codeact.normalize import normalize_code
+from agentkd.codeact.parsing import parse_action, squash
 from agentkd.policies.base import PolicyError
 from agentkd.records import Step
 
@@ -25,14 +26,17 @@ class StuckError(PolicyError):
 
 
 def repeats_previous(text: str, steps: list[Step]) -> bool:
-    """Whether `text` is the previous reply again, for a state that did not change since: the previous reply
-    could not be run (a corrective observation), or it observed the same as the step before it."""
-    if not steps or squash(text) != squash(steps[-1].output):
+    """Whether `text` repeats the previous step for a state that did not change since: the same reply after a
+    reply that could not run (a corrective observation), or the same code (whatever the thought) after a step
+    that observed the same as the step before it."""
+    if not steps:
         return False
     previous = steps[-1]
     if previous.action is None:
-        return True
-    return len(steps) >= 2 and previous.observation == steps[-2].observation
+        return squash(text) == squash(previous.output)
+    code = parse_action(text).code
+    return (code is not None and normalize_code(code) == normalize_code(previous.action)
+            and len(steps) >= 2 and previous.observation == steps[-2].observation)
 
 
 async def guard_repeats(
