@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 import os
 import select
 import shutil
@@ -18,8 +19,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import secrets
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from agentkd.tools.isolation import (
     bwrap_command,
     default_isolation,
     resolve_isolation,
+    worker_strategy,
 )
 
 ToolHandler = Callable[[str, list[Any], dict[str, Any]], Any]
@@ -99,6 +103,8 @@ class SandboxConfig(BaseModel):
         description="auto (bwrap, else refuse) | bwrap | none (explicit opt-out); default $AGENTKD_SANDBOX or auto",
     )
     timeout_s: float = Field(30.0, gt=0, description="wall-clock limit per run() call")
+    start_timeout_s: float = Field(10.0, gt=0, description="longest wait for the sandbox or a worker to start "
+                                   "(a fork server that does not answer in time is replaced)")
     cpu_seconds: int = Field(300, gt=0, description="CPU seconds over the worker's life (RLIMIT_CPU)")
     memory_mb: int = Field(1024, gt=0, description="address space per worker process (RLIMIT_AS)")
     max_processes: int = Field(64, gt=0, description="RLIMIT_NPROC, and the sandbox's pids cgroup")
@@ -120,7 +126,11 @@ class SandboxConfig(BaseModel):
 
 
 class ForkServer:
-    """A warm Python process (inside the sandbox) that forks one worker per episode."""
+    """A warm Python process (inside the sandbox) that forks one worker per episode.
+
+    Every exchange with it has a deadline (`start_timeout_s`): a server that stops answering is
+    killed and replaced by a fresh one instead of being waited on forever.
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -130,21 +140,28 @@ class ForkServer:
         self._control: socket.socket | None = None
         self._replies: Any = None
         self._cgroup: PidsCgroup | None = None
-        self.process_cap = "rlimit"
+        self.workers = "shared"
+        """How episodes' workers are kept apart: 'uid', 'pidns' or 'shared' (see agentkd.tools.isolation)."""
+        self.process_cap = "none"
+        """What caps a worker's process count: 'rlimit' (RLIMIT_NPROC, binding because workers never run
+        as host uid 0), 'cgroup' (the sandbox's pids cgroup), 'rlimit+cgroup', or 'none'."""
+        self.restarts = 0
 
-    def _command(self, fd: int) -> list[str]:
+    def _command(self, fd: int, workers: str) -> list[str]:
+        settings = json.dumps({"workers": workers, "uid_base": _uid_base(), "drop_caps": self.isolation == "bwrap"})
         if self.isolation == "bwrap":
-            prefix = bwrap_command([Path(p) for p in self.config.read_only], self.config.tmp_mb << 20)
-            return [*prefix, sys.executable, "-I", f"{SANDBOX_WORKER_DIR}/worker_main.py", str(fd)]
-        return [sys.executable, "-I", _WORKER_SCRIPT, str(fd)]
+            prefix = bwrap_command([Path(p) for p in self.config.read_only], self.config.tmp_mb << 20, workers)
+            return [*prefix, sys.executable, "-I", f"{SANDBOX_WORKER_DIR}/worker_main.py", str(fd), settings]
+        return [sys.executable, "-I", _WORKER_SCRIPT, str(fd), settings]
 
     def _start(self) -> None:
         # SEQPACKET keeps message boundaries: a kill and a spawn sent back to back stay two requests.
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        asked = worker_strategy(self.isolation)
         try:
             self._proc = subprocess.Popen(
-                self._command(child_end.fileno()),
+                self._command(child_end.fileno(), asked),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=[child_end.fileno()], env=env, start_new_session=True,
             )
@@ -152,37 +169,81 @@ class ForkServer:
             raise SandboxError(f"could not start the sandbox ({exc})") from exc
         finally:
             child_end.close()
-        if os.geteuid() == 0 and self.isolation == "bwrap":
-            self._cgroup = self._cgroup or PidsCgroup(self.config.max_processes * 4)
-            if self._cgroup.add(self._proc.pid):
-                self.process_cap = "rlimit+cgroup"
+        host_end.settimeout(self.config.start_timeout_s)  # every exchange with the server has a deadline
         self._control = host_end
         self._replies = host_end.makefile("r", encoding="utf-8")
+        cgroup = False
+        if os.geteuid() == 0 and self.isolation == "bwrap":
+            self._cgroup = self._cgroup or PidsCgroup(max(256, self.config.max_processes * 16))
+            cgroup = self._cgroup.add(self._proc.pid)
+        try:
+            line = self._replies.readline()
+        except OSError as exc:
+            self._stop()
+            raise SandboxError(
+                f"the sandbox did not answer within start_timeout_s={self.config.start_timeout_s:g} s ({exc})") from exc
+        if not line:
+            detail = self._stderr()
+            self._stop()
+            raise SandboxError(f"the sandbox exited while starting: {detail}")
+        hello = json.loads(line)
+        self.workers = str(hello.get("workers", "shared"))
+        rlimit_binds = self.workers == "uid" or os.geteuid() != 0
+        self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
+        if self.isolation == "bwrap" and self.workers != asked:
+            _warn_once(f"episodes are NOT isolated from each other: {hello.get('why') or 'unknown reason'}; one "
+                       "episode's code could signal or stop another's worker. Run as root, or where bwrap may "
+                       "create user namespaces with CAP_SYS_ADMIN inside")
+        if self.process_cap == "none":
+            why = ("isolation=none runs workers as the host's root" if self.isolation == "none" else
+                   f"workers run as uid 0 ({self.workers} strategy)")
+            _warn_once(f"NOTHING caps how many processes sandboxed code may start: {why}, RLIMIT_NPROC does not "
+                       "bind uid 0, and no writable pids cgroup exists here. A fork bomb could exhaust the host. "
+                       "Use isolation=bwrap (on a root host its workers run under uids of their own) or give "
+                       "agentkd a writable /sys/fs/cgroup")
+
+    def _exchange(self, message: bytes, fds: list[int] | None = None) -> dict[str, Any]:
+        """Send one request and read its reply (under the server's lock, with start_timeout_s)."""
+        if fds:
+            socket.send_fds(self._control, [message], fds)  # type: ignore[arg-type]
+        else:
+            self._control.sendall(message)  # type: ignore[union-attr]
+        line = self._replies.readline()
+        if not line:
+            raise OSError(f"the sandbox exited: {self._stderr()}")
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise ValueError("the sandbox sent a malformed reply")
+        return reply
 
     def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, socket.socket]:
-        """A new worker process: (pid as the fork server sees it, host end of its channel)."""
+        """A new worker process: (pid as the fork server sees it, host end of its channel).
+
+        A server that has died or stops answering within start_timeout_s is replaced once."""
         request = json.dumps({
             "tools": tool_names, "cwd": cwd, "limits": self.config.worker_limits(),
         }).encode()
         with self._lock:
             for attempt in (1, 2):
                 if self._proc is None or self._proc.poll() is not None:
+                    if self._proc is not None:
+                        self._stop()
                     self._start()
                 host_end, worker_end = socket.socketpair()
                 try:
-                    socket.send_fds(self._control, [request], [worker_end.fileno()])  # type: ignore[arg-type]
-                    line = self._replies.readline()
-                    if not line:
-                        raise OSError(f"the sandbox exited: {self._stderr()}")
-                    reply = json.loads(line)
+                    reply = self._exchange(request, [worker_end.fileno()])
                     if "pid" not in reply:
                         raise SandboxError(f"the sandbox could not start a worker: {reply.get('error')}")
                     return int(reply["pid"]), host_end
                 except (OSError, ValueError) as exc:
                     host_end.close()
                     self._stop()
+                    self.restarts += 1
                     if attempt == 2:
-                        raise SandboxError(f"the Python sandbox failed to start a worker ({exc})") from exc
+                        raise SandboxError(
+                            f"the Python sandbox failed to start a worker twice ({exc}); it was replaced each "
+                            f"time. Check that bwrap works here (bwrap --unshare-all --ro-bind / / true) or raise "
+                            f"start_timeout_s (now {self.config.start_timeout_s:g} s) on a very slow machine") from exc
                 except SandboxError:
                     host_end.close()
                     raise
@@ -191,7 +252,7 @@ class ForkServer:
         raise AssertionError("unreachable")
 
     def kill(self, pid: int) -> None:
-        """SIGKILL a worker's process group."""
+        """SIGKILL a worker's process group (and, under the uid strategy, whatever else runs as its uid)."""
         with self._lock:
             if self._control is None or self._proc is None or self._proc.poll() is not None:
                 return
@@ -199,6 +260,19 @@ class ForkServer:
                 self._control.sendall(json.dumps({"op": "kill", "pid": pid}).encode())
             except OSError:
                 pass
+
+    def exit_status(self, pid: int, wait: float = 1.0) -> int | None:
+        """How a worker ended (a waitpid status), or None if unknown or still running."""
+        with self._lock:
+            if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return None
+            try:
+                reply = self._exchange(json.dumps({"op": "status", "pid": pid, "wait": wait}).encode())
+            except (OSError, ValueError):
+                self._stop()
+                return None
+            status = reply.get("status")
+            return int(status) if isinstance(status, int) else None
 
     def _stderr(self) -> str:
         proc = self._proc
@@ -214,12 +288,56 @@ class ForkServer:
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
         if self._control is not None:
             self._control.close()
             self._control = None
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
+
+
+_WARNED: set[str] = set()
+_LOG = logging.getLogger("agentkd.sandbox")
+
+
+def _warn_once(message: str) -> None:
+    """A loud warning, once per process and message."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        _LOG.warning("agentkd sandbox: %s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _uid_base() -> int:
+    """First of 4096 host uids a fork server's workers run under: in [2**30, 2**31), far above real users,
+    random per server so that two sandboxes (or agentkd runs) on one host do not share uids or process counts."""
+    return (1 << 30) + (secrets.randbelow(1 << 18) << 12)
+
+
+def describe_exit(status: int | None, config: SandboxConfig) -> str | None:
+    """Say how a worker ended, in words that point at the limit it hit."""
+    if status is None:
+        return None
+    if os.WIFEXITED(status):
+        return f"it exited with code {os.WEXITSTATUS(status)}"
+    if not os.WIFSIGNALED(status):
+        return None
+    number = os.WTERMSIG(status)
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    why = {
+        signal.SIGXCPU: f"it used up its CPU time, cpu_seconds={config.cpu_seconds}",
+        signal.SIGXFSZ: f"it wrote a file larger than max_file_mb={config.max_file_mb}",
+        signal.SIGKILL: "by its own code, the kernel's out-of-memory killer, or its hard CPU limit "
+                        f"(cpu_seconds={config.cpu_seconds})",
+        signal.SIGABRT: f"often a failed allocation: out of memory, memory_mb={config.memory_mb}",
+        signal.SIGSEGV: "a segmentation fault",
+    }.get(number)
+    return f"killed by signal {number} ({name}{': ' + why if why else ''})"
 
 
 _SERVERS: dict[SandboxConfig, ForkServer] = {}
@@ -284,13 +402,15 @@ class PythonSandbox:
         limit = self.config.max_tool_result_chars * 6 + self.config.max_output_chars * 6 + 65536
         self._channel = _LineChannel(self._sock.fileno(), limit)
         try:
-            hello = self._channel.read(time.monotonic() + 30)
+            hello = self._channel.read(time.monotonic() + self.config.start_timeout_s)
         except EOFError as exc:
+            how = describe_exit(self.server.exit_status(self.pid), self.config) if self.pid else None
             self.close()
-            raise SandboxError(f"the Python worker died during start-up ({exc})") from exc
+            raise SandboxError(f"the Python worker died during start-up ({how or exc})") from exc
         if not hello or hello.get("op") != "ready":
             self.close()
-            raise SandboxError("the Python worker did not report ready within 30 s")
+            raise SandboxError(f"the Python worker did not report ready within start_timeout_s="
+                               f"{self.config.start_timeout_s:g} s")
         return self
 
     def close(self) -> None:
@@ -362,7 +482,8 @@ class PythonSandbox:
                         answer=reply.get("answer"),
                     )
         except (EOFError, BrokenPipeError, OSError) as exc:
-            return self._lost(started, f"The Python worker crashed ({exc})", timed_out=False)
+            how = describe_exit(self.server.exit_status(self.pid), self.config) if self.pid else None
+            return self._lost(started, f"The Python worker crashed ({how or exc})", timed_out=False)
 
     async def astart(self) -> PythonSandbox:
         loop = asyncio.get_running_loop()

@@ -6,10 +6,13 @@ its stdout. User code never sees those two descriptors: fd 0/1/2 are re-pointed 
 """
 
 import ast
+import errno
 import json
 import os
 import sys
 import traceback
+
+_MAX_PROCESSES = 0  # this worker's process limit, named in the error when a fork fails for it
 
 
 class FinalAnswer(BaseException):
@@ -133,6 +136,9 @@ def _execute(code, namespace, max_output):
         frames = [f for f in tb if f.filename == "<agent>"]
         where = " (line %d)" % frames[-1].lineno if frames else ""
         error = "%s: %s%s" % (type(exc).__name__, exc, where)
+        if isinstance(exc, OSError) and exc.errno == errno.EAGAIN and _MAX_PROCESSES:
+            error += (" (if this came from starting a process: a worker may hold at most %d processes, "
+                      "max_processes)" % _MAX_PROCESSES)
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     return {"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer}
@@ -173,6 +179,7 @@ def _libc():
 def _set_limits(limits):
     import resource
 
+    global _MAX_PROCESSES
     names = {
         "cpu_seconds": resource.RLIMIT_CPU,
         "memory_bytes": resource.RLIMIT_AS,
@@ -183,7 +190,10 @@ def _set_limits(limits):
     for key, which in names.items():
         value = limits.get(key)
         if value:
-            resource.setrlimit(which, (int(value), int(value)))
+            # CPU: the soft limit sends SIGXCPU (reported as such), the hard one a second later SIGKILL
+            hard = int(value) + 1 if key == "cpu_seconds" else int(value)
+            resource.setrlimit(which, (int(value), hard))
+    _MAX_PROCESSES = int(limits.get("max_processes") or 0)
 
 
 def _not_dumpable():
@@ -191,36 +201,156 @@ def _not_dumpable():
     _libc().prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
-def _start_worker(request, channel_fd, report_fd):
-    """In a fresh child of the fork server: own session, limits, private dir, not dumpable; serve."""
+def _become(uid):
+    """Drop to an unprivileged uid/gid of this worker's own: every capability goes with uid 0."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def _drop_capabilities():
+    """Clear the permitted, effective and inheritable sets (and with them the ambient set)."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    if _libc().capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+
+
+def _private_pid_namespace():
+    """In a child of the fork server: the next fork becomes pid 1 of a new pid namespace (and gets
+    its own /proc where the kernel allows it). Returns whether a mount namespace came with it."""
+    import ctypes
+
+    libc = _libc()
+    if libc.unshare(CLONE_NEWPID | CLONE_NEWNS) == 0:
+        return True
+    if libc.unshare(CLONE_NEWPID) == 0:
+        return False
+    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID) failed")
+
+
+def _mount_own_proc():
+    """Best effort: a /proc that shows only this pid namespace."""
+    libc = _libc()
+    libc.mount(None, b"/", None, 16384 | (1 << 18), None)  # MS_REC | MS_PRIVATE
+    libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def _start_worker(request, channel_fd, report_fd, uid, own_proc=False, drop_caps=False):
+    """In a fresh child of the fork server: own session, limits, own uid (or pid namespace), no
+    capabilities, private dir, not dumpable; report "ok <pid>" and serve."""
     import socket
 
     os.setsid()
     _set_limits(request.get("limits") or {})
-    workdir = request.get("cwd") or "/tmp/worker-%d" % os.getpid()
+    if own_proc:
+        _mount_own_proc()
+    if uid:
+        _become(uid)
+    if uid or drop_caps:
+        _drop_capabilities()
+    workdir = request.get("cwd") or "/tmp/worker-%d-%d" % (uid, os.getpid())
     if not os.path.isdir(workdir):
         os.mkdir(workdir, 0o700)
     os.chdir(workdir)
     _not_dumpable()
-    os.write(report_fd, str(os.getpid()).encode())
+    os.write(report_fd, ("ok %d\n" % os.getpid()).encode())
     os.close(report_fd)
     channel = socket.socket(fileno=channel_fd)
     serve(channel.makefile("r", encoding="utf-8"), channel.makefile("w", encoding="utf-8"), request.get("tools", []))
 
 
-def zygote(control_fd):
-    """Fork server. Requests on the control socket:
+def _probe(workers, uid_base):
+    """Whether this server can isolate workers as asked: (strategy in force, why not when it fell back)."""
+    if workers == "shared":
+        return "shared", ""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if workers == "uid":
+                _become(uid_base)
+            else:
+                _private_pid_namespace()
+                if os.fork() == 0:
+                    os._exit(0)
+        except BaseException:  # noqa: BLE001 - any failure means: not available
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status == 0:
+        return workers, ""
+    how = "switch workers to their own uid" if workers == "uid" else "give workers their own pid namespace"
+    return "shared", "the sandbox could not %s" % how
+
+
+def zygote(control_fd, settings=None):
+    """Fork server. Says {"op": "ready", "workers": strategy} first, then answers requests on the control socket:
 
     - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
-    - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session).
+    - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session), and with the
+      uid strategy to every process left under the worker's uid.
+    - status: {"op": "status", "pid": N, "wait": s}; reply {"status": waitpid status or null if still running}.
 
+    Worker strategies: "uid" (each worker under a uid of its own, no capabilities: it cannot signal or
+    trace any other process of the sandbox, and RLIMIT_NPROC binds even for a root host), "pidns" (each
+    worker is pid 1 of a pid namespace of its own) or "shared" (the earlier single trust domain).
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
     import signal
     import socket
+    import time
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    settings = settings or {}
+    uid_base = int(settings.get("uid_base") or 0)
+    drop_caps = bool(settings.get("drop_caps"))
     control = socket.socket(fileno=control_fd)
+    libc = _libc()
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of workers come back here to be reaped
+    workers, why = _probe(settings.get("workers", "shared"), uid_base)
+    if workers == "uid":
+        os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
+    statuses = {}
+    uids = {}
+    serial = 0
+
+    def reap(*_signal):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            statuses[pid] = status
+            if len(statuses) > 4096:
+                del statuses[next(iter(statuses))]
+
+    # dead workers (and orphans of theirs, which come here) are reaped at once: a zombie still holds a pid
+    signal.signal(signal.SIGCHLD, reap)
+    control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why}) + "\n").encode())
+
+    def kill_worker(pid):
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        uid = uids.pop(pid, 0)
+        if uid:  # anything it started that left its session: kill(-1) as that uid reaches exactly those
+            if os.fork() == 0:
+                try:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _become(uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 65536, 1)
@@ -228,25 +358,41 @@ def zygote(control_fd):
             os._exit(0)
         if not message:
             os._exit(0)
+        reap()
         request = json.loads(message)
-        if request.get("op") == "kill":
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(int(request["pid"]), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        op = request.get("op")
+        if op == "kill":
+            kill_worker(int(request["pid"]))
             continue
+        if op == "status":
+            pid = int(request["pid"])
+            deadline = time.monotonic() + float(request.get("wait", 0))
+            while pid not in statuses and time.monotonic() < deadline:
+                time.sleep(0.005)
+                reap()
+            control.sendall((json.dumps({"status": statuses.pop(pid, None)}) + "\n").encode())
+            continue
+        serial += 1
+        uid = uid_base + serial % 4096 if workers == "uid" else 0
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             control.close()
             os.close(report_r)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             try:
-                _start_worker(request, fds[0], report_w)
+                if workers == "pidns":
+                    own_mounts = _private_pid_namespace()
+                    inner = os.fork()
+                    if inner:
+                        os.write(report_w, ("pid %d\n" % inner).encode())
+                        os._exit(0)
+                    _start_worker(request, fds[0], report_w, 0, own_mounts, drop_caps)
+                else:
+                    _start_worker(request, fds[0], report_w, uid, False, drop_caps)
             except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
                 try:
-                    os.write(report_w, ("error: %s" % exc).encode())
+                    os.write(report_w, ("error: %s\n" % exc).encode())
                 except OSError:
                     pass
             finally:
@@ -254,11 +400,29 @@ def zygote(control_fd):
         os.close(report_w)
         for fd in fds:
             os.close(fd)
-        report = os.read(report_r, 4096).decode()
+        report = b""
+        while True:
+            chunk = os.read(report_r, 4096)
+            if not chunk:
+                break
+            report += chunk
         os.close(report_r)
-        reply = {"pid": int(report)} if report.isdigit() else {"error": report or "worker died during set-up"}
+        reply = _spawn_reply(report.decode(errors="replace"))
+        if "pid" in reply and uid:
+            uids[reply["pid"]] = uid
         control.sendall((json.dumps(reply) + "\n").encode())
 
 
+def _spawn_reply(report):
+    """The fork server's answer to a spawn, from what the new worker (and its parent) reported."""
+    lines = report.split("\n")
+    pid = next((int(line.split()[1]) for line in lines if line.startswith("pid ")), None)
+    for line in lines:
+        if line.startswith("ok ") and line[3:].isdigit():
+            return {"pid": pid or int(line[3:])}
+    errors = [line for line in lines if line.startswith("error")]
+    return {"error": errors[0] if errors else "worker died during set-up"}
+
+
 if __name__ == "__main__":
-    zygote(int(sys.argv[1]))
+    zygote(int(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else None)
