@@ -282,3 +282,14 @@ def test_cpu_limit_names_the_limit():
         r = sb.run("while True: pass")
         assert r.restarted and not r.timed_out and "SIGXCPU" in r.error and "cpu_seconds=1" in r.error
         assert sb.run("print(1)").stdout == "1\n"
+
+
+@needs_bwrap
+def test_the_pids_cgroup_binds_where_it_is_writable(monkeypatch):
+    monkeypatch.setenv("AGENTKD_SANDBOX_WORKERS", "shared")  # workers as uid 0: only the cgroup can cap them
+    with PythonSandbox(isolation="bwrap", tmp_mb=84, max_processes=4, timeout_s=10) as sb:
+        if "cgroup" not in sb.server.process_cap:
+            pytest.skip("no writable pids cgroup on this host")
+        r = sb.run(FORK_300)
+        assert int(r.stdout.split()[1]) <= 4 * 16, r  # the whole sandbox holds at most max_processes * 16
+        assert sb.run("print('ok')").stdout == "ok\n"

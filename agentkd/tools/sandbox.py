@@ -155,10 +155,22 @@ class ForkServer:
         return [sys.executable, "-I", _WORKER_SCRIPT, str(fd), settings]
 
     def _start(self) -> None:
+        """Start the fork server with the worker strategy this host allows; if the sandbox cannot even
+        start with it (an old or setuid bwrap refusing --cap-add), start it with shared workers, loudly."""
+        asked = worker_strategy(self.isolation)
+        try:
+            self._start_as(asked)
+        except SandboxError as exc:
+            if asked == "shared" or "did not answer" in str(exc):
+                raise
+            _warn_once(f"the sandbox could not start with per-episode {asked} isolation ({exc}); starting it "
+                       "with shared workers: episodes are NOT isolated from each other")
+            self._start_as("shared")
+
+    def _start_as(self, asked: str) -> None:
         # SEQPACKET keeps message boundaries: a kill and a spawn sent back to back stay two requests.
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        asked = worker_strategy(self.isolation)
         try:
             self._proc = subprocess.Popen(
                 self._command(child_end.fileno(), asked),
@@ -172,10 +184,6 @@ class ForkServer:
         host_end.settimeout(self.config.start_timeout_s)  # every exchange with the server has a deadline
         self._control = host_end
         self._replies = host_end.makefile("r", encoding="utf-8")
-        cgroup = False
-        if os.geteuid() == 0 and self.isolation == "bwrap":
-            self._cgroup = self._cgroup or PidsCgroup(max(256, self.config.max_processes * 16))
-            cgroup = self._cgroup.add(self._proc.pid)
         try:
             line = self._replies.readline()
         except OSError as exc:
@@ -187,6 +195,11 @@ class ForkServer:
             self._stop()
             raise SandboxError(f"the sandbox exited while starting: {detail}")
         hello = json.loads(line)
+        cgroup = False
+        if os.geteuid() == 0 and self.isolation == "bwrap":
+            # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
+            self._cgroup = self._cgroup or PidsCgroup(max(64, self.config.max_processes * 16))
+            cgroup = all([self._cgroup.add(pid) for pid in _process_tree(self._proc.pid)])
         self.workers = str(hello.get("workers", "shared"))
         rlimit_binds = self.workers == "uid" or os.geteuid() != 0
         self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
@@ -296,6 +309,19 @@ class ForkServer:
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
+
+
+def _process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (host pids)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            pass
+    return tree
 
 
 _WARNED: set[str] = set()

@@ -372,8 +372,19 @@ def zygote(control_fd, settings=None):
                 reap()
             control.sendall((json.dumps({"status": statuses.pop(pid, None)}) + "\n").encode())
             continue
-        serial += 1
-        uid = uid_base + serial % 4096 if workers == "uid" else 0
+        uid = 0
+        if workers == "uid":  # the next uid of the range that no live worker holds
+            live = set(uids.values())
+            for _ in range(4096):
+                serial += 1
+                uid = uid_base + serial % 4096
+                if uid not in live:
+                    break
+            else:
+                control.sendall(b'{"error": "4096 workers are alive in this sandbox; close some"}\n')
+                for fd in fds:
+                    os.close(fd)
+                continue
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
