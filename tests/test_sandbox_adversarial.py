@@ -194,15 +194,17 @@ def test_a_stopped_fork_server_is_replaced_not_waited_on():
 
 
 @needs_bwrap
-def test_a_dead_fork_server_is_replaced():
+def test_a_dead_fork_server_is_replaced_and_its_old_pids_mean_nothing_to_the_new_one():
     with PythonSandbox(isolation="bwrap", tmp_mb=76) as first:
         first.run("print(1)")
         os.kill(_fork_server_pid(first), signal.SIGKILL)
         time.sleep(0.1)
-        with PythonSandbox(isolation="bwrap", tmp_mb=76) as second:
-            assert second.run("print(2)").stdout == "2\n"
-        r = first.run("print(3)")  # its worker went down with that sandbox: reported on its own call
-        assert r.restarted and "crashed" in r.error
+        with PythonSandbox(isolation="bwrap", tmp_mb=76) as second:  # a new server, whose pids restart low
+            second.run("kept = 2")
+            assert second.pid == first.pid  # the same number, in another sandbox
+            r = first.run("print(3)")  # its worker went down with the old sandbox: reported on its own call
+            assert r.restarted and "crashed" in r.error
+            assert second.run("print(kept)").stdout == "2\n"  # first's clean-up did not kill second's worker
         assert first.run("print(3)").stdout == "3\n"
 
 

@@ -146,6 +146,8 @@ class ForkServer:
         """What caps a worker's process count: 'rlimit' (RLIMIT_NPROC, binding because workers never run
         as host uid 0), 'cgroup' (the sandbox's pids cgroup), 'rlimit+cgroup', or 'none'."""
         self.restarts = 0
+        self.generation = 0
+        """Counts server starts: a worker's pid means something only to the server that started it."""
 
     def _command(self, fd: int, workers: str) -> list[str]:
         settings = json.dumps({"workers": workers, "uid_base": _uid_base(), "drop_caps": self.isolation == "bwrap"})
@@ -195,6 +197,7 @@ class ForkServer:
             self._stop()
             raise SandboxError(f"the sandbox exited while starting: {detail}")
         hello = json.loads(line)
+        self.generation += 1
         cgroup = False
         if os.geteuid() == 0 and self.isolation == "bwrap":
             # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
@@ -229,8 +232,8 @@ class ForkServer:
             raise ValueError("the sandbox sent a malformed reply")
         return reply
 
-    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, socket.socket]:
-        """A new worker process: (pid as the fork server sees it, host end of its channel).
+    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, int, socket.socket]:
+        """A new worker process: (pid as the fork server sees it, the server's generation, host end of its channel).
 
         A server that has died or stops answering within start_timeout_s is replaced once."""
         request = json.dumps({
@@ -247,7 +250,7 @@ class ForkServer:
                     reply = self._exchange(request, [worker_end.fileno()])
                     if "pid" not in reply:
                         raise SandboxError(f"the sandbox could not start a worker: {reply.get('error')}")
-                    return int(reply["pid"]), host_end
+                    return int(reply["pid"]), self.generation, host_end
                 except (OSError, ValueError) as exc:
                     host_end.close()
                     self._stop()
@@ -264,20 +267,25 @@ class ForkServer:
                     worker_end.close()
         raise AssertionError("unreachable")
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL a worker's process group (and, under the uid strategy, whatever else runs as its uid)."""
+    def kill(self, pid: int, generation: int) -> None:
+        """SIGKILL a worker's process group (and, under the uid strategy, whatever else runs as its uid).
+        A worker of an earlier server generation died with that server: its pid is not sent to the new one."""
         with self._lock:
             if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return
+            if generation != self.generation:
                 return
             try:
                 self._control.sendall(json.dumps({"op": "kill", "pid": pid}).encode())
             except OSError:
                 pass
 
-    def exit_status(self, pid: int, wait: float = 1.0) -> int | None:
+    def exit_status(self, pid: int, generation: int, wait: float = 1.0) -> int | None:
         """How a worker ended (a waitpid status), or None if unknown or still running."""
         with self._lock:
             if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return None
+            if generation != self.generation:
                 return None
             try:
                 reply = self._exchange(json.dumps({"op": "status", "pid": pid, "wait": wait}).encode())
@@ -408,6 +416,7 @@ class PythonSandbox:
         self.tool_names = list(tool_names)
         self.tool_handler = tool_handler
         self.pid: int | None = None
+        self._generation = 0
         self._sock: socket.socket | None = None
         self._channel: _LineChannel | None = None
         self._tmpdir: str | None = None
@@ -424,13 +433,13 @@ class PythonSandbox:
             return self
         if self.isolation == "none" and self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="agentkd-worker-")
-        self.pid, self._sock = self.server.spawn(self.tool_names, self._tmpdir)
+        self.pid, self._generation, self._sock = self.server.spawn(self.tool_names, self._tmpdir)
         limit = self.config.max_tool_result_chars * 6 + self.config.max_output_chars * 6 + 65536
         self._channel = _LineChannel(self._sock.fileno(), limit)
         try:
             hello = self._channel.read(time.monotonic() + self.config.start_timeout_s)
         except EOFError as exc:
-            how = describe_exit(self.server.exit_status(self.pid), self.config) if self.pid else None
+            how = describe_exit(self._exit_status(), self.config)
             self.close()
             raise SandboxError(f"the Python worker died during start-up ({how or exc})") from exc
         if not hello or hello.get("op") != "ready":
@@ -444,7 +453,7 @@ class PythonSandbox:
         sock, self._sock = self._sock, None
         if sock is not None:
             if self.pid is not None:
-                self.server.kill(self.pid)
+                self.server.kill(self.pid, self._generation)
             sock.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -508,7 +517,7 @@ class PythonSandbox:
                         answer=reply.get("answer"),
                     )
         except (EOFError, BrokenPipeError, OSError) as exc:
-            how = describe_exit(self.server.exit_status(self.pid), self.config) if self.pid else None
+            how = describe_exit(self._exit_status(), self.config)
             return self._lost(started, f"The Python worker crashed ({how or exc})", timed_out=False)
 
     async def astart(self) -> PythonSandbox:
@@ -542,6 +551,10 @@ class PythonSandbox:
         if len(encoded) > limit:
             value = str(value)[:limit] + "...[truncated]"
         return {"op": "return", "value": value}
+
+    def _exit_status(self) -> int | None:
+        """How this sandbox's worker ended, as its fork server saw it (None when unknown)."""
+        return self.server.exit_status(self.pid, self._generation) if self.pid else None
 
     def _lost(self, started: float, what: str, timed_out: bool) -> ExecutionResult:
         self.close()

@@ -255,9 +255,11 @@ def _start_worker(request, channel_fd, report_fd, uid, own_proc=False, drop_caps
         _become(uid)
     if uid or drop_caps:
         _drop_capabilities()
-    workdir = request.get("cwd") or "/tmp/worker-%d-%d" % (uid, os.getpid())
-    if not os.path.isdir(workdir):
-        os.mkdir(workdir, 0o700)
+    workdir = request.get("cwd")
+    if not workdir:  # a fresh 0700 dir with an unguessable name: another worker cannot have made it first
+        import tempfile
+
+        workdir = tempfile.mkdtemp(prefix="worker-", dir="/tmp")
     os.chdir(workdir)
     _not_dumpable()
     os.write(report_fd, ("ok %d\n" % os.getpid()).encode())
