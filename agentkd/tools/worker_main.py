@@ -257,9 +257,8 @@ def _start_worker(request, channel_fd, report_fd, uid, own_proc=False, drop_caps
         _drop_capabilities()
     workdir = request.get("cwd")
     if not workdir:  # a fresh 0700 dir with an unguessable name: another worker cannot have made it first
-        import tempfile
-
-        workdir = tempfile.mkdtemp(prefix="worker-", dir="/tmp")
+        workdir = "/tmp/worker-" + os.urandom(8).hex()
+        os.mkdir(workdir, 0o700)
     os.chdir(workdir)
     _not_dumpable()
     os.write(report_fd, ("ok %d\n" % os.getpid()).encode())
@@ -296,7 +295,7 @@ def zygote(control_fd, settings=None):
 
     - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
     - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session), and with the
-      uid strategy to every process left under the worker's uid.
+      uid strategy to every process left under the worker's uid (found in /proc).
     - status: {"op": "status", "pid": N, "wait": s}; reply {"status": waitpid status or null if still running}.
 
     Worker strategies: "uid" (each worker under a uid of its own, no capabilities: it cannot signal or
@@ -344,14 +343,19 @@ def zygote(control_fd, settings=None):
             except (ProcessLookupError, PermissionError):
                 pass
         uid = uids.pop(pid, 0)
-        if uid:  # anything it started that left its session: kill(-1) as that uid reaches exactly those
-            if os.fork() == 0:
-                try:
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    _become(uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
+        if uid:  # anything it started that left its session still runs under its uid, alone
+            for _ in range(3):  # a process forking while it is being killed is caught on the next pass
+                found = False
+                for name in os.listdir("/proc"):
+                    if name.isdigit():
+                        try:
+                            if os.stat("/proc/" + name).st_uid == uid:
+                                os.kill(int(name), signal.SIGKILL)
+                                found = True
+                        except OSError:
+                            pass
+                if not found:
+                    break
 
     while True:
         try:
