@@ -204,7 +204,7 @@ class ForkServer:
             self._cgroup = self._cgroup or PidsCgroup(max(64, self.config.max_processes * 16))
             cgroup = all([self._cgroup.add(pid) for pid in _process_tree(self._proc.pid)])
         self.workers = str(hello.get("workers", "shared"))
-        rlimit_binds = self.workers == "uid" or os.geteuid() != 0
+        rlimit_binds = self.workers == "uid" or _host_uid(os.geteuid()) != 0  # RLIMIT_NPROC never binds host root
         self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
         if self.isolation == "bwrap" and self.workers != asked:
             _warn_once(f"episodes are NOT isolated from each other: {hello.get('why') or 'unknown reason'}; one "
@@ -344,10 +344,40 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+def _id_ranges(kind: str) -> list[tuple[int, int, int]]:
+    """This process's user namespace map (/proc/self/uid_map or gid_map): (inside, outside, count) rows."""
+    try:
+        rows = Path(f"/proc/self/{kind}_map").read_text().split("\n")
+    except OSError:
+        return [(0, 0, 1 << 32)]
+    return [(int(a), int(b), int(c)) for a, b, c in (r.split() for r in rows if r.strip())]
+
+
+def _host_uid(uid: int) -> int | None:
+    """The uid of the initial user namespace that `uid` maps to (one level of nesting), or None."""
+    for inside, outside, count in _id_ranges("uid"):
+        if inside <= uid < inside + count:
+            return outside + uid - inside
+    return None
+
+
 def _uid_base() -> int:
-    """First of 4096 host uids a fork server's workers run under: in [2**30, 2**31), far above real users,
-    random per server so that two sandboxes (or agentkd runs) on one host do not share uids or process counts."""
-    return (1 << 30) + (secrets.randbelow(1 << 18) << 12)
+    """First of 4096 uids a fork server's workers run under, random per server so that two sandboxes (or
+    agentkd runs) on one host do not share uids or process counts: in [2**30, 2**31), far above real users,
+    or, inside a container whose user namespace maps fewer ids, in the upper part of what it maps."""
+    def fits(base: int) -> bool:
+        return all(any(i <= base and base + 4096 <= i + c for i, _, c in _id_ranges(kind)) for kind in ("uid", "gid"))
+
+    base = (1 << 30) + (secrets.randbelow(1 << 18) << 12)
+    if fits(base):
+        return base
+    for inside, _, count in sorted(_id_ranges("uid"), key=lambda r: -r[2]):
+        low, blocks = inside + count // 2, (count // 2 - 8192) // 4096  # the upper half, clear of nobody (65534)
+        if blocks > 0:
+            base = low + secrets.randbelow(blocks) * 4096
+            if fits(base) and not base <= 65534 < base + 4096:
+                return base
+    return (1 << 30)  # nothing fits: the server's probe fails and says so
 
 
 def describe_exit(status: int | None, config: SandboxConfig) -> str | None:
