@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterable, Sequence
 
@@ -20,6 +21,7 @@ ReferenceSolver = Callable[..., Generator[str, str, None]]
 
 RESERVED_NAMES = {"final_answer", "print"}
 _LOG = logging.getLogger("agentkd.env")
+_SLOW_BRANCH_WARNED: set[str] = set()
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Environment:
         what = f"the per-episode state of environment {self.name!r} ({type(state).__name__})"
         if not self.branchable:
             raise StateNotBranchableError(f"{what} cannot be branched: the environment declares branchable=False")
+        started = time.monotonic()
         try:
             branch = self.fork_state(state) if self.fork_state else copy.deepcopy(state)
         except Exception as exc:  # noqa: BLE001 - any failure to copy means: not branchable
@@ -129,6 +132,11 @@ class Environment:
         if branch is state:
             raise StateNotBranchableError(f"{what} cannot be branched: fork_state returned the state itself, "
                                           "so a trial would change the episode; return an independent copy")
+        took = time.monotonic() - started
+        if took > 1.0 and self.name not in _SLOW_BRANCH_WARNED:
+            _SLOW_BRANCH_WARNED.add(self.name)
+            _LOG.warning("branching the state of environment %r took %.1f s per trial; if it holds something live, "
+                         "declare fork_state=... or branchable=False", self.name, took)
         return branch
 
     def end_state(self, state: Any) -> None:
