@@ -202,7 +202,8 @@ class ForkServer:
         if os.geteuid() == 0 and self.isolation == "bwrap":
             # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
             self._cgroup = self._cgroup or PidsCgroup(max(64, self.config.max_processes * 16))
-            cgroup = all([self._cgroup.add(pid) for pid in _process_tree(self._proc.pid)])
+            cgroup = all([self._cgroup.add(pid) or not Path(f"/proc/{pid}").exists()  # gone meanwhile: fine
+                          for pid in _process_tree(self._proc.pid)]) and self._cgroup.path is not None
         self.workers = str(hello.get("workers", "shared"))
         rlimit_binds = self.workers == "uid" or _host_uid(os.geteuid()) != 0  # RLIMIT_NPROC never binds host root
         self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
