@@ -242,15 +242,13 @@ def _mount_own_proc():
     libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)  # MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def _start_worker(request, channel_fd, report_fd, uid, own_proc=False, drop_caps=False):
+def _start_worker(request, channel_fd, report_fd, uid, drop_caps=False):
     """In a fresh child of the fork server: own session, limits, own uid (or pid namespace), no
     capabilities, private dir, not dumpable; report "ok <pid>" and serve."""
     import socket
 
     os.setsid()
     _set_limits(request.get("limits") or {})
-    if own_proc:
-        _mount_own_proc()
     if uid:
         _become(uid)
     if uid or drop_caps:
@@ -265,6 +263,35 @@ def _start_worker(request, channel_fd, report_fd, uid, own_proc=False, drop_caps
     os.close(report_fd)
     channel = socket.socket(fileno=channel_fd)
     serve(channel.makefile("r", encoding="utf-8"), channel.makefile("w", encoding="utf-8"), request.get("tools", []))
+
+
+def _namespace_init(request, channel_fd, report_fd, own_mounts, drop_caps, status_fd):
+    """Pid 1 of a worker's own pid namespace: starts the worker as pid 2 (a pid 1 could not be killed
+    by its own signals, SIGXCPU included), reaps orphans, and when the worker ends writes its waitpid
+    status for the fork server, then exits, which ends every process left in the namespace."""
+    os.setsid()
+    if own_mounts:
+        _mount_own_proc()
+    worker = os.fork()
+    if worker == 0:
+        os.close(status_fd)
+        _start_worker(request, channel_fd, report_fd, 0, drop_caps)
+        os._exit(0)
+    os.close(channel_fd)  # the host must see EOF when the worker dies, and the server the report's end
+    os.close(report_fd)
+    if drop_caps:
+        _drop_capabilities()
+    _not_dumpable()  # the worker runs under the same uid: it must not ptrace its init
+    status = 0
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid == worker:
+            break
+    os.write(status_fd, ("%d\n" % status).encode())
+    os._exit(0)
 
 
 def _probe(workers, uid_base):
@@ -303,6 +330,7 @@ def zygote(control_fd, settings=None):
     worker is pid 1 of a pid namespace of its own) or "shared" (the earlier single trust domain).
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
+    import select
     import signal
     import socket
     import time
@@ -318,6 +346,7 @@ def zygote(control_fd, settings=None):
         os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
     statuses = {}
     uids = {}
+    status_pipes = {}  # pidns: a worker's status comes from its namespace's init
     serial = 0
 
     def reap(*_signal):
@@ -337,6 +366,8 @@ def zygote(control_fd, settings=None):
     control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why}) + "\n").encode())
 
     def kill_worker(pid):
+        if pid in status_pipes:
+            os.close(status_pipes.pop(pid))
         for kill in (os.killpg, os.kill):
             try:
                 kill(pid, signal.SIGKILL)
@@ -370,6 +401,13 @@ def zygote(control_fd, settings=None):
         if op == "kill":
             kill_worker(int(request["pid"]))
             continue
+        if op == "status" and int(request["pid"]) in status_pipes:
+            fd = status_pipes.pop(int(request["pid"]))
+            ready, _, _ = select.select([fd], [], [], float(request.get("wait", 0)))
+            text = os.read(fd, 64).decode().strip() if ready else ""
+            os.close(fd)
+            control.sendall((json.dumps({"status": int(text) if text.lstrip("-").isdigit() else None}) + "\n").encode())
+            continue
         if op == "status":
             pid = int(request["pid"])
             deadline = time.monotonic() + float(request.get("wait", 0))
@@ -392,6 +430,7 @@ def zygote(control_fd, settings=None):
                     os.close(fd)
                 continue
         report_r, report_w = os.pipe()
+        status_r, status_w = os.pipe() if workers == "pidns" else (-1, -1)
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -399,14 +438,15 @@ def zygote(control_fd, settings=None):
             os.close(report_r)
             try:
                 if workers == "pidns":
+                    os.close(status_r)
                     own_mounts = _private_pid_namespace()
                     inner = os.fork()
                     if inner:
                         os.write(report_w, ("pid %d\n" % inner).encode())
                         os._exit(0)
-                    _start_worker(request, fds[0], report_w, 0, own_mounts, drop_caps)
+                    _namespace_init(request, fds[0], report_w, own_mounts, drop_caps, status_w)
                 else:
-                    _start_worker(request, fds[0], report_w, uid, False, drop_caps)
+                    _start_worker(request, fds[0], report_w, uid, drop_caps)
             except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
                 try:
                     os.write(report_w, ("error: %s\n" % exc).encode())
@@ -415,6 +455,8 @@ def zygote(control_fd, settings=None):
             finally:
                 os._exit(0)
         os.close(report_w)
+        if status_w >= 0:
+            os.close(status_w)
         for fd in fds:
             os.close(fd)
         report = b""
@@ -427,6 +469,10 @@ def zygote(control_fd, settings=None):
         reply = _spawn_reply(report.decode(errors="replace"))
         if "pid" in reply and uid:
             uids[reply["pid"]] = uid
+        if "pid" in reply and status_r >= 0:
+            status_pipes[reply["pid"]] = status_r
+        elif status_r >= 0:
+            os.close(status_r)
         control.sendall((json.dumps(reply) + "\n").encode())
 
 
