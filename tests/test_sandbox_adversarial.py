@@ -295,3 +295,36 @@ def test_the_pids_cgroup_binds_where_it_is_writable(monkeypatch):
         r = sb.run(FORK_300)
         assert int(r.stdout.split()[1]) <= 4 * 16, r  # the whole sandbox holds at most max_processes * 16
         assert sb.run("print('ok')").stdout == "ok\n"
+
+
+STEAL = """
+import os
+found = []
+for root, dirs, files in os.walk('/tmp'):
+    for name in files:
+        try:
+            if b'secret-of-a' in open(os.path.join(root, name), 'rb').read():
+                found.append(os.path.join(root, name))
+        except OSError:
+            pass
+print(found)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("strategy", ["uid", "pidns"] if ROOT else ["pidns"], indirect=True)
+def test_one_episode_cannot_read_another_episodes_files(strategy):
+    with PythonSandbox(isolation="bwrap", tmp_mb=85 if strategy == "uid" else 86) as a, \
+            PythonSandbox(isolation="bwrap", tmp_mb=85 if strategy == "uid" else 86) as b:
+        assert a.server.workers == strategy
+        r = a.run("open('notes.txt', 'w').write('secret-of-a')\nimport os\nprint(os.getcwd())")
+        assert r.error is None and r.stdout.startswith("/tmp/")
+        assert a.run(STEAL).stdout != "[]\n"  # a finds its own file
+        assert b.run(STEAL).stdout == "[]\n"  # b, walking all of /tmp, does not
+        mine = r.stdout.strip()
+    if strategy == "uid":  # a closed worker's files do not stay behind to fill the sandbox's /tmp
+        with PythonSandbox(isolation="bwrap", tmp_mb=85) as c:
+            deadline = time.monotonic() + 3
+            while os.path.basename(mine) in c.run("import os\nprint(os.listdir('/tmp'))").stdout:
+                assert time.monotonic() < deadline, "the closed worker's dir was not removed"
+                time.sleep(0.05)

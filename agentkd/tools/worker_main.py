@@ -218,6 +218,7 @@ def _drop_capabilities():
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
+_PIDNS_DIRS = "/tmp/w"  # pidns strategy: every worker's dir is in here; each worker sees only its own
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 
@@ -242,7 +243,7 @@ def _mount_own_proc():
     libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)  # MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def _start_worker(request, channel_fd, report_fd, uid, drop_caps=False):
+def _start_worker(request, channel_fd, report_fd, uid, drop_caps, workdir, make_dir):
     """In a fresh child of the fork server: own session, limits, own uid (or pid namespace), no
     capabilities, private dir, not dumpable; report "ok <pid>" and serve."""
     import socket
@@ -253,9 +254,7 @@ def _start_worker(request, channel_fd, report_fd, uid, drop_caps=False):
         _become(uid)
     if uid or drop_caps:
         _drop_capabilities()
-    workdir = request.get("cwd")
-    if not workdir:  # a fresh 0700 dir with an unguessable name: another worker cannot have made it first
-        workdir = "/tmp/worker-" + os.urandom(8).hex()
+    if make_dir:  # 0700, under the worker's own uid, with a name no other worker could have made first
         os.mkdir(workdir, 0o700)
     os.chdir(workdir)
     _not_dumpable()
@@ -265,17 +264,25 @@ def _start_worker(request, channel_fd, report_fd, uid, drop_caps=False):
     serve(channel.makefile("r", encoding="utf-8"), channel.makefile("w", encoding="utf-8"), request.get("tools", []))
 
 
-def _namespace_init(request, channel_fd, report_fd, own_mounts, drop_caps, status_fd):
+def _namespace_init(request, channel_fd, report_fd, own_mounts, drop_caps, status_fd, workdir, make_dir):
     """Pid 1 of a worker's own pid namespace: starts the worker as pid 2 (a pid 1 could not be killed
     by its own signals, SIGXCPU included), reaps orphans, and when the worker ends writes its waitpid
-    status for the fork server, then exits, which ends every process left in the namespace."""
+    status for the fork server, then exits, which ends every process left in the namespace.
+
+    Workers of this strategy share a uid, so each sees its own dir, and only it, at /tmp/w (a bind
+    mount over the folder that holds every worker's dir, in its own mount namespace)."""
     os.setsid()
     if own_mounts:
         _mount_own_proc()
+        if make_dir:
+            os.mkdir(workdir, 0o700)
+            make_dir = False
+            if _libc().mount(workdir.encode(), _PIDNS_DIRS.encode(), None, 4096, None) == 0:  # MS_BIND
+                workdir = _PIDNS_DIRS
     worker = os.fork()
     if worker == 0:
         os.close(status_fd)
-        _start_worker(request, channel_fd, report_fd, 0, drop_caps)
+        _start_worker(request, channel_fd, report_fd, 0, drop_caps, workdir, make_dir)
         os._exit(0)
     os.close(channel_fd)  # the host must see EOF when the worker dies, and the server the report's end
     os.close(report_fd)
@@ -331,6 +338,7 @@ def zygote(control_fd, settings=None):
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
     import select
+    import shutil
     import signal
     import socket
     import time
@@ -342,11 +350,15 @@ def zygote(control_fd, settings=None):
     libc = _libc()
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of workers come back here to be reaped
     workers, why = _probe(settings.get("workers", "shared"), uid_base)
+    _not_dumpable()  # under the pidns strategy workers share the server's uid: no ptrace, no /proc/<pid>/mem
     if workers == "uid":
         os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
+    if workers == "pidns":
+        os.mkdir(_PIDNS_DIRS, 0o700)
     statuses = {}
     uids = {}
     status_pipes = {}  # pidns: a worker's status comes from its namespace's init
+    workdirs = {}
     serial = 0
 
     def reap(*_signal):
@@ -387,6 +399,19 @@ def zygote(control_fd, settings=None):
                             pass
                 if not found:
                     break
+        workdir = workdirs.pop(pid, None)
+        if workdir:  # what it wrote must not fill the sandbox's /tmp for later episodes
+            try:
+                os.rmdir(workdir)
+            except OSError:
+                if os.fork() == 0:  # a big tree is removed beside the server, which keeps answering
+                    try:
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        if uid:
+                            _become(uid)  # the dir is the worker's, 0700 (the server may not read it)
+                        shutil.rmtree(workdir, ignore_errors=True)
+                    finally:
+                        os._exit(0)
 
     while True:
         try:
@@ -429,6 +454,8 @@ def zygote(control_fd, settings=None):
                 for fd in fds:
                     os.close(fd)
                 continue
+        make_dir = not request.get("cwd")
+        workdir = request.get("cwd") or ("%s/" % _PIDNS_DIRS if workers == "pidns" else "/tmp/worker-") + os.urandom(8).hex()
         report_r, report_w = os.pipe()
         status_r, status_w = os.pipe() if workers == "pidns" else (-1, -1)
         pid = os.fork()
@@ -444,9 +471,10 @@ def zygote(control_fd, settings=None):
                     if inner:
                         os.write(report_w, ("pid %d\n" % inner).encode())
                         os._exit(0)
-                    _namespace_init(request, fds[0], report_w, own_mounts, drop_caps, status_w)
+                    _namespace_init(request, fds[0], report_w, own_mounts, drop_caps, status_w, workdir,
+                                    make_dir)
                 else:
-                    _start_worker(request, fds[0], report_w, uid, drop_caps)
+                    _start_worker(request, fds[0], report_w, uid, drop_caps, workdir, make_dir)
             except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
                 try:
                     os.write(report_w, ("error: %s\n" % exc).encode())
@@ -469,6 +497,8 @@ def zygote(control_fd, settings=None):
         reply = _spawn_reply(report.decode(errors="replace"))
         if "pid" in reply and uid:
             uids[reply["pid"]] = uid
+        if "pid" in reply and make_dir:
+            workdirs[reply["pid"]] = workdir
         if "pid" in reply and status_r >= 0:
             status_pipes[reply["pid"]] = status_r
         elif status_r >= 0:
