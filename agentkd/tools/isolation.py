@@ -11,9 +11,10 @@ bwrap mode guarantees (each checked by tests/test_sandbox.py and tests/test_sand
 - episodes isolated from each other: workers of one host process share one sandbox (that is
   what makes starting a worker cost ~1 ms), but each runs under a uid of its own with no
   capabilities ("uid" strategy, root host), or as pid 1 of a pid namespace of its own ("pidns",
-  non-root host): it cannot signal, stop, trace or read the memory of another episode's worker
-  or of the fork server, and its private 0700 working dir is its own. Each worker has its own
-  session and is not dumpable;
+  non-root host, where each also sees only its own working dir at /tmp/w): it cannot signal,
+  stop, trace or read the memory or files of another episode's worker or of the fork server.
+  Each worker has its own session and is not dumpable; closing it kills everything it started
+  and removes its working dir;
 - limits per worker: address space, CPU seconds, open files, file size, processes
   (RLIMIT_NPROC binds because workers never run as host uid 0: their own uid on a root host,
   the user's uid otherwise; a pids cgroup caps the whole sandbox where the kernel offers a
