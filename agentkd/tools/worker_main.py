@@ -334,7 +334,8 @@ def zygote(control_fd, settings=None):
 
     Worker strategies: "uid" (each worker under a uid of its own, no capabilities: it cannot signal or
     trace any other process of the sandbox, and RLIMIT_NPROC binds even for a root host), "pidns" (each
-    worker is pid 1 of a pid namespace of its own) or "shared" (the earlier single trust domain).
+    worker runs in a pid and mount namespace of its own, under a small init; for non-root hosts, where
+    every worker has the user's uid) or "shared" (one trust domain: none mode).
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
     import select
@@ -399,6 +400,7 @@ def zygote(control_fd, settings=None):
                             pass
                 if not found:
                     break
+                reap()  # the ones just killed that were ours stop showing up in /proc
         workdir = workdirs.pop(pid, None)
         if workdir:  # what it wrote must not fill the sandbox's /tmp for later episodes
             try:
