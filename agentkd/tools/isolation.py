@@ -82,7 +82,34 @@ def worker_strategy(isolation: str) -> str:
         return forced if isolation == "bwrap" else "shared"
     if isolation != "bwrap":
         return "shared"
-    return "uid" if os.geteuid() == 0 else "pidns"
+    if os.geteuid() != 0:
+        return "pidns"
+    return "shared" if uid_strategy_problem() else "uid"
+
+
+@lru_cache(maxsize=1)
+def bwrap_has_perms() -> bool:
+    """Whether this bwrap knows --perms (bubblewrap >= 0.5)."""
+    try:
+        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.split()[-1]
+        return tuple(int(x) for x in out.split(".")[:2]) >= (0, 5)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def uid_strategy_problem() -> str | None:
+    """Why workers could not run under their own uids here (None when they can): an old bwrap copies the
+    host's folder modes, and a folder on the way to Python that others may not enter (a 0700 /root)
+    would lock them out."""
+    if bwrap_has_perms():
+        return None
+    for path in _python_paths():
+        for folder in [path, *path.parents]:
+            if folder != Path("/") and not folder.stat().st_mode & 0o001:
+                return (f"bubblewrap older than 0.5 cannot open {folder} (mode {folder.stat().st_mode & 0o777:o}) "
+                        "to workers running under their own uids; upgrade bubblewrap or install Python and the "
+                        "virtualenv where other users may read them")
+    return None
 
 
 def _python_paths() -> list[Path]:
@@ -134,7 +161,7 @@ def bwrap_command(read_only: list[Path], tmp_bytes: int, workers: str = "shared"
             raise SandboxUnavailableError(f"cannot mount {path} into the sandbox: it does not exist")
         # folders leading to a mount are created world-traversable (bwrap would copy the host's modes, and a
         # 0700 /root would lock out workers that run under their own uid)
-        for parent in reversed(path.parents):
+        for parent in reversed(path.parents) if bwrap_has_perms() else ():
             if parent != Path("/") and parent not in made and not any(parent.is_relative_to(s) for s in system):
                 made.add(parent)
                 cmd += ["--perms", "0755", "--dir", str(parent)]

@@ -37,6 +37,7 @@ from agentkd.tools.isolation import (
     bwrap_command,
     default_isolation,
     resolve_isolation,
+    uid_strategy_problem,
     worker_strategy,
 )
 
@@ -207,10 +208,11 @@ class ForkServer:
         self.workers = str(hello.get("workers", "shared"))
         rlimit_binds = self.workers == "uid" or _host_uid(os.geteuid()) != 0  # RLIMIT_NPROC never binds host root
         self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
-        if self.isolation == "bwrap" and self.workers != asked:
-            _warn_once(f"episodes are NOT isolated from each other: {hello.get('why') or 'unknown reason'}; one "
-                       "episode's code could signal or stop another's worker. Run as root, or where bwrap may "
-                       "create user namespaces with CAP_SYS_ADMIN inside")
+        if self.isolation == "bwrap" and self.workers == "shared" and worker_strategy_forced() != "shared":
+            why = hello.get("why") or uid_strategy_problem() or "unknown reason"
+            _warn_once(f"episodes are NOT isolated from each other: {why}; one episode's code could signal or "
+                       "stop another's worker. Run as root with bubblewrap >= 0.5, or where bwrap may create user "
+                       "namespaces with CAP_SYS_ADMIN inside")
         if self.process_cap == "none":
             why = ("isolation=none runs workers as the host's root" if self.isolation == "none" else
                    f"workers run as uid 0 ({self.workers} strategy)")
@@ -318,6 +320,11 @@ class ForkServer:
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
+
+
+def worker_strategy_forced() -> str | None:
+    """The strategy AGENTKD_SANDBOX_WORKERS forces, if any."""
+    return os.environ.get("AGENTKD_SANDBOX_WORKERS") or None
 
 
 def _process_tree(pid: int) -> list[int]:
