@@ -180,7 +180,7 @@ def test_sigstop_of_every_visible_process_does_not_hang_later_episodes():
 
 @needs_bwrap
 def test_a_stopped_fork_server_is_replaced_not_waited_on():
-    config = dict(isolation="bwrap", tmp_mb=75, start_timeout_s=1.0)
+    config = {"isolation": "bwrap", "tmp_mb": 75, "start_timeout_s": 1.0}
     with PythonSandbox(**config) as first:
         assert first.run("print(1)").stdout == "1\n"
         server_pid = _fork_server_pid(first)

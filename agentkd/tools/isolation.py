@@ -91,7 +91,7 @@ def worker_strategy(isolation: str) -> str:
 def bwrap_has_perms() -> bool:
     """Whether this bwrap knows --perms (bubblewrap >= 0.5)."""
     try:
-        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.split()[-1]
+        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, check=False).stdout.split()[-1]
         return tuple(int(x) for x in out.split(".")[:2]) >= (0, 5)
     except (OSError, ValueError, IndexError):
         return False

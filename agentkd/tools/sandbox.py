@@ -12,6 +12,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -19,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import secrets
 import threading
 import time
 import warnings
@@ -203,7 +203,7 @@ class ForkServer:
         if os.geteuid() == 0 and self.isolation == "bwrap":
             # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
             self._cgroup = self._cgroup or PidsCgroup(max(64, self.config.max_processes * 16))
-            cgroup = all([self._cgroup.add(pid) or not Path(f"/proc/{pid}").exists()  # gone meanwhile: fine
+            cgroup = all([self._cgroup.add(pid) or not Path(f"/proc/{pid}").exists()  # noqa: C419 - add every pid
                           for pid in _process_tree(self._proc.pid)]) and self._cgroup.path is not None
         self.workers = str(hello.get("workers", "shared"))
         rlimit_binds = self.workers == "uid" or _host_uid(os.geteuid()) != 0  # RLIMIT_NPROC never binds host root
