@@ -401,7 +401,7 @@ def describe_exit(status: int | None, config: SandboxConfig) -> str | None:
         name = signal.Signals(number).name
     except ValueError:
         name = f"signal {number}"
-    why = {
+    why: dict[int, str] = {
         signal.SIGXCPU: f"it used up its CPU time, cpu_seconds={config.cpu_seconds}",
         signal.SIGXFSZ: f"it wrote a file larger than max_file_mb={config.max_file_mb}",
         signal.SIGKILL: "by its own code, the kernel's out-of-memory killer, or its hard CPU limit "
