@@ -401,14 +401,15 @@ def describe_exit(status: int | None, config: SandboxConfig) -> str | None:
         name = signal.Signals(number).name
     except ValueError:
         name = f"signal {number}"
-    why: dict[int, str] = {
+    causes: dict[int, str] = {
         signal.SIGXCPU: f"it used up its CPU time, cpu_seconds={config.cpu_seconds}",
         signal.SIGXFSZ: f"it wrote a file larger than max_file_mb={config.max_file_mb}",
         signal.SIGKILL: "by its own code, the kernel's out-of-memory killer, or its hard CPU limit "
                         f"(cpu_seconds={config.cpu_seconds})",
         signal.SIGABRT: f"often a failed allocation: out of memory, memory_mb={config.memory_mb}",
         signal.SIGSEGV: "a segmentation fault",
-    }.get(number)
+    }
+    why = causes.get(number)
     return f"killed by signal {number} ({name}{': ' + why if why else ''})"
 
 
