@@ -27,8 +27,12 @@ def server_command(name: str, port: int, host: str = "127.0.0.1", threads: int |
             f"llama.cpp's server needs {', '.join(missing)}: pip install 'llama-cpp-python[server]' "
             "(./setup.sh installs it)")
     path = resolve_gguf(name)
-    alias = name.lower() if is_alias(name) else os.path.basename(name)
     threads = threads or default_threads()
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", alias,
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", served_name(name),
             "--host", host, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
             "--n_ctx", str(n_ctx or default_n_ctx()), "--logits_all", "False", "--verbose", "False"]
+
+
+def served_name(name: str) -> str:
+    """The model name the server answers to: the alias, or the .gguf file's name."""
+    return name.lower() if is_alias(name) else os.path.basename(name)
