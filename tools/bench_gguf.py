@@ -1,9 +1,10 @@
 """Time CodeAct steps of a local GGUF model, in process (`gguf/ALIAS`) or served (`--api-base`).
 
-    python -m agentkd.models.bench qwen2.5-coder-0.5b --episodes 2 --steps 2
-    python -m agentkd.models.bench qwen2.5-coder-0.5b --api-base http://127.0.0.1:8080/v1
-    python -m agentkd.models.bench qwen2.5-coder-0.5b --concurrent 2 --pool 1   # serialised
-    python -m agentkd.models.bench qwen2.5-coder-0.5b --concurrent 2 --pool 2   # two model copies
+    python tools/bench_gguf.py qwen2.5-coder-0.5b --episodes 2 --steps 2
+    python tools/bench_gguf.py qwen2.5-coder-0.5b --api-base http://127.0.0.1:8080/v1   # a running server
+    python tools/bench_gguf.py qwen2.5-coder-0.5b --serve      # starts `agentkd serve`'s server, stops it after
+    python tools/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 1   # serialised
+    python tools/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 2   # two model copies
 
 Each episode is a factqa train task's real CodeAct prompt; the reply starts from the prefilled `Thought:`
 (in process; a server cannot continue a partial message) and stops at the end of its first code block, as
@@ -17,8 +18,12 @@ import argparse
 import asyncio
 import json
 import os
+import socket
+import subprocess
 import time
-from typing import Any
+import urllib.request
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 
 async def _episode(client: Any, messages: list[dict[str, Any]], steps: int, prefill: bool, stop: list[str],
@@ -74,10 +79,38 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "load_avg_1min_at_end": round(os.getloadavg()[0], 2)}
 
 
+@contextmanager
+def served(model: str) -> Iterator[str]:
+    """llama.cpp's server for `model` on a free port (the command `agentkd serve` runs); stopped by pid after."""
+    from agentkd.models.serve import server_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(server_command(model, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.perf_counter() - started > 120:
+                    raise SystemExit(f"the server did not start (exit status {process.poll()})")
+                time.sleep(0.3)
+        print(json.dumps({"server_ready_seconds": round(time.perf_counter() - started, 2)}), flush=True)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a GGUF alias (see `agentkd models list`) or a .gguf path")
     parser.add_argument("--api-base", help="time a served model (`agentkd serve`) instead of the in-process door")
+    parser.add_argument("--serve", action="store_true", help="start llama.cpp's server for the model and time it")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2, help="steps per episode")
     parser.add_argument("--concurrent", type=int, default=1, help="run the episodes concurrently (1: one after another)")
@@ -91,7 +124,12 @@ def main() -> None:
         os.environ["AGENTKD_LLAMA_POOL"] = str(args.pool)
     if args.concurrent > 1:
         args.episodes = max(args.episodes, args.concurrent)
-    print(json.dumps(asyncio.run(_run(args))), flush=True)
+    if args.serve:
+        with served(args.model) as base:
+            args.api_base = base
+            print(json.dumps(asyncio.run(_run(args))), flush=True)
+    else:
+        print(json.dumps(asyncio.run(_run(args))), flush=True)
 
 
 if __name__ == "__main__":
