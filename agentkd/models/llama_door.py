@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
@@ -85,7 +85,7 @@ class LlamaDoor:
         return tokens
 
     def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = 512,
-                 stop: Optional[list[str]] = None, top_p: float = 1.0, seed: Optional[int] = None) -> LlamaGeneration:
+                 stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None) -> LlamaGeneration:
         """n completions of a chat (greedy when temperature is 0: one decode, repeated)."""
         started = time.perf_counter()
         tokens = self.prompt_tokens(messages)
