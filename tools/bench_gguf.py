@@ -61,17 +61,18 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         get_door(args.model)  # load outside the timings
         print(json.dumps({"load_seconds": round(time.perf_counter() - loaded, 2)}), flush=True)
     stop = [*DEFAULT_STOP, "\n```\n"]
+    prefill = not (args.api_base or args.no_prefill)
     log: list[dict[str, Any]] = []
     started = time.perf_counter()
     if args.concurrent > 1:
-        await asyncio.gather(*[_episode(client, initial_messages(env, t), args.steps, not args.api_base, stop, log, i)
+        await asyncio.gather(*[_episode(client, initial_messages(env, t), args.steps, prefill, stop, log, i)
                                for i, t in enumerate(tasks)])
     else:
         for i, t in enumerate(tasks):
-            await _episode(client, initial_messages(env, t), args.steps, not args.api_base, stop, log, i)
+            await _episode(client, initial_messages(env, t), args.steps, prefill, stop, log, i)
     wall = time.perf_counter() - started
     completion = sum(r["completion_tokens"] for r in log)
-    return {"model": args.model, "route": "server" if args.api_base else "in-process",
+    return {"model": args.model, "route": "server" if args.api_base else "in-process", "prefill": prefill,
             "threads": os.environ.get("AGENTKD_LLAMA_THREADS"), "pool": os.environ.get("AGENTKD_LLAMA_POOL"),
             "concurrent": args.concurrent, "steps": len(log), "wall_seconds": round(wall, 2),
             "seconds_per_step": round(sum(r["seconds"] for r in log) / len(log), 2),
@@ -117,6 +118,8 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=1, help="run the episodes concurrently (1: one after another)")
     parser.add_argument("--threads", type=int, help="sets AGENTKD_LLAMA_THREADS")
     parser.add_argument("--pool", type=int, help="sets AGENTKD_LLAMA_POOL (model copies in process)")
+    parser.add_argument("--no-prefill", action="store_true",
+                        help="in process too, send the prompt without the `Thought:` prefill (as a server gets it)")
     parser.add_argument("--max-tokens", type=int, default=256)
     args = parser.parse_args()
     if args.threads:
