@@ -136,3 +136,9 @@ def test_models_list_and_install_cli(tmp_path, monkeypatch):
     assert "smollm2-135m" in listed.output
     bad = CliRunner().invoke(app, ["models", "install", "gpt-17"])
     assert bad.exit_code == 1 and "known aliases" in bad.output
+
+
+def test_serve_refuses_a_model_that_is_not_installed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTKD_CACHE", str(tmp_path))
+    result = CliRunner().invoke(app, ["serve", "qwen2.5-coder-1.5b", "--port", "8999"])
+    assert result.exit_code == 1 and "agentkd models install qwen2.5-coder-1.5b" in result.output
