@@ -140,3 +140,15 @@ def test_the_same_command_with_another_thought_on_an_unchanged_state_is_a_repeat
     changed = [steps[0], steps[1].model_copy(update={"observation": "You arrive at the cabinet 1."})]
     assert not repeats_previous(f"Thought: once more\n{act}", changed)
     assert not repeats_previous("Thought: other\n```python\nprint(act('look'))\n```", steps)
+
+
+def test_a_reply_that_restarts_the_prefill_is_not_prefixed_twice():
+    import asyncio
+
+    from agentkd.policies.base import PolicyContext
+
+    student = StudentPolicy(ScriptedModel("Thought: from the start\n```python\nx = 1\n```", GOOD))
+    ctx = PolicyContext(ENV, TASK, [{"role": "system", "content": "s"}, {"role": "user", "content": "t"}], [])
+    assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: from the start")
+    student = StudentPolicy(ScriptedModel(" continued\n```python\nx = 1\n```", GOOD))
+    assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: continued")
