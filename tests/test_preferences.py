@@ -79,15 +79,15 @@ def test_dpo_on_a_tiny_real_model_lowers_its_loss(tmp_path, factqa):
     layout = RunLayout(run)
     shutil.copytree(resolve_local_model("smollm2-135m"), layout.student_merged)  # stands in for an SFT student
     (layout.student_merged / "agentkd_student.json").write_text("{}")
-    tasks = factqa.tasks("train", 4)
+    tasks = factqa.tasks("train", 2)
     episodes = [episode(t.id, [("teacher", f'print(search("{t.prompt[:20]}"))', [block("print(1)")], False)], True)
                 for t in tasks]
     write_eval(run, "cascade-sft", episodes)
     config = tmp_path / "dpo.yaml"
-    config.write_text("lora_r: 8\ndpo: {epochs: 4, lr: 0.002, batch_size: 2, beta: 0.5}\n")
+    config.write_text("lora_r: 8\ndpo: {epochs: 3, lr: 0.002, batch_size: 1, beta: 0.5}\n")
     result = CliRunner().invoke(app, ["train", "--run", str(run), "--stage", "dpo", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "preference pairs: 4 found" in result.output
+    assert "preference pairs: 2 found" in result.output
     log = [json.loads(x) for x in (layout.dpo_dir / "train_log.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in log if "loss" in e]
     assert len(losses) >= 4 and losses[-1] < losses[0]
