@@ -152,3 +152,18 @@ def test_a_reply_that_restarts_the_prefill_is_not_prefixed_twice():
     assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: from the start")
     student = StudentPolicy(ScriptedModel(" continued\n```python\nx = 1\n```", GOOD))
     assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: continued")
+
+
+def test_a_two_step_loop_is_caught_when_the_state_comes_back():
+    from agentkd.policies.repeats import repeats_previous
+    from agentkd.records import Step
+
+    search = "```python\nsearch('x')\n```"
+    parse = "```python\nyear = observation.split()[0]\n```"
+    steps = [Step(index=0, role="teacher", output=f"Thought: look\n{search}", action="search('x')", observation="found"),
+             Step(index=1, role="teacher", output=f"Thought: parse\n{parse}", action="year = observation.split()[0]",
+                  observation="Error: NameError"),
+             Step(index=2, role="teacher", output=f"Thought: again\n{search}", action="search('x')", observation="found")]
+    assert repeats_previous(f"Thought: parse it\n{parse}", steps)  # state 'found' was answered with this code
+    assert not repeats_previous(f"Thought: parse it\n{parse}", steps[:2] + [steps[2].model_copy(
+        update={"observation": "found more"})])

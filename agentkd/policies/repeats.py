@@ -1,7 +1,7 @@
 """The repeated-reply guard: a model answering the same state with the same text is resampled, then stopped.
 
 Greedy decoding answers an unchanged state with an unchanged reply, so a model that got a corrective
-observation (or the same observation twice) would repeat itself until the step limit. Such a reply is
+observation (or an observation it has already answered) would loop until the step limit. Such a reply is
 resampled at a temperature (recorded on the step); if it still repeats, the episode ends as `stuck`.
 """
 
@@ -26,17 +26,20 @@ class StuckError(PolicyError):
 
 
 def repeats_previous(text: str, steps: list[Step]) -> bool:
-    """Whether `text` repeats the previous step for a state that did not change since: the same reply after a
-    reply that could not run (a corrective observation), or the same code (whatever the thought) after a step
-    that observed the same as the step before it."""
+    """Whether `text` answers a state the model has already answered the same way: the same reply right after a
+    reply that could not run (a corrective observation), or the same code (whatever the thought) as an earlier
+    step that saw the same observation as the model sees now (which catches A, B, A, B loops too)."""
     if not steps:
         return False
     previous = steps[-1]
-    if previous.action is None:
-        return squash(text) == squash(previous.output)
+    if previous.action is None and squash(text) == squash(previous.output):
+        return True
     code = parse_action(text).code
-    return (code is not None and normalize_code(code) == normalize_code(previous.action)
-            and len(steps) >= 2 and previous.observation == steps[-2].observation)
+    if code is None:
+        return False
+    key, now = normalize_code(code), previous.observation
+    return any(step.action is not None and steps[j - 1].observation == now and normalize_code(step.action) == key
+               for j, step in enumerate(steps) if j >= 1)
 
 
 async def guard_repeats(
