@@ -294,3 +294,10 @@ def test_read_only_mounts_are_readable_but_not_writable(tmp_path):
         assert sb.run(f"print(open({str(data / 'facts.txt')!r}).read())").stdout == "shared data\n"
         assert "Read-only file system" in sb.run(f"open({str(data / 'new.txt')!r}, 'w')").error
     assert sorted(p.name for p in data.iterdir()) == ["facts.txt"]
+
+
+def test_bare_text_expressions_are_shown_as_text_like_a_notebook_cell():
+    with PythonSandbox(timeout_s=5) as sb:
+        r = sb.run("def search(q):\n    return 'found ' + q\nsearch('a')\nn = len('xy')\nn + 1\nsearch('b')")
+        assert r.stdout == "found a\nfound b\n"  # every bare text value; other values only when last
+        assert sb.run("n * 10").stdout == "20\n" and sb.run("open('/tmp/x', 'w').write('abc')\nNone").stdout == ""

@@ -110,6 +110,23 @@ def serve(chan_in, chan_out, tool_names):
             _trial(request, namespace, max_output, send)
 
 
+def _show(value, last):
+    if isinstance(value, str):
+        print(value)
+    elif last and value is not None:
+        print(repr(value))
+
+
+def _is_print(node):
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+
+
+def _shown(node, last):
+    call = ast.Call(func=ast.Name(id="__agentkd_show__", ctx=ast.Load()), args=[node.value, ast.Constant(last)],
+                    keywords=[])
+    return ast.copy_location(ast.Expr(value=call), node)
+
+
 def _execute(code, namespace, max_output):
     """Run code in the namespace; the result message (stdout, error, final answer)."""
     buffer = BoundedBuffer(max_output)
@@ -119,14 +136,13 @@ def _execute(code, namespace, max_output):
     answer = None
     try:
         tree = ast.parse(code, "<agent>", "exec")
-        last_expr = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last_expr = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, "<agent>", "exec"), namespace)
-        if last_expr is not None:
-            value = eval(compile(last_expr, "<agent>", "eval"), namespace)
-            if value is not None:
-                buffer.write(repr(value) + "\n")
+        namespace["__agentkd_show__"] = _show
+        # Like a notebook cell the last bare expression is shown, and so is any earlier bare expression whose value
+        # is text (a model that writes `search(a)` then `search(b)` without print sees both); text shows as text.
+        last = len(tree.body) - 1
+        tree.body = [_shown(node, i == last) if isinstance(node, ast.Expr) and not _is_print(node.value) else node
+                     for i, node in enumerate(tree.body)]
+        exec(compile(ast.fix_missing_locations(tree), "<agent>", "exec"), namespace)
     except FinalAnswer as fa:
         final, answer = True, _jsonable(fa.value)
     except SyntaxError as exc:
