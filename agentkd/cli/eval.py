@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -19,6 +18,7 @@ from agentkd.cli.common import (
     parse_price,
     progress_bar,
     sandbox_config,
+    run_interruptibly,
     stop_cleanly,
 )
 
@@ -96,7 +96,7 @@ def execute(job: EvalJob) -> EvalReport:
 
         with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
                                     "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
-            report = asyncio.run(prepared.run(update))
+            report = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=len(prepared.tasks))
     return report
 
