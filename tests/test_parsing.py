@@ -40,3 +40,13 @@ def test_empty_block():
 def test_trailing_text_after_block_is_ignored():
     p = parse_action("Thought: a\n```python\nprint(1)\n```\nObservation: 1 (hallucinated)")
     assert p.code == "print(1)" and p.error is None
+
+
+def test_a_bare_final_answer_line_is_taken_as_the_code():
+    from agentkd import parse_action
+
+    assert parse_action('final_answer("1774")').code == 'final_answer("1774")'
+    parsed = parse_action('Thought: it is 1774.\nfinal_answer("1774")')
+    assert parsed.code == 'final_answer("1774")' and parsed.thought == "it is 1774." and parsed.error is None
+    for text in ("The answer is final_answer(1774", "final_answer(1) and more", "print(1)", "```\nfinal_answer(1)"):
+        assert parse_action(text).code is None, text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
@@ -20,10 +21,29 @@ class ParsedAction:
     error: str | None = None
 
 
+def _bare_final_answer(text: str) -> str | None:
+    """The last line of `text` when it is exactly one valid `final_answer(...)` call outside any fence."""
+    if "```" in text:
+        return None
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("final_answer("):
+        return None
+    try:
+        tree = ast.parse(lines[-1])
+    except SyntaxError:
+        return None
+    if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Call):
+        return lines[-1]
+    return None
+
+
 def parse_action(text: str) -> ParsedAction:
     """Split model output into thought and code; never raises."""
     blocks = list(_BLOCK.finditer(text))
     if not blocks:
+        bare = _bare_final_answer(text)
+        if bare is not None:  # small models often end with a bare `final_answer(...)` line: take it as the code
+            return ParsedAction(_THOUGHT_PREFIX.sub("", text[: text.rfind(bare)]).strip(), bare)
         thought = _THOUGHT_PREFIX.sub("", text).strip()
         if "```" in text:
             return ParsedAction(thought, None, f"Your code block was not closed with ```. {CODE_FORMAT_HINT}")
