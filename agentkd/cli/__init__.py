@@ -13,6 +13,7 @@ from agentkd.cli.collect import collect_command
 from agentkd.cli.eval import eval_command
 from agentkd.cli.index import index_command
 from agentkd.cli.pipeline import pipeline_command
+from agentkd.cli.report import report_command
 from agentkd.cli.train import train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="agentkd: distil LLM agents through their trajectories.")
@@ -28,6 +29,7 @@ app.command("index")(index_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("pipeline")(pipeline_command)
+app.command("report")(report_command)
 app.command("check-env")(check_env_command)
 
 __all__ = ["app"]
