@@ -202,7 +202,7 @@ def test_report_command_writes_where_asked_and_refuses_a_non_run(run, tmp_path):
     out = tmp_path / "elsewhere" / "page.html"
     done = CliRunner().invoke(app, ["report", "--run", str(run), "--out", str(out)])
     assert done.exit_code == 0, done.output
-    assert out.is_file() and str(out) in done.output.replace("\n", "")
+    assert out.is_file() and f"report: {out}" in done.output
     missing = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "not a run folder" in missing.output
 

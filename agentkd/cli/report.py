@@ -20,7 +20,7 @@ def report_command(
     filterable, step by step. Opens from disk; re-run it after more evaluations to refresh it."""
     with exit_on_error():
         path = write(run, out)
-    console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)", soft_wrap=True, markup=False)
     if open_it:
         import webbrowser
 
