@@ -39,16 +39,17 @@ def render(data: ReportData) -> str:
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'; img-src data:\">",
+        ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+         "script-src 'unsafe-inline'; img-src data:\">"),
         f"<title>agentkd report: {escape(name)}</title><style>{_asset('report.css')}</style></head><body>",
         f"<header><h1>agentkd report <span class=\"run\">{escape(name)}</span></h1>",
-        "<nav><a href=\"#overview\">overview</a><a href=\"#collection\">collection</a><a href=\"#training\">training</a>"
-        "<a href=\"#evaluations\">evaluations</a><a href=\"#plots\">plots</a><a href=\"#trajectories\">trajectories</a></nav>",
+        ("<nav><a href=\"#overview\">overview</a><a href=\"#collection\">collection</a><a href=\"#training\">training</a>"
+         "<a href=\"#evaluations\">evaluations</a><a href=\"#plots\">plots</a><a href=\"#trajectories\">trajectories</a>"
+         "</nav>"),
         "</header><main>",
         *sections,
-        f"</main><footer>written by agentkd {escape(__version__)} at {_now()} from {escape(str(data.run.resolve()))}; "
-        "re-run <code>agentkd report</code> after more evaluations to refresh it.</footer>",
+        (f"</main><footer>written by agentkd {escape(__version__)} at {_now()} from {escape(str(data.run.resolve()))}; "
+         "re-run <code>agentkd report</code> after more evaluations to refresh it.</footer>"),
         _data_blocks(data),
         f"<script>{_asset('viewer.js')}</script></body></html>\n",
     ])

@@ -8,11 +8,11 @@ from typing import Any
 
 from agentkd.report.data import COLLECTION, Evaluation, ReportData, wilson
 from agentkd.report.svg import (
-    H,
+    BOTTOM,
     TEACHER_COLOUR,
     TOP,
-    BOTTOM,
     Chart,
+    H,
     colour,
     fmt_number,
     fmt_percent,
@@ -46,7 +46,7 @@ def training_figures(data: ReportData) -> list[Figure]:
         return [Figure("loss", "Training loss", note=note)]
     out = [_series_figure("loss", "Training loss", points, "loss", "loss", fmt_number)]
     if any("learning_rate" in p for p in points):
-        out.append(_series_figure("lr", "Learning rate", points, "learning_rate", "learning rate", lambda v: f"{v:.1e}" if v else "0"))
+        out.append(_series_figure("lr", "Learning rate", points, "learning_rate", "learning rate", lambda v: f"{v:.0e}" if v else "0"))
     rate_key = next((k for k in ("tokens_per_s", "train_tokens_per_second") if any(k in p for p in points)), None)
     if rate_key:
         out.append(_series_figure("tokens", "Training speed", points, rate_key, "tokens / s", fmt_number))

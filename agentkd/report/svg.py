@@ -15,7 +15,7 @@ PALETTE = ("#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a
 TEACHER_COLOUR = "#222222"
 
 W, H = 560, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 46, 48
+LEFT, RIGHT, TOP, BOTTOM = 64, 30, 46, 48
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -28,7 +28,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(lo / step + 1e-9) * step
-    ticks, value = [], first
+    ticks: list[float] = []
+    value = first
     while value < hi + step * 0.5 and len(ticks) < 50:
         ticks.append(round(value, 12))
         value += step
@@ -110,8 +111,8 @@ class Chart:
 
     def render(self) -> str:
         x0, x1, y0, y1 = LEFT, W - RIGHT, TOP, H - BOTTOM
-        parts = [f'<svg class="plot" data-plot="{escape(self.kind)}" viewBox="0 0 {W} {H}" role="img" '
-                 f'aria-label="{escape(self.title)}" xmlns="http://www.w3.org/2000/svg">',
+        parts = [(f'<svg class="plot" data-plot="{escape(self.kind)}" viewBox="0 0 {W} {H}" role="img" '
+                  f'aria-label="{escape(self.title)}" xmlns="http://www.w3.org/2000/svg">'),
                  f'<text class="title" x="{LEFT}" y="16">{escape(self.title)}</text>']
         for n, value in enumerate(self.y_ticks or []):
             py = self.y(value)
