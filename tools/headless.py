@@ -108,9 +108,11 @@ class HeadlessChromium:
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         return self._run(self._send(method, params))
 
-    def open(self, path: str | Path) -> float:
-        """Navigate to a file and wait for its load event; returns the seconds it took."""
+    def open(self, path: str | Path, fragment: str = "") -> float:
+        """Navigate to a file (or URL), with an optional #fragment, and wait for its load event; returns the seconds
+        it took."""
         url = Path(path).resolve().as_uri() if not str(path).startswith(("file:", "http:", "https:", "about:")) else str(path)
+        url += f"#{fragment}" if fragment else ""
         self._events.clear()
         started = time.perf_counter()
         self.send("Page.navigate", url=url)
