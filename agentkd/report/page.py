@@ -179,7 +179,10 @@ def _evaluations(data: ReportData) -> str:
                  fmt_usd(float(r.get("cost_per_episode_usd") or 0)), f"{tokens:,.0f}",
                  f"{r.get('student_share_of_steps', 0):.0%}", "—" if deferral is None else f"{deferral:.0%}", be_text,
                  f"{r.get('errors', 0)} · {r.get('step_limit', 0)}", f"{r.get('mean_episode_latency_s', 0):.1f}"]
-        body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+        spec = r.get("details", {}).get("policy_spec") or (e.settings or {}).get("identity", {}).get("policy")
+        tips = ["", json.dumps(spec) if spec else ""] + [""] * (len(cells) - 2)
+        body.append("<tr>" + "".join(f"<td title=\"{escape(t)}\">{escape(c)}</td>" if t else f"<td>{escape(c)}</td>"
+                                     for c, t in zip(cells, tips)) + "</tr>")
     table = ("<div class=\"scroll\"><table class=\"evals\"><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
              + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>")
     return _section("evaluations", "Evaluations", table)
