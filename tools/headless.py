@@ -134,7 +134,8 @@ class HeadlessChromium:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout_s or self.timeout_s} s for {expression}")
+                seen = f"; JavaScript errors: {self.errors}" if self.errors else ""
+                raise TimeoutError(f"waited {timeout_s or self.timeout_s} s for {expression}{seen}")
             self._run(asyncio.sleep(0.05))
 
     def click(self, selector: str) -> None:
