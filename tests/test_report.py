@@ -211,7 +211,7 @@ def test_the_report_imports_nothing_heavy(run):
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom agentkd.cli import app\n"
             f"assert CliRunner().invoke(app, ['report', '--run', {str(run)!r}]).exit_code == 0\n"
             "print(sorted(m for m in ('litellm', 'langgraph', 'faiss', 'torch', 'transformers') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
