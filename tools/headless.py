@@ -69,6 +69,7 @@ class HeadlessChromium:
     def start(self) -> None:
         args = [self.binary, "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
                 "--disable-extensions", "--disable-background-networking", "--disable-sync", "--mute-audio",
+                "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
                 "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={self._profile}",
                 f"--window-size={self.width},{self.height}", "--hide-scrollbars", "about:blank"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
