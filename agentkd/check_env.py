@@ -2,7 +2,7 @@
 
 Checks, in order: it loads; every split has tasks; task ids are unique (across splits too) and
 prompts non-empty; tools are described; the grader is callable and scores in [0, 1]; per-episode
-state is fresh; the reference solver (if any) solves a sample of each split; and a deliberately
+state is fresh and can be branched for trial runs (or is declared branchable=False); the reference solver (if any) solves a sample of each split; and a deliberately
 wrong policy (answers "agentkd-wrong-answer" at once, writing nothing) is rejected by the grader.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agentkd.env.environment import Environment
+from agentkd.errors import StateNotBranchableError
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Task, Trajectory
 from agentkd.specs import EnvSpec
@@ -119,7 +120,11 @@ def _check_grader(env: Environment, task: Task) -> tuple[bool, str]:
     grade = getattr(env, "_grade", None)
     if not callable(grade):
         return False, "the grader is not callable"
-    score = env.grade(task.answer, task, env.new_state(task)).score
+    state = env.new_state(task)
+    try:
+        score = env.grade(task.answer, task, state).score
+    finally:
+        env.end_state(state)
     if not 0.0 <= score <= 1.0:
         return False, f"scored {score} for task {task.id!r}; a grader must return a score in [0, 1]"
     return True, f"callable; scores {score:g} on task {task.id!r} with its own target as the answer"
@@ -129,12 +134,30 @@ def _check_state(env: Environment, task: Task) -> tuple[bool, str]:
     if env.setup_state is None:
         return True, "stateless"
     first, second = env.new_state(task), env.new_state(task)
-    if first is None:
-        return False, f"setup_state returned None for task {task.id!r}"
-    if first is second:
-        return False, "setup_state returned the same object twice; every episode needs a fresh state"
-    same = "deterministic" if repr(first) == repr(second) else "differs between builds"
-    return True, f"fresh {type(first).__name__} per episode ({same})"
+    try:
+        if first is None:
+            return False, f"setup_state returned None for task {task.id!r}"
+        if first is second:
+            return False, "setup_state returned the same object twice; every episode needs a fresh state"
+        same = "deterministic" if repr(first) == repr(second) else "differs between builds"
+        ok, branching = _check_branching(env, first)
+        return ok, f"fresh {type(first).__name__} per episode ({same}); {branching}"
+    finally:
+        env.end_state(first)
+        if second is not first:
+            env.end_state(second)
+
+
+def _check_branching(env: Environment, state: Any) -> tuple[bool, str]:
+    """Try to branch the state as self-consistent generation and result agreement do."""
+    if not env.branchable:
+        return True, "declared not branchable (sc and result agreement vote on code instead)"
+    try:
+        branch = env.branch_state(state)
+    except StateNotBranchableError as exc:
+        return False, str(exc)
+    env.end_state(branch)
+    return True, f"branches with {'fork_state' if env.fork_state else 'a deep copy'}"
 
 
 def _describe_failure(traj: Trajectory) -> str:

@@ -39,6 +39,11 @@ class TransientModelError(ModelError):
     """A model call kept failing with transient errors after all retries."""
 
 
+class StateNotBranchableError(AgentKDError):
+    """An episode's state cannot be branched (copied) for a trial run: the environment declares
+    branchable=False, its fork_state failed, or the state cannot be deep-copied."""
+
+
 class SandboxError(AgentKDError):
     """The Python worker could not be started or talked to."""
 

@@ -122,3 +122,31 @@ def test_collect_refuses_to_run_unsandboxed_unless_asked(tmp_path, monkeypatch):
     allowed = CliRunner().invoke(app, args + ["--sandbox", "none"])
     assert allowed.exit_code == 0, allowed.output
     assert len(lines(tmp_path / "s")) == 2
+
+
+def test_ctrl_c_stops_a_collection_within_seconds_and_keeps_what_was_written(tmp_path):
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--env", SLOW_ENV, "--teacher", "reference",
+           "--n", "60", "--concurrency", "2", "--run", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = run / "trajectories.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10 and proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "resume" in err
+    kept = lines(run)
+    assert 3 <= len(kept) < 60 and all(r["success"] for r in kept)
+
+
+def test_a_torn_line_cut_on_resume_is_reported(tmp_path):
+    run = tmp_path / "torn"
+    args = ["collect", "--env", "factqa", "--teacher", "reference", "--run", str(run)]
+    assert CliRunner().invoke(app, [*args, "--n", "2"]).exit_code == 0
+    with open(run / "trajectories.jsonl", "a") as handle:
+        handle.write('{"schema_version": 2, "task"')
+    again = CliRunner().invoke(app, [*args, "--n", "3"])
+    assert again.exit_code == 0 and "cut a torn last line (28 bytes" in again.output

@@ -126,3 +126,44 @@ def test_a_student_can_see_a_capped_history():
     student.client = Recorder("Thought: again\n```python\nprint(double(len(globals())))\n```", GOOD)
     CodeActAgent(ENV, student, max_steps=4).run(TASK)
     assert seen[:4] == [3, 5, 5, 5]  # system + task (+ last reply and observation) + the prefill
+
+
+def test_the_same_command_with_another_thought_on_an_unchanged_state_is_a_repeat():
+    from agentkd.policies.repeats import repeats_previous
+    from agentkd.records import Step
+
+    act = "```python\nprint(act('go to cabinet 1'))\n```"
+    steps = [Step(index=i, role="student", output=f"Thought: try {i}\n{act}", action="print(act('go to cabinet 1'))",
+                  observation="You are already at the cabinet 1.") for i in range(2)]
+    assert repeats_previous(f"Thought: once more\n{act}", steps)
+    assert not repeats_previous(f"Thought: once more\n{act}", steps[:1])  # one repeat is allowed
+    changed = [steps[0], steps[1].model_copy(update={"observation": "You arrive at the cabinet 1."})]
+    assert not repeats_previous(f"Thought: once more\n{act}", changed)
+    assert not repeats_previous("Thought: other\n```python\nprint(act('look'))\n```", steps)
+
+
+def test_a_reply_that_restarts_the_prefill_is_not_prefixed_twice():
+    import asyncio
+
+    from agentkd.policies.base import PolicyContext
+
+    student = StudentPolicy(ScriptedModel("Thought: from the start\n```python\nx = 1\n```", GOOD))
+    ctx = PolicyContext(ENV, TASK, [{"role": "system", "content": "s"}, {"role": "user", "content": "t"}], [])
+    assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: from the start")
+    student = StudentPolicy(ScriptedModel(" continued\n```python\nx = 1\n```", GOOD))
+    assert asyncio.run(student.sample(ctx, 1, 0.0)).text.startswith("Thought: continued")
+
+
+def test_a_two_step_loop_is_caught_when_the_state_comes_back():
+    from agentkd.policies.repeats import repeats_previous
+    from agentkd.records import Step
+
+    search = "```python\nsearch('x')\n```"
+    parse = "```python\nyear = observation.split()[0]\n```"
+    steps = [Step(index=0, role="teacher", output=f"Thought: look\n{search}", action="search('x')", observation="found"),
+             Step(index=1, role="teacher", output=f"Thought: parse\n{parse}", action="year = observation.split()[0]",
+                  observation="Error: NameError"),
+             Step(index=2, role="teacher", output=f"Thought: again\n{search}", action="search('x')", observation="found")]
+    assert repeats_previous(f"Thought: parse it\n{parse}", steps)  # state 'found' was answered with this code
+    assert not repeats_previous(f"Thought: parse it\n{parse}", steps[:2] + [steps[2].model_copy(
+        update={"observation": "found more"})])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
-from typing import Any, TypedDict
+from typing import Any, Callable, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
@@ -30,6 +30,8 @@ class EpisodeState(TypedDict, total=False):
     env_state: Any
     worker: asyncio.Future[PythonSandbox]
     """Started while the policy thinks about step 0; awaited before the first execution."""
+    end_state: Callable[[], None]
+    """Runs the environment's teardown_state on env_state, at most once (finish, cancel or error)."""
     messages: list[dict[str, Any]]
     steps: list[Step]
     pending: Step | None
@@ -83,6 +85,7 @@ class CodeActAgent:
         worker = PythonSandbox(list(self.env.tools), self.env.tool_handler(env_state), config=self.sandbox)
         return {
             "started": time.perf_counter(), "sample_index": state.get("sample_index", 0), "env_state": env_state,
+            "end_state": _once(lambda: self.env.end_state(env_state)),
             "worker": asyncio.ensure_future(worker.astart()), "messages": initial_messages(self.env, task),
             "steps": [], "pending": None, "done": False, "final_answer": None, "status": "finished", "error": None,
         }
@@ -164,6 +167,7 @@ class CodeActAgent:
         if traj.status == "finished":
             grade = self.env.grade(traj.final_answer, task, state.get("env_state"))
             traj.score, traj.success = grade.score, grade.success
+        state["end_state"]()  # teardown_state, once the grader has seen the state
         return {"trajectory": traj}
 
     # episodes ---------------------------------------------------------------------
@@ -176,14 +180,22 @@ class CodeActAgent:
                 stream_mode="values",
             ):
                 pass
-        except BaseException:  # cancelled (or a fatal error): never leave a worker behind
+        except BaseException:  # cancelled (or a fatal error): never leave a worker or a live state behind
             _close_soon(state.get("worker"))
+            if "end_state" in state:
+                state["end_state"]()
             raise
         return state["trajectory"]
 
     def run(self, task: Task, sample_index: int = 0) -> Trajectory:
         """Synchronous `arun`."""
         return asyncio.run(self.arun(task, sample_index))
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    """`fn`, callable any number of times, run only on the first call."""
+    pending = [fn]
+    return lambda: pending.pop()() if pending else None
 
 
 def _close_soon(starting: asyncio.Future[PythonSandbox] | None) -> None:

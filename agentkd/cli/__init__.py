@@ -12,8 +12,10 @@ from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
 from agentkd.cli.eval import eval_command
 from agentkd.cli.index import index_command
+from agentkd.cli.models import models_app
 from agentkd.cli.pipeline import pipeline_command
 from agentkd.cli.report import report_command
+from agentkd.cli.serve import serve_command
 from agentkd.cli.train import train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="agentkd: distil LLM agents through their trajectories.")
@@ -31,5 +33,7 @@ app.command("eval")(eval_command)
 app.command("pipeline")(pipeline_command)
 app.command("report")(report_command)
 app.command("check-env")(check_env_command)
+app.add_typer(models_app, name="models")
+app.command("serve")(serve_command)
 
 __all__ = ["app"]

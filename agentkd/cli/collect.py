@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -20,6 +19,7 @@ from agentkd.cli.common import (
     exit_on_error,
     progress_bar,
     sandbox_config,
+    run_interruptibly,
     stop_cleanly,
 )
 
@@ -82,7 +82,7 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
 
         with stop_cleanly(progress, f"Trajectories written so far are kept in {kept}; fix the problem and re-run "
                                     "to resume.", "finished trajectories are kept. Re-run the same command to resume."):
-            stats = asyncio.run(prepared.run(update))
+            stats = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=prepared.total)
     return stats, kept
 
@@ -98,5 +98,8 @@ def print_summary(stats: CollectStats, trajectories: Path) -> None:
     table.add_row("cost (new)", f"${stats.cost_usd:.4f}")
     table.add_row("trajectories", str(trajectories))
     Console().print(table)
+    if stats.torn_bytes:
+        console.print(f"[yellow]repaired[/] cut a torn last line ({stats.torn_bytes} bytes, from a crash mid-write) "
+                      f"from {trajectories}; kept in {trajectories.with_suffix('.torn')}")
     for msg in stats.error_messages:
         console.print(f"[yellow]episode error[/] {msg}")

@@ -5,9 +5,14 @@ Nothing heavy is imported here: `agentkd --help` must print without loading lite
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Coroutine, Iterator, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 if TYPE_CHECKING:
     from agentkd.tools.sandbox import SandboxConfig
 
+T = TypeVar("T")
 console = Console(stderr=True)
 """Progress, status and errors (stderr); tables go to stdout."""
 
@@ -72,6 +78,46 @@ def stop_cleanly(progress: Progress, kept: str, interrupted: str) -> Iterator[No
     except KeyboardInterrupt:
         progress.stop()
         raise CommandFailed(f"interrupted; {interrupted}", code=130) from None
+
+
+def run_interruptibly(coroutine: Coroutine[Any, Any, T], grace_s: float = 5.0) -> T:
+    """`asyncio.run` that Ctrl-C stops within seconds: the first Ctrl-C cancels the work (episodes in flight are
+    dropped, workers and states closed, everything written is kept) and raises KeyboardInterrupt; if cancelling
+    does not finish within `grace_s` (a model call blocking a thread) or a second Ctrl-C comes, the process
+    exits at once with code 130: every finished trajectory is already flushed to disk."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(coroutine)
+    deadline = threading.Timer(grace_s, _exit_now)
+    deadline.daemon = True
+    interrupted = threading.Event()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            _exit_now()
+        interrupted.set()
+        loop.call_soon_threadsafe(task.cancel)
+        deadline.start()
+
+    previous = signal.signal(signal.SIGINT, interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        result = loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        deadline.cancel()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        loop.close()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+    return result
+
+
+def _exit_now() -> None:
+    console.print("[bold red]interrupted[/]: finished work is on disk; re-run the same command to resume.")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:

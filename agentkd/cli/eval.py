@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -19,6 +18,7 @@ from agentkd.cli.common import (
     parse_price,
     progress_bar,
     sandbox_config,
+    run_interruptibly,
     stop_cleanly,
 )
 
@@ -54,6 +54,8 @@ def eval_command(
         "--history-steps", min=0, help="Student: show only the task and the last N steps (long episodes).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 2,
     api_base: ApiBaseOption = None,
+    student_api_base: Annotated[Optional[str], typer.Option(
+        "--student-api-base", help="Base URL of an OpenAI-compatible server for the student (e.g. `agentkd serve`).")] = None,
     teacher_price: Annotated[Optional[str], typer.Option(
         "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers).")] = None,
     student_price: Annotated[Optional[str], typer.Option(
@@ -72,7 +74,7 @@ def eval_command(
     with exit_on_error():
         spec = eval_policy_spec(policy, run_teacher_spec(run, teacher, api_base), student=student, samples=samples,
                                 temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
-                                max_tokens=max_tokens, history_steps=history_steps)
+                                max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
                       concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices)
         report = execute(job)
@@ -94,7 +96,7 @@ def execute(job: EvalJob) -> EvalReport:
 
         with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
                                     "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
-            report = asyncio.run(prepared.run(update))
+            report = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=len(prepared.tasks))
     return report
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from agentkd.cli.common import console, exit_on_error, progress_bar, stop_cleanly
+from agentkd.cli.common import console, exit_on_error, fail, progress_bar, stop_cleanly
 
 if TYPE_CHECKING:
     from agentkd.train import TrainResult
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 def train_command(
     run: Annotated[Path, typer.Option(
         "--run", help="Run folder made by `agentkd collect`; the student is written to RUN/student/.")],
+    stage: Annotated[str, typer.Option(
+        "--stage", help="sft (the filtered trajectories) | dpo (preference pairs from the run's evaluations, on top "
+                        "of the SFT student; writes RUN/student-dpo/, use it with --student trained-dpo).")] = "sft",
     student: Annotated[Optional[str], typer.Option(
         "--student", help="Base student: local alias (smollm2-135m) or a Hugging Face model folder. Default: smollm2-135m.")] = None,
     epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (default 2).")] = None,
@@ -33,14 +36,17 @@ def train_command(
     from agentkd.train import resolve_config
     from agentkd.train.job import TrainJob
 
+    if stage not in ("sft", "dpo"):
+        fail(f"unknown stage {stage!r}; choose sft or dpo", code=2)
     with exit_on_error():
         settings = resolve_config(config, student=student, epochs=epochs, lr=lr, lora_r=lora_r,
                                   max_trajectories=max_trajectories)
-        result = execute(TrainJob(run=run, config=settings, resume=resume, overwrite=overwrite))
+        result = execute(TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite))
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
     console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
                   f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
-    console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student trained)")
+    alias = "trained-dpo" if stage == "dpo" else "trained"
+    console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student {alias})")
 
 
 def execute(job: TrainJob) -> TrainResult:
@@ -48,6 +54,7 @@ def execute(job: TrainJob) -> TrainResult:
     from agentkd.env.loading import load_environment
     from agentkd.run import RunFolder
     from agentkd.train import train_student
+    from agentkd.train.dpo import train_dpo
 
     environment = load_environment(RunFolder(job.run).env_spec())
     progress = progress_bar("train", "loss {task.fields[loss]}")
@@ -67,5 +74,9 @@ def execute(job: TrainJob) -> TrainResult:
 
         with stop_cleanly(progress, "",
                           f"continue from the last checkpoint with `agentkd train --run {job.run} --resume`"):
+            if job.stage == "dpo":
+                return train_dpo(job.run, environment, job.config, overwrite=job.overwrite, on_progress=update,
+                                 on_pairs=lambda counts: console.print(
+                                     "preference pairs: " + ", ".join(f"{n} {k}" for k, n in counts.items())))
             return train_student(job.run, environment, job.config, resume=job.resume, overwrite=job.overwrite,
                                  on_progress=update, on_data=show_data)

@@ -26,6 +26,8 @@ class CollectStats:
     steps: int = 0
     cost_usd: float = 0.0
     error_messages: list[str] = field(default_factory=list)
+    torn_bytes: int = 0
+    """Bytes of a torn last line (a crash mid-write) cut from the file on resume and kept aside."""
 
     def add(self, traj: Trajectory) -> None:
         self.done += 1
@@ -64,9 +66,10 @@ async def collect(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    run.repair()
+    torn = run.repair()
     jobs = plan_jobs(tasks, samples_per_task, run.finished_keys())
-    stats = CollectStats(total=len(tasks) * samples_per_task, skipped=len(tasks) * samples_per_task - len(jobs))
+    stats = CollectStats(total=len(tasks) * samples_per_task, skipped=len(tasks) * samples_per_task - len(jobs),
+                         torn_bytes=torn)
     if not jobs:
         return stats
     agent = CodeActAgent(env, policy, **(agent_kwargs or {}))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterable, Sequence
 
 from agentkd.env.graders import Grader, resolve_grader
 from agentkd.env.tasks import TaskSet, TaskSource
-from agentkd.errors import EnvironmentDefinitionError
+from agentkd.errors import EnvironmentDefinitionError, StateNotBranchableError
 from agentkd.records import Task
 from agentkd.tools.decorator import Tool, as_tool
 
@@ -17,6 +20,8 @@ ReferenceSolver = Callable[..., Generator[str, str, None]]
 ("Thought: ...\\n```python\\n...\\n```") and receives each step's observation back."""
 
 RESERVED_NAMES = {"final_answer", "print"}
+_LOG = logging.getLogger("agentkd.env")
+_SLOW_BRANCH_WARNED: set[str] = set()
 
 
 @dataclass
@@ -26,7 +31,13 @@ class Grade:
 
 
 class Environment:
-    """A task family an agent can be run on, declared in plain Python."""
+    """A task family an agent can be run on, declared in plain Python.
+
+    Per-episode state: `setup_state(task)` builds it; `fork_state(state)` returns an independent branch of it
+    for trial runs (default: a deep copy), or `branchable=False` says it has none (policies that try
+    candidates then fall back to code agreement); `teardown_state(state)` runs when an episode ends,
+    however it ends (and on every branch after its trial).
+    """
 
     def __init__(
         self,
@@ -41,6 +52,9 @@ class Environment:
         reference_solver: ReferenceSolver | None = None,
         success_threshold: float = 1.0,
         version: str = "1",
+        fork_state: Callable[[Any], Any] | None = None,
+        teardown_state: Callable[[Any], Any] | None = None,
+        branchable: bool = True,
     ) -> None:
         if not name or not isinstance(name, str):
             raise EnvironmentDefinitionError("environment needs a non-empty name")
@@ -74,6 +88,14 @@ class Environment:
                 "and receives the observation (see the README's environment guide)"
             )
         self.reference_solver = reference_solver
+        for hook_name, hook in (("fork_state", fork_state), ("teardown_state", teardown_state)):
+            if hook is not None and not callable(hook):
+                raise EnvironmentDefinitionError(f"{hook_name} must be a callable taking the state")
+        if fork_state is not None and not branchable:
+            raise EnvironmentDefinitionError("fork_state and branchable=False contradict each other; declare one")
+        self.fork_state = fork_state
+        self.teardown_state = teardown_state
+        self.branchable = branchable
         self.task_set = TaskSet(tasks, splits)
 
     @property
@@ -88,6 +110,43 @@ class Environment:
     def new_state(self, task: Task) -> Any:
         """Fresh per-episode state (None for stateless environments)."""
         return self.setup_state(task) if self.setup_state else None
+
+    def branch_state(self, state: Any) -> Any:
+        """An independent copy of an episode's state for a trial run (self-consistent generation, result
+        agreement): `fork_state(state)` when declared, else a deep copy. Raises StateNotBranchableError
+        (saying what to declare) when the environment says branchable=False or the copy fails."""
+        if state is None:
+            return None
+        what = f"the per-episode state of environment {self.name!r} ({type(state).__name__})"
+        if not self.branchable:
+            raise StateNotBranchableError(f"{what} cannot be branched: the environment declares branchable=False")
+        started = time.monotonic()
+        try:
+            branch = self.fork_state(state) if self.fork_state else copy.deepcopy(state)
+        except Exception as exc:  # noqa: BLE001 - any failure to copy means: not branchable
+            how = "its fork_state failed" if self.fork_state else "it cannot be deep-copied"
+            raise StateNotBranchableError(
+                f"{what} cannot be branched: {how} ({type(exc).__name__}: {exc}). Declare how to branch it with "
+                "Environment(fork_state=...) or that it cannot be branched with branchable=False "
+                "(docs/environments.md, 'States that cannot be copied')") from exc
+        if branch is state:
+            raise StateNotBranchableError(f"{what} cannot be branched: fork_state returned the state itself, "
+                                          "so a trial would change the episode; return an independent copy")
+        took = time.monotonic() - started
+        if took > 1.0 and self.name not in _SLOW_BRANCH_WARNED:
+            _SLOW_BRANCH_WARNED.add(self.name)
+            _LOG.warning("branching the state of environment %r took %.1f s per trial; if it holds something live, "
+                         "declare fork_state=... or branchable=False", self.name, took)
+        return branch
+
+    def end_state(self, state: Any) -> None:
+        """Run `teardown_state(state)` if declared (never raises: a failing teardown is logged)."""
+        if self.teardown_state is None or state is None:
+            return
+        try:
+            self.teardown_state(state)
+        except Exception as exc:  # noqa: BLE001 - a failing teardown must not fail the episode
+            _LOG.warning("teardown_state of environment %r failed: %s: %s", self.name, type(exc).__name__, exc)
 
     def tool_handler(self, state: Any) -> Callable[[str, list[Any], dict[str, Any]], Any]:
         """The host-side function that serves the worker's tool calls for one episode."""

@@ -1,4 +1,5 @@
-"""One door to every LLM: litellm model strings plus `hf/...` local models; usage, cost, retries."""
+"""One door to every LLM: litellm model strings plus local `hf/...` (transformers) and `gguf/...` (llama.cpp)
+models; usage, cost, retries."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import litellm  # noqa: E402
 
 from agentkd.errors import ModelError, TransientModelError  # noqa: E402
-from agentkd.models import hf_provider  # noqa: E402
+from agentkd.models import gguf_provider, hf_provider  # noqa: E402
+from agentkd.models.catalog import CATALOG as GGUF_CATALOG  # noqa: E402
+from agentkd.models.catalog import resolve_gguf  # noqa: E402
 from agentkd.models.local_hf import ALIASES  # noqa: E402
 from agentkd.records import Usage  # noqa: E402
 
 litellm.suppress_debug_info = True
 hf_provider.register()
+gguf_provider.register()
 
 FATAL_ERRORS: tuple[type[BaseException], ...] = (
     litellm.AuthenticationError,
@@ -70,16 +74,24 @@ def missing_keys(model: str) -> list[str]:
 
 
 def canonical_model(model: str) -> str:
-    """Bare local aliases (`smollm2-135m`) become `hf/smollm2-135m`; other strings pass through."""
-    return f"{hf_provider.PROVIDER}/{model}" if model.lower() in ALIASES else model
+    """Bare local aliases become provider strings: `smollm2-135m` → `hf/smollm2-135m` (transformers),
+    `qwen2.5-coder-0.5b` → `gguf/qwen2.5-coder-0.5b` (llama.cpp); other strings pass through."""
+    if model.lower() in ALIASES:
+        return f"{hf_provider.PROVIDER}/{model}"
+    if model.lower() in GGUF_CATALOG:
+        return f"{gguf_provider.PROVIDER}/{model}"
+    return model
 
 
 def is_local(model: str) -> bool:
-    return canonical_model(model).startswith(f"{hf_provider.PROVIDER}/")
+    return canonical_model(model).startswith((f"{hf_provider.PROVIDER}/", f"{gguf_provider.PROVIDER}/"))
 
 
 def check_model_string(model: str) -> None:
     """Fail fast on a model string no provider can serve (raises a fatal ModelError)."""
+    if canonical_model(model).startswith(f"{gguf_provider.PROVIDER}/"):
+        resolve_gguf(canonical_model(model).split("/", 1)[1])  # installed and verified, or a .gguf file
+        return
     if is_local(model):
         name = model.split("/", 1)[1]
         if name.lower() not in ALIASES and not (Path(name).expanduser() / "config.json").is_file():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentkd.codeact.parsing import parse_action
 from agentkd.codeact.normalize import normalize_code
-from agentkd.policies.agreement import AgreementMode, tally, trial_keys
+from agentkd.codeact.parsing import parse_action
+from agentkd.errors import StateNotBranchableError
+from agentkd.policies.agreement import AgreementMode, code_keys_instead, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
@@ -75,8 +76,12 @@ class CascadePolicy:
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
         texts = sampled.texts
-        keys = await self._vote_keys(ctx, texts)
-        vote = {"mode": self.agreement, **tally(keys, self.min_agree)}
+        mode, warning = self.agreement, None
+        try:
+            keys = await self._vote_keys(ctx, texts)
+        except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
+            (keys, warning), mode = code_keys_instead([parse_action(t).code for t in texts], ctx, exc), "code"
+        vote = {"mode": mode, **tally(keys, self.min_agree), **({"warning": warning} if warning else {})}
         if vote["accepted"]:
             return PolicyOutput(
                 text=texts[vote["winner_index"]], role="student", model=sampled.model, usage=sampled.usage,

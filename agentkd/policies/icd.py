@@ -109,8 +109,9 @@ class StudentPolicy:
             messages.append({"role": "assistant", "content": self.prefill})
         completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop)
         texts = completion.texts
-        if self.prefill:
-            texts = [self.prefill + (t if t.startswith((" ", "\n")) else " " + t) for t in texts]
+        if self.prefill:  # a server that closes the assistant turn answers from the start: keep its own prefix
+            texts = [t if t.lstrip().lower().startswith(self.prefill.lower())
+                     else self.prefill + (t if t.startswith((" ", "\n")) else " " + t) for t in texts]
         completion.texts = [finish_reply(t) for t in texts]
         return completion
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 
 from agentkd.policies.base import Policy
-from agentkd.run.layout import TRAINED, RunLayout
+from agentkd.run.layout import TRAINED_NAMES, RunLayout
 from agentkd.specs import PolicySpec, SpecError
 
 BUILTIN_MODULES = (
@@ -55,12 +55,12 @@ class BuildContext:
         return self._loaded_store
 
     def model(self, name: str) -> str:
-        """A model string with `trained` resolved to this run's fine-tuned student folder."""
-        if name != TRAINED:
+        """A model string with `trained` / `trained-dpo` resolved to this run's fine-tuned student folder."""
+        if name not in TRAINED_NAMES:
             return name
         if self.run is None:
-            raise SpecError("the student 'trained' means a run's fine-tuned student; give the run folder")
-        return f"hf/{self.run.trained_student().resolve()}"
+            raise SpecError(f"the student {name!r} means a run's fine-tuned student; give the run folder")
+        return f"hf/{self.run.trained_model(name).resolve()}"
 
 
 Builder = Callable[[Any, BuildContext], Policy]

@@ -1,7 +1,7 @@
 """The repeated-reply guard: a model answering the same state with the same text is resampled, then stopped.
 
 Greedy decoding answers an unchanged state with an unchanged reply, so a model that got a corrective
-observation (or the same observation twice) would repeat itself until the step limit. Such a reply is
+observation (or an observation it has already answered) would loop until the step limit. Such a reply is
 resampled at a temperature (recorded on the step); if it still repeats, the episode ends as `stuck`.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from agentkd.codeact.parsing import squash
+from agentkd.codeact.normalize import normalize_code
+from agentkd.codeact.parsing import parse_action, squash
 from agentkd.policies.base import PolicyError
 from agentkd.records import Step
 
@@ -25,14 +26,20 @@ class StuckError(PolicyError):
 
 
 def repeats_previous(text: str, steps: list[Step]) -> bool:
-    """Whether `text` is the previous reply again, for a state that did not change since: the previous reply
-    could not be run (a corrective observation), or it observed the same as the step before it."""
-    if not steps or squash(text) != squash(steps[-1].output):
+    """Whether `text` answers a state the model has already answered the same way: the same reply right after a
+    reply that could not run (a corrective observation), or the same code (whatever the thought) as an earlier
+    step that saw the same observation as the model sees now (which catches A, B, A, B loops too)."""
+    if not steps:
         return False
     previous = steps[-1]
-    if previous.action is None:
+    if previous.action is None and squash(text) == squash(previous.output):
         return True
-    return len(steps) >= 2 and previous.observation == steps[-2].observation
+    code = parse_action(text).code
+    if code is None:
+        return False
+    key, now = normalize_code(code), previous.observation
+    return any(step.action is not None and steps[j - 1].observation == now and normalize_code(step.action) == key
+               for j, step in enumerate(steps) if j >= 1)
 
 
 async def guard_repeats(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.codeact.parsing import parse_action
-from agentkd.policies.agreement import tally, trial_keys
+from agentkd.errors import StateNotBranchableError
+from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
@@ -40,8 +41,13 @@ class SelfConsistentPolicy:
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         sampled = await self.student.sample(ctx, self.n, self.temperature)
         texts = sampled.texts
-        keys = await trial_keys(ctx, [parse_action(t).code for t in texts])
-        vote = {"mode": "result", "deferrable": False, **tally(keys, 1)}
+        codes = [parse_action(t).code for t in texts]
+        mode, warning = "result", None
+        try:
+            keys = await trial_keys(ctx, codes)
+        except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
+            (keys, warning), mode = code_keys_instead(codes, ctx, exc), "code"
+        vote = {"mode": mode, "deferrable": False, **tally(keys, 1), **({"warning": warning} if warning else {})}
         chosen = vote["winner_index"] if vote["winner_index"] is not None else 0
         return PolicyOutput(text=texts[chosen], role=self.student.role, model=sampled.model, usage=sampled.usage,
                             latency_s=sampled.latency_s, candidates=texts, vote=vote)

@@ -5,8 +5,10 @@ RUN/
   run.json                 identity, specs (env, teacher), settings, versions
   trajectories.jsonl       the teacher's episodes, append-only (trajectories.torn: a cut torn line)
   failed.jsonl             failed episodes set apart by `agentkd train` (kept when a student is replaced)
+  preferences.jsonl        (prompt, chosen, rejected) step pairs with provenance (`agentkd train --stage dpo`)
   index/                   FAISS demonstration store (`agentkd index`)
   student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl
+  student-dpo/             `agentkd train --stage dpo` on top of student/: adapter/, merged/, checkpoints/, ...
   eval/<name>.json         evaluation reports (the only *.json files in eval/)
   eval/<name>.jsonl        their trajectories
   eval/settings/<name>.json  each evaluation's identity and settings (resume checks)
@@ -25,6 +27,9 @@ STUDENT_MARKER = "agentkd_student.json"
 """Written next to merged student weights: tells policies to use the short student prompt."""
 TRAINED = "trained"
 """The student model name that means "this run's fine-tuned student"."""
+TRAINED_DPO = "trained-dpo"
+"""The student model name that means "this run's student after the preference (DPO) stage"."""
+TRAINED_NAMES = (TRAINED, TRAINED_DPO)
 
 
 class RunLayout:
@@ -93,6 +98,28 @@ class RunLayout:
                                  f"run `agentkd train --run {self.root}` first")
         return self.student_merged
 
+    # preference stage ----------------------------------------------------------------------
+    @property
+    def preferences(self) -> Path:
+        return self.root / "preferences.jsonl"
+
+    @property
+    def dpo_dir(self) -> Path:
+        return self.root / "student-dpo"
+
+    @property
+    def dpo_merged(self) -> Path:
+        return self.dpo_dir / "merged"
+
+    def trained_model(self, name: str) -> Path:
+        """The folder of `trained` (RUN/student/merged) or `trained-dpo` (RUN/student-dpo/merged)."""
+        if name == TRAINED_DPO:
+            if not (self.dpo_merged / "config.json").is_file():
+                raise RunFolderError(f"{self.root} has no preference-trained student ({self.dpo_merged} is missing); "
+                                     f"run `agentkd train --run {self.root} --stage dpo` first")
+            return self.dpo_merged
+        return self.trained_student()
+
     def checkpoint_steps(self) -> list[int]:
         """Optimizer steps of the saved training checkpoints (the Trainer's `checkpoint-<step>` folders)."""
         return sorted(int(p.name.rpartition("-")[2]) for p in self.student_checkpoints.glob("checkpoint-*")
@@ -141,6 +168,6 @@ def is_trained_student(model: str | Path) -> bool:
     """Whether a student model is one `agentkd train` wrote (and so expects the short student prompt):
     the name `trained`, or a folder (`hf/<folder>` too) holding the agentkd marker."""
     text = str(model)
-    if text == TRAINED:
+    if text in TRAINED_NAMES:
         return True
     return (Path(text.removeprefix("hf/")) / STUDENT_MARKER).is_file()

@@ -1,21 +1,24 @@
 """How the fork server is isolated from the host: bubblewrap, or nothing (explicit opt-out).
 
-bwrap mode guarantees (each checked by tests/test_sandbox.py):
+bwrap mode guarantees (each checked by tests/test_sandbox.py and tests/test_sandbox_adversarial.py):
 - no network: a private network namespace with only a loopback device; no DNS;
 - no view of host files: only read-only system paths (/usr, the Python install and
   virtualenv, the worker script) plus paths the environment mounts read-only; /proc shows
-  only sandbox processes; /tmp is a private tmpfs per worker (size-capped);
-- no way to signal or trace the host: private pid, ipc, uts, cgroup and (where the
-  kernel allows) user namespaces; host processes are invisible; all capabilities dropped;
+  only sandbox processes; /tmp is a private tmpfs per sandbox (size-capped);
+- no way to signal or trace the host: private pid, ipc, uts, cgroup (and, for a non-root
+  host, user) namespaces; host processes are invisible; capabilities dropped;
 - a clean environment: no host variables (API keys) inside;
-- workers of one host process share one sandbox (that is what makes starting a worker
-  cost ~1 ms): each has its own session, a private 0700 working dir under the sandbox's
-  /tmp and is not dumpable (no ptrace, no /proc/<pid>/mem), but the workers of one run
-  could signal each other. Episodes of one run are one trust domain;
+- episodes isolated from each other: workers of one host process share one sandbox (that is
+  what makes starting a worker cost ~1 ms), but each runs under a uid of its own with no
+  capabilities ("uid" strategy, root host), or as pid 1 of a pid namespace of its own ("pidns",
+  non-root host, where each also sees only its own working dir at /tmp/w): it cannot signal,
+  stop, trace or read the memory or files of another episode's worker or of the fork server.
+  Each worker has its own session and is not dumpable; closing it kills everything it started
+  and removes its working dir;
 - limits per worker: address space, CPU seconds, open files, file size, processes
-  (RLIMIT_NPROC is not enforced for uid 0, so when the host runs as root a pids cgroup
-  caps the sandbox's process count where the kernel offers one), and a wall-clock
-  timeout per call enforced by the host.
+  (RLIMIT_NPROC binds because workers never run as host uid 0: their own uid on a root host,
+  the user's uid otherwise; a pids cgroup caps the whole sandbox where the kernel offers a
+  writable one), and a wall-clock timeout per call enforced by the host.
 none mode: the same fork server, limits and timeout, with NO isolation. Only when asked for.
 """
 
@@ -34,6 +37,7 @@ from agentkd.errors import SandboxUnavailableError
 WORKER_DIR = Path(__file__).resolve().parent
 SANDBOX_WORKER_DIR = "/opt/agentkd-worker"
 ISOLATIONS = ("auto", "bwrap", "none")
+WORKER_STRATEGIES = ("uid", "pidns", "shared")
 
 
 def default_isolation() -> str:
@@ -68,6 +72,46 @@ def resolve_isolation(isolation: str) -> str:
     return "bwrap"
 
 
+def worker_strategy(isolation: str) -> str:
+    """How workers of one sandbox are kept apart: 'uid' (root host), 'pidns' (non-root host) or 'shared'
+    (none mode). AGENTKD_SANDBOX_WORKERS overrides it (for tests and for kernels that refuse one)."""
+    forced = os.environ.get("AGENTKD_SANDBOX_WORKERS")
+    if forced:
+        if forced not in WORKER_STRATEGIES:
+            raise ValueError(f"AGENTKD_SANDBOX_WORKERS must be one of {WORKER_STRATEGIES}, got {forced!r}")
+        return forced if isolation == "bwrap" else "shared"
+    if isolation != "bwrap":
+        return "shared"
+    if os.geteuid() != 0:
+        return "pidns"
+    return "shared" if uid_strategy_problem() else "uid"
+
+
+@lru_cache(maxsize=1)
+def bwrap_has_perms() -> bool:
+    """Whether this bwrap knows --perms (bubblewrap >= 0.5)."""
+    try:
+        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, check=False).stdout.split()[-1]
+        return tuple(int(x) for x in out.split(".")[:2]) >= (0, 5)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def uid_strategy_problem() -> str | None:
+    """Why workers could not run under their own uids here (None when they can): an old bwrap copies the
+    host's folder modes, and a folder on the way to Python that others may not enter (a 0700 /root)
+    would lock them out."""
+    if bwrap_has_perms():
+        return None
+    for path in _python_paths():
+        for folder in [path, *path.parents]:
+            if folder != Path("/") and not folder.stat().st_mode & 0o001:
+                return (f"bubblewrap older than 0.5 cannot open {folder} (mode {folder.stat().st_mode & 0o777:o}) "
+                        "to workers running under their own uids; upgrade bubblewrap or install Python and the "
+                        "virtualenv where other users may read them")
+    return None
+
+
 def _python_paths() -> list[Path]:
     """Folders the worker's interpreter needs: its install, the venv, and site-packages."""
     paths = {Path(sys.base_prefix), Path(sys.prefix), Path(os.path.realpath(sys.executable)).parent}
@@ -79,14 +123,27 @@ def _python_paths() -> list[Path]:
     return [p for i, p in enumerate(ordered) if not any(p.is_relative_to(q) for q in ordered[:i])]
 
 
-def bwrap_command(read_only: list[Path], tmp_bytes: int) -> list[str]:
-    """The bwrap prefix that starts the fork server in fresh namespaces."""
-    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+def bwrap_command(read_only: list[Path], tmp_bytes: int, workers: str = "shared") -> list[str]:
+    """The bwrap prefix that starts the fork server in fresh namespaces.
+
+    On a root host the sandbox gets no user namespace (one would map only uid 0) and keeps just the
+    capabilities the fork server needs to put each worker under a uid of its own (setuid, setgid,
+    kill); workers drop them all. Elsewhere bwrap's user namespace maps the user's own uid, and the
+    server keeps CAP_SYS_ADMIN inside it to give each worker a pid namespace."""
+    root = os.geteuid() == 0
+    unshare = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+               if root else ["--unshare-all"])
+    cmd = ["bwrap", *unshare, "--die-with-parent", "--new-session", "--clearenv",
            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+           "--setenv", "USER", "sandbox", "--setenv", "LOGNAME", "sandbox",
            "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "PYTHONHASHSEED", "0",
            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
-    if os.geteuid() == 0:
+    if root:
         cmd += ["--cap-drop", "ALL"]
+        if workers == "uid":
+            cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
+    if workers == "pidns":
+        cmd += ["--cap-add", "CAP_SYS_ADMIN"]
     cmd += ["--ro-bind", "/usr", "/usr"]
     for top in ("bin", "sbin", "lib", "lib64", "lib32"):
         path = Path("/") / top
@@ -96,9 +153,18 @@ def bwrap_command(read_only: list[Path], tmp_bytes: int) -> list[str]:
             cmd += ["--ro-bind", str(path), str(path)]
     for extra in ("/etc/ld.so.cache", "/etc/localtime"):
         cmd += ["--ro-bind-try", extra, extra]
-    for path in _python_paths() + [Path(p).resolve() for p in read_only]:
+    mounts = _python_paths() + [Path(p).resolve() for p in read_only]
+    system = [Path("/usr"), Path("/bin"), Path("/sbin"), Path("/lib"), Path("/lib64"), Path("/lib32"), Path("/etc")]
+    made: set[Path] = set()
+    for path in mounts:
         if not path.exists():
             raise SandboxUnavailableError(f"cannot mount {path} into the sandbox: it does not exist")
+        # folders leading to a mount are created world-traversable (bwrap would copy the host's modes, and a
+        # 0700 /root would lock out workers that run under their own uid)
+        for parent in reversed(path.parents) if bwrap_has_perms() else ():
+            if parent != Path("/") and parent not in made and not any(parent.is_relative_to(s) for s in system):
+                made.add(parent)
+                cmd += ["--perms", "0755", "--dir", str(parent)]
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(WORKER_DIR), SANDBOX_WORKER_DIR]
     cmd += ["--remount-ro", "/"]  # bwrap's root is a tmpfs: only /tmp stays writable
@@ -124,10 +190,14 @@ def _sweep_stale(root: Path) -> None:
 
 
 class PidsCgroup:
-    """Best effort: a pids cgroup (v2 or v1) capping how many processes a sandbox may hold."""
+    """Best effort: a pids cgroup (v2 or v1) capping how many processes a sandbox may hold.
+
+    AGENTKD_SANDBOX_NO_CGROUP=1 skips it (to check that the per-worker limit binds without one)."""
 
     def __init__(self, max_pids: int) -> None:
         self.path: Path | None = None
+        if os.environ.get("AGENTKD_SANDBOX_NO_CGROUP") == "1":
+            return
         for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
             v2_without_pids = (root / "cgroup.subtree_control").exists() and "pids" not in _read(
                 root / "cgroup.subtree_control")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,8 @@ from agentkd.tools.isolation import (
     bwrap_command,
     default_isolation,
     resolve_isolation,
+    uid_strategy_problem,
+    worker_strategy,
 )
 
 ToolHandler = Callable[[str, list[Any], dict[str, Any]], Any]
@@ -99,6 +104,8 @@ class SandboxConfig(BaseModel):
         description="auto (bwrap, else refuse) | bwrap | none (explicit opt-out); default $AGENTKD_SANDBOX or auto",
     )
     timeout_s: float = Field(30.0, gt=0, description="wall-clock limit per run() call")
+    start_timeout_s: float = Field(10.0, gt=0, description="longest wait for the sandbox or a worker to start "
+                                   "(a fork server that does not answer in time is replaced)")
     cpu_seconds: int = Field(300, gt=0, description="CPU seconds over the worker's life (RLIMIT_CPU)")
     memory_mb: int = Field(1024, gt=0, description="address space per worker process (RLIMIT_AS)")
     max_processes: int = Field(64, gt=0, description="RLIMIT_NPROC, and the sandbox's pids cgroup")
@@ -120,7 +127,11 @@ class SandboxConfig(BaseModel):
 
 
 class ForkServer:
-    """A warm Python process (inside the sandbox) that forks one worker per episode."""
+    """A warm Python process (inside the sandbox) that forks one worker per episode.
+
+    Every exchange with it has a deadline (`start_timeout_s`): a server that stops answering is
+    killed and replaced by a fresh one instead of being waited on forever.
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -130,21 +141,42 @@ class ForkServer:
         self._control: socket.socket | None = None
         self._replies: Any = None
         self._cgroup: PidsCgroup | None = None
-        self.process_cap = "rlimit"
+        self.workers = "shared"
+        """How episodes' workers are kept apart: 'uid', 'pidns' or 'shared' (see agentkd.tools.isolation)."""
+        self.process_cap = "none"
+        """What caps a worker's process count: 'rlimit' (RLIMIT_NPROC, binding because workers never run
+        as host uid 0), 'cgroup' (the sandbox's pids cgroup), 'rlimit+cgroup', or 'none'."""
+        self.restarts = 0
+        self.generation = 0
+        """Counts server starts: a worker's pid means something only to the server that started it."""
 
-    def _command(self, fd: int) -> list[str]:
+    def _command(self, fd: int, workers: str) -> list[str]:
+        settings = json.dumps({"workers": workers, "uid_base": _uid_base(), "drop_caps": self.isolation == "bwrap"})
         if self.isolation == "bwrap":
-            prefix = bwrap_command([Path(p) for p in self.config.read_only], self.config.tmp_mb << 20)
-            return [*prefix, sys.executable, "-I", f"{SANDBOX_WORKER_DIR}/worker_main.py", str(fd)]
-        return [sys.executable, "-I", _WORKER_SCRIPT, str(fd)]
+            prefix = bwrap_command([Path(p) for p in self.config.read_only], self.config.tmp_mb << 20, workers)
+            return [*prefix, sys.executable, "-I", f"{SANDBOX_WORKER_DIR}/worker_main.py", str(fd), settings]
+        return [sys.executable, "-I", _WORKER_SCRIPT, str(fd), settings]
 
     def _start(self) -> None:
+        """Start the fork server with the worker strategy this host allows; if the sandbox cannot even
+        start with it (an old or setuid bwrap refusing --cap-add), start it with shared workers, loudly."""
+        asked = worker_strategy(self.isolation)
+        try:
+            self._start_as(asked)
+        except SandboxError as exc:
+            if asked == "shared" or "did not answer" in str(exc):
+                raise
+            _warn_once(f"the sandbox could not start with per-episode {asked} isolation ({exc}); starting it "
+                       "with shared workers: episodes are NOT isolated from each other")
+            self._start_as("shared")
+
+    def _start_as(self, asked: str) -> None:
         # SEQPACKET keeps message boundaries: a kill and a spawn sent back to back stay two requests.
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
         try:
             self._proc = subprocess.Popen(
-                self._command(child_end.fileno()),
+                self._command(child_end.fileno(), asked),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=[child_end.fileno()], env=env, start_new_session=True,
             )
@@ -152,37 +184,85 @@ class ForkServer:
             raise SandboxError(f"could not start the sandbox ({exc})") from exc
         finally:
             child_end.close()
-        if os.geteuid() == 0 and self.isolation == "bwrap":
-            self._cgroup = self._cgroup or PidsCgroup(self.config.max_processes * 4)
-            if self._cgroup.add(self._proc.pid):
-                self.process_cap = "rlimit+cgroup"
+        host_end.settimeout(self.config.start_timeout_s)  # every exchange with the server has a deadline
         self._control = host_end
         self._replies = host_end.makefile("r", encoding="utf-8")
+        try:
+            line = self._replies.readline()
+        except OSError as exc:
+            self._stop()
+            raise SandboxError(
+                f"the sandbox did not answer within start_timeout_s={self.config.start_timeout_s:g} s ({exc})") from exc
+        if not line:
+            detail = self._stderr()
+            self._stop()
+            raise SandboxError(f"the sandbox exited while starting: {detail}")
+        hello = json.loads(line)
+        self.generation += 1
+        cgroup = False
+        if os.geteuid() == 0 and self.isolation == "bwrap":
+            # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
+            self._cgroup = self._cgroup or PidsCgroup(max(64, self.config.max_processes * 16))
+            cgroup = all([self._cgroup.add(pid) or not Path(f"/proc/{pid}").exists()  # noqa: C419 - add every pid
+                          for pid in _process_tree(self._proc.pid)]) and self._cgroup.path is not None
+        self.workers = str(hello.get("workers", "shared"))
+        rlimit_binds = self.workers == "uid" or _host_uid(os.geteuid()) != 0  # RLIMIT_NPROC never binds host root
+        self.process_cap = "+".join(n for n, on in (("rlimit", rlimit_binds), ("cgroup", cgroup)) if on) or "none"
+        if self.isolation == "bwrap" and self.workers == "shared" and worker_strategy_forced() != "shared":
+            why = hello.get("why") or uid_strategy_problem() or "unknown reason"
+            _warn_once(f"episodes are NOT isolated from each other: {why}; one episode's code could signal or "
+                       "stop another's worker. Run as root with bubblewrap >= 0.5, or where bwrap may create user "
+                       "namespaces with CAP_SYS_ADMIN inside")
+        if self.process_cap == "none":
+            why = ("isolation=none runs workers as the host's root" if self.isolation == "none" else
+                   f"workers run as uid 0 ({self.workers} strategy)")
+            _warn_once(f"NOTHING caps how many processes sandboxed code may start: {why}, RLIMIT_NPROC does not "
+                       "bind uid 0, and no writable pids cgroup exists here. A fork bomb could exhaust the host. "
+                       "Use isolation=bwrap (on a root host its workers run under uids of their own) or give "
+                       "agentkd a writable /sys/fs/cgroup")
 
-    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, socket.socket]:
-        """A new worker process: (pid as the fork server sees it, host end of its channel)."""
+    def _exchange(self, message: bytes, fds: list[int] | None = None) -> dict[str, Any]:
+        """Send one request and read its reply (under the server's lock, with start_timeout_s)."""
+        if fds:
+            socket.send_fds(self._control, [message], fds)  # type: ignore[arg-type]
+        else:
+            self._control.sendall(message)  # type: ignore[union-attr]
+        line = self._replies.readline()
+        if not line:
+            raise OSError(f"the sandbox exited: {self._stderr()}")
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise ValueError("the sandbox sent a malformed reply")
+        return reply
+
+    def spawn(self, tool_names: list[str], cwd: str | None) -> tuple[int, int, socket.socket]:
+        """A new worker process: (pid as the fork server sees it, the server's generation, host end of its channel).
+
+        A server that has died or stops answering within start_timeout_s is replaced once."""
         request = json.dumps({
             "tools": tool_names, "cwd": cwd, "limits": self.config.worker_limits(),
         }).encode()
         with self._lock:
             for attempt in (1, 2):
                 if self._proc is None or self._proc.poll() is not None:
+                    if self._proc is not None:
+                        self._stop()
                     self._start()
                 host_end, worker_end = socket.socketpair()
                 try:
-                    socket.send_fds(self._control, [request], [worker_end.fileno()])  # type: ignore[arg-type]
-                    line = self._replies.readline()
-                    if not line:
-                        raise OSError(f"the sandbox exited: {self._stderr()}")
-                    reply = json.loads(line)
+                    reply = self._exchange(request, [worker_end.fileno()])
                     if "pid" not in reply:
                         raise SandboxError(f"the sandbox could not start a worker: {reply.get('error')}")
-                    return int(reply["pid"]), host_end
+                    return int(reply["pid"]), self.generation, host_end
                 except (OSError, ValueError) as exc:
                     host_end.close()
                     self._stop()
+                    self.restarts += 1
                     if attempt == 2:
-                        raise SandboxError(f"the Python sandbox failed to start a worker ({exc})") from exc
+                        raise SandboxError(
+                            f"the Python sandbox failed to start a worker twice ({exc}); it was replaced each "
+                            f"time. Check that bwrap works here (bwrap --unshare-all --ro-bind / / true) or raise "
+                            f"start_timeout_s (now {self.config.start_timeout_s:g} s) on a very slow machine") from exc
                 except SandboxError:
                     host_end.close()
                     raise
@@ -190,15 +270,33 @@ class ForkServer:
                     worker_end.close()
         raise AssertionError("unreachable")
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL a worker's process group."""
+    def kill(self, pid: int, generation: int) -> None:
+        """SIGKILL a worker's process group (and, under the uid strategy, whatever else runs as its uid).
+        A worker of an earlier server generation died with that server: its pid is not sent to the new one."""
         with self._lock:
             if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return
+            if generation != self.generation:
                 return
             try:
                 self._control.sendall(json.dumps({"op": "kill", "pid": pid}).encode())
             except OSError:
                 pass
+
+    def exit_status(self, pid: int, generation: int, wait: float = 1.0) -> int | None:
+        """How a worker ended (a waitpid status), or None if unknown or still running."""
+        with self._lock:
+            if self._control is None or self._proc is None or self._proc.poll() is not None:
+                return None
+            if generation != self.generation:
+                return None
+            try:
+                reply = self._exchange(json.dumps({"op": "status", "pid": pid, "wait": wait}).encode())
+            except (OSError, ValueError):
+                self._stop()
+                return None
+            status = reply.get("status")
+            return int(status) if isinstance(status, int) else None
 
     def _stderr(self) -> str:
         proc = self._proc
@@ -214,12 +312,105 @@ class ForkServer:
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
         if self._control is not None:
             self._control.close()
             self._control = None
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
+
+
+def worker_strategy_forced() -> str | None:
+    """The strategy AGENTKD_SANDBOX_WORKERS forces, if any."""
+    return os.environ.get("AGENTKD_SANDBOX_WORKERS") or None
+
+
+def _process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (host pids)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            pass
+    return tree
+
+
+_WARNED: set[str] = set()
+_LOG = logging.getLogger("agentkd.sandbox")
+
+
+def _warn_once(message: str) -> None:
+    """A loud warning, once per process and message."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        _LOG.warning("agentkd sandbox: %s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _id_ranges(kind: str) -> list[tuple[int, int, int]]:
+    """This process's user namespace map (/proc/self/uid_map or gid_map): (inside, outside, count) rows."""
+    try:
+        rows = Path(f"/proc/self/{kind}_map").read_text().split("\n")
+    except OSError:
+        return [(0, 0, 1 << 32)]
+    return [(int(a), int(b), int(c)) for a, b, c in (r.split() for r in rows if r.strip())]
+
+
+def _host_uid(uid: int) -> int | None:
+    """The uid of the initial user namespace that `uid` maps to (one level of nesting), or None."""
+    for inside, outside, count in _id_ranges("uid"):
+        if inside <= uid < inside + count:
+            return outside + uid - inside
+    return None
+
+
+def _uid_base() -> int:
+    """First of 4096 uids a fork server's workers run under, random per server so that two sandboxes (or
+    agentkd runs) on one host do not share uids or process counts: in [2**30, 2**31), far above real users,
+    or, inside a container whose user namespace maps fewer ids, in the upper part of what it maps."""
+    def fits(base: int) -> bool:
+        return all(any(i <= base and base + 4096 <= i + c for i, _, c in _id_ranges(kind)) for kind in ("uid", "gid"))
+
+    base = (1 << 30) + (secrets.randbelow(1 << 18) << 12)
+    if fits(base):
+        return base
+    for inside, _, count in sorted(_id_ranges("uid"), key=lambda r: -r[2]):
+        low, blocks = inside + count // 2, (count // 2 - 8192) // 4096  # the upper half, clear of nobody (65534)
+        if blocks > 0:
+            base = low + secrets.randbelow(blocks) * 4096
+            if fits(base) and not base <= 65534 < base + 4096:
+                return base
+    return (1 << 30)  # nothing fits: the server's probe fails and says so
+
+
+def describe_exit(status: int | None, config: SandboxConfig) -> str | None:
+    """Say how a worker ended, in words that point at the limit it hit."""
+    if status is None:
+        return None
+    if os.WIFEXITED(status):
+        return f"it exited with code {os.WEXITSTATUS(status)}"
+    if not os.WIFSIGNALED(status):
+        return None
+    number = os.WTERMSIG(status)
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    causes: dict[int, str] = {
+        signal.SIGXCPU: f"it used up its CPU time, cpu_seconds={config.cpu_seconds}",
+        signal.SIGXFSZ: f"it wrote a file larger than max_file_mb={config.max_file_mb}",
+        signal.SIGKILL: "by its own code, the kernel's out-of-memory killer, or its hard CPU limit "
+                        f"(cpu_seconds={config.cpu_seconds})",
+        signal.SIGABRT: f"often a failed allocation: out of memory, memory_mb={config.memory_mb}",
+        signal.SIGSEGV: "a segmentation fault",
+    }
+    why = causes.get(number)
+    return f"killed by signal {number} ({name}{': ' + why if why else ''})"
 
 
 _SERVERS: dict[SandboxConfig, ForkServer] = {}
@@ -264,6 +455,7 @@ class PythonSandbox:
         self.tool_names = list(tool_names)
         self.tool_handler = tool_handler
         self.pid: int | None = None
+        self._generation = 0
         self._sock: socket.socket | None = None
         self._channel: _LineChannel | None = None
         self._tmpdir: str | None = None
@@ -280,17 +472,19 @@ class PythonSandbox:
             return self
         if self.isolation == "none" and self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="agentkd-worker-")
-        self.pid, self._sock = self.server.spawn(self.tool_names, self._tmpdir)
+        self.pid, self._generation, self._sock = self.server.spawn(self.tool_names, self._tmpdir)
         limit = self.config.max_tool_result_chars * 6 + self.config.max_output_chars * 6 + 65536
         self._channel = _LineChannel(self._sock.fileno(), limit)
         try:
-            hello = self._channel.read(time.monotonic() + 30)
+            hello = self._channel.read(time.monotonic() + self.config.start_timeout_s)
         except EOFError as exc:
+            how = describe_exit(self._exit_status(), self.config)
             self.close()
-            raise SandboxError(f"the Python worker died during start-up ({exc})") from exc
+            raise SandboxError(f"the Python worker died during start-up ({how or exc})") from exc
         if not hello or hello.get("op") != "ready":
             self.close()
-            raise SandboxError("the Python worker did not report ready within 30 s")
+            raise SandboxError(f"the Python worker did not report ready within start_timeout_s="
+                               f"{self.config.start_timeout_s:g} s")
         return self
 
     def close(self) -> None:
@@ -298,7 +492,7 @@ class PythonSandbox:
         sock, self._sock = self._sock, None
         if sock is not None:
             if self.pid is not None:
-                self.server.kill(self.pid)
+                self.server.kill(self.pid, self._generation)
             sock.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -362,7 +556,8 @@ class PythonSandbox:
                         answer=reply.get("answer"),
                     )
         except (EOFError, BrokenPipeError, OSError) as exc:
-            return self._lost(started, f"The Python worker crashed ({exc})", timed_out=False)
+            how = describe_exit(self._exit_status(), self.config)
+            return self._lost(started, f"The Python worker crashed ({how or exc})", timed_out=False)
 
     async def astart(self) -> PythonSandbox:
         loop = asyncio.get_running_loop()
@@ -395,6 +590,10 @@ class PythonSandbox:
         if len(encoded) > limit:
             value = str(value)[:limit] + "...[truncated]"
         return {"op": "return", "value": value}
+
+    def _exit_status(self) -> int | None:
+        """How this sandbox's worker ended, as its fork server saw it (None when unknown)."""
+        return self.server.exit_status(self.pid, self._generation) if self.pid else None
 
     def _lost(self, started: float, what: str, timed_out: bool) -> ExecutionResult:
         self.close()

@@ -6,10 +6,13 @@ its stdout. User code never sees those two descriptors: fd 0/1/2 are re-pointed 
 """
 
 import ast
+import errno
 import json
 import os
 import sys
 import traceback
+
+_MAX_PROCESSES = 0  # this worker's process limit, named in the error when a fork fails for it
 
 
 class FinalAnswer(BaseException):
@@ -107,6 +110,23 @@ def serve(chan_in, chan_out, tool_names):
             _trial(request, namespace, max_output, send)
 
 
+def _show(value, last):
+    if isinstance(value, str):
+        print(value)
+    elif last and value is not None:
+        print(repr(value))
+
+
+def _is_print(node):
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+
+
+def _shown(node, last):
+    call = ast.Call(func=ast.Name(id="__agentkd_show__", ctx=ast.Load()), args=[node.value, ast.Constant(last)],
+                    keywords=[])
+    return ast.copy_location(ast.Expr(value=call), node)
+
+
 def _execute(code, namespace, max_output):
     """Run code in the namespace; the result message (stdout, error, final answer)."""
     buffer = BoundedBuffer(max_output)
@@ -116,14 +136,13 @@ def _execute(code, namespace, max_output):
     answer = None
     try:
         tree = ast.parse(code, "<agent>", "exec")
-        last_expr = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last_expr = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, "<agent>", "exec"), namespace)
-        if last_expr is not None:
-            value = eval(compile(last_expr, "<agent>", "eval"), namespace)
-            if value is not None:
-                buffer.write(repr(value) + "\n")
+        namespace["__agentkd_show__"] = _show
+        # Like a notebook cell the last bare expression is shown, and so is any earlier bare expression whose value
+        # is text (a model that writes `search(a)` then `search(b)` without print sees both); text shows as text.
+        last = len(tree.body) - 1
+        tree.body = [_shown(node, i == last) if isinstance(node, ast.Expr) and not _is_print(node.value) else node
+                     for i, node in enumerate(tree.body)]
+        exec(compile(ast.fix_missing_locations(tree), "<agent>", "exec"), namespace)
     except FinalAnswer as fa:
         final, answer = True, _jsonable(fa.value)
     except SyntaxError as exc:
@@ -133,6 +152,9 @@ def _execute(code, namespace, max_output):
         frames = [f for f in tb if f.filename == "<agent>"]
         where = " (line %d)" % frames[-1].lineno if frames else ""
         error = "%s: %s%s" % (type(exc).__name__, exc, where)
+        if isinstance(exc, OSError) and exc.errno == errno.EAGAIN and _MAX_PROCESSES:
+            error += (" (if this came from starting a process: a worker may hold at most %d processes, "
+                      "max_processes)" % _MAX_PROCESSES)
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     return {"op": "done", "stdout": buffer.getvalue(), "error": error, "final": final, "answer": answer}
@@ -173,6 +195,7 @@ def _libc():
 def _set_limits(limits):
     import resource
 
+    global _MAX_PROCESSES
     names = {
         "cpu_seconds": resource.RLIMIT_CPU,
         "memory_bytes": resource.RLIMIT_AS,
@@ -183,7 +206,10 @@ def _set_limits(limits):
     for key, which in names.items():
         value = limits.get(key)
         if value:
-            resource.setrlimit(which, (int(value), int(value)))
+            # CPU: the soft limit sends SIGXCPU (reported as such), the hard one a second later SIGKILL
+            hard = int(value) + 1 if key == "cpu_seconds" else int(value)
+            resource.setrlimit(which, (int(value), hard))
+    _MAX_PROCESSES = int(limits.get("max_processes") or 0)
 
 
 def _not_dumpable():
@@ -191,36 +217,220 @@ def _not_dumpable():
     _libc().prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
-def _start_worker(request, channel_fd, report_fd):
-    """In a fresh child of the fork server: own session, limits, private dir, not dumpable; serve."""
+def _become(uid):
+    """Drop to an unprivileged uid/gid of this worker's own: every capability goes with uid 0."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def _drop_capabilities():
+    """Clear the permitted, effective and inheritable sets (and with them the ambient set)."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    if _libc().capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+_PIDNS_DIRS = "/tmp/w"  # pidns strategy: every worker's dir is in here; each worker sees only its own
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+
+
+def _private_pid_namespace():
+    """In a child of the fork server: the next fork becomes pid 1 of a new pid namespace (and gets
+    its own /proc where the kernel allows it). Returns whether a mount namespace came with it."""
+    import ctypes
+
+    libc = _libc()
+    if libc.unshare(CLONE_NEWPID | CLONE_NEWNS) == 0:
+        return True
+    if libc.unshare(CLONE_NEWPID) == 0:
+        return False
+    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID) failed")
+
+
+def _mount_own_proc():
+    """Best effort: a /proc that shows only this pid namespace."""
+    libc = _libc()
+    libc.mount(None, b"/", None, 16384 | (1 << 18), None)  # MS_REC | MS_PRIVATE
+    libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def _start_worker(request, channel_fd, report_fd, uid, drop_caps, workdir, make_dir):
+    """In a fresh child of the fork server: own session, limits, own uid (or pid namespace), no
+    capabilities, private dir, not dumpable; report "ok <pid>" and serve."""
     import socket
 
     os.setsid()
     _set_limits(request.get("limits") or {})
-    workdir = request.get("cwd") or "/tmp/worker-%d" % os.getpid()
-    if not os.path.isdir(workdir):
+    if uid:
+        _become(uid)
+    if uid or drop_caps:
+        _drop_capabilities()
+    if make_dir:  # 0700, under the worker's own uid, with a name no other worker could have made first
         os.mkdir(workdir, 0o700)
     os.chdir(workdir)
     _not_dumpable()
-    os.write(report_fd, str(os.getpid()).encode())
+    os.write(report_fd, ("ok %d\n" % os.getpid()).encode())
     os.close(report_fd)
     channel = socket.socket(fileno=channel_fd)
     serve(channel.makefile("r", encoding="utf-8"), channel.makefile("w", encoding="utf-8"), request.get("tools", []))
 
 
-def zygote(control_fd):
-    """Fork server. Requests on the control socket:
+def _namespace_init(request, channel_fd, report_fd, own_mounts, drop_caps, status_fd, workdir, make_dir):
+    """Pid 1 of a worker's own pid namespace: starts the worker as pid 2 (a pid 1 could not be killed
+    by its own signals, SIGXCPU included), reaps orphans, and when the worker ends writes its waitpid
+    status for the fork server, then exits, which ends every process left in the namespace.
+
+    Workers of this strategy share a uid, so each sees its own dir, and only it, at /tmp/w (a bind
+    mount over the folder that holds every worker's dir, in its own mount namespace)."""
+    os.setsid()
+    if own_mounts:
+        _mount_own_proc()
+        if make_dir:
+            os.mkdir(workdir, 0o700)
+            make_dir = False
+            if _libc().mount(workdir.encode(), _PIDNS_DIRS.encode(), None, 4096, None) == 0:  # MS_BIND
+                workdir = _PIDNS_DIRS
+    worker = os.fork()
+    if worker == 0:
+        os.close(status_fd)
+        _start_worker(request, channel_fd, report_fd, 0, drop_caps, workdir, make_dir)
+        os._exit(0)
+    os.close(channel_fd)  # the host must see EOF when the worker dies, and the server the report's end
+    os.close(report_fd)
+    if drop_caps:
+        _drop_capabilities()
+    _not_dumpable()  # the worker runs under the same uid: it must not ptrace its init
+    status = 0
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid == worker:
+            break
+    os.write(status_fd, ("%d\n" % status).encode())
+    os._exit(0)
+
+
+def _probe(workers, uid_base):
+    """Whether this server can isolate workers as asked: (strategy in force, why not when it fell back)."""
+    if workers == "shared":
+        return "shared", ""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if workers == "uid":
+                _become(uid_base)
+            else:
+                _private_pid_namespace()
+                if os.fork() == 0:
+                    os._exit(0)
+        except BaseException:  # noqa: BLE001 - any failure means: not available
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status == 0:
+        return workers, ""
+    how = "switch workers to their own uid" if workers == "uid" else "give workers their own pid namespace"
+    return "shared", "the sandbox could not %s" % how
+
+
+def zygote(control_fd, settings=None):
+    """Fork server. Says {"op": "ready", "workers": strategy} first, then answers requests on the control socket:
 
     - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
-    - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session).
+    - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session), and with the
+      uid strategy to every process left under the worker's uid (found in /proc).
+    - status: {"op": "status", "pid": N, "wait": s}; reply {"status": waitpid status or null if still running}.
 
+    Worker strategies: "uid" (each worker under a uid of its own, no capabilities: it cannot signal or
+    trace any other process of the sandbox, and RLIMIT_NPROC binds even for a root host), "pidns" (each
+    worker runs in a pid and mount namespace of its own, under a small init; for non-root hosts, where
+    every worker has the user's uid) or "shared" (one trust domain: none mode).
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
+    import select
+    import shutil
     import signal
     import socket
+    import time
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    settings = settings or {}
+    uid_base = int(settings.get("uid_base") or 0)
+    drop_caps = bool(settings.get("drop_caps"))
     control = socket.socket(fileno=control_fd)
+    libc = _libc()
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of workers come back here to be reaped
+    workers, why = _probe(settings.get("workers", "shared"), uid_base)
+    _not_dumpable()  # under the pidns strategy workers share the server's uid: no ptrace, no /proc/<pid>/mem
+    if workers == "uid":
+        os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
+    if workers == "pidns":
+        os.mkdir(_PIDNS_DIRS, 0o700)
+    statuses = {}
+    uids = {}
+    status_pipes = {}  # pidns: a worker's status comes from its namespace's init
+    workdirs = {}
+    serial = 0
+
+    def reap(*_signal):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            statuses[pid] = status
+            if len(statuses) > 4096:
+                del statuses[next(iter(statuses))]
+
+    # dead workers (and orphans of theirs, which come here) are reaped at once: a zombie still holds a pid
+    signal.signal(signal.SIGCHLD, reap)
+    control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why}) + "\n").encode())
+
+    def kill_worker(pid):
+        if pid in status_pipes:
+            os.close(status_pipes.pop(pid))
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        uid = uids.pop(pid, 0)
+        if uid:  # anything it started that left its session still runs under its uid, alone
+            for _ in range(3):  # a process forking while it is being killed is caught on the next pass
+                found = False
+                for name in os.listdir("/proc"):
+                    if name.isdigit():
+                        try:
+                            if os.stat("/proc/" + name).st_uid == uid:
+                                os.kill(int(name), signal.SIGKILL)
+                                found = True
+                        except OSError:
+                            pass
+                if not found:
+                    break
+                reap()  # the ones just killed that were ours stop showing up in /proc
+        workdir = workdirs.pop(pid, None)
+        if workdir:  # what it wrote must not fill the sandbox's /tmp for later episodes
+            try:
+                os.rmdir(workdir)
+            except OSError:
+                if os.fork() == 0:  # a big tree is removed beside the server, which keeps answering
+                    try:
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        if uid:
+                            _become(uid)  # the dir is the worker's, 0700 (the server may not read it)
+                        shutil.rmtree(workdir, ignore_errors=True)
+                    finally:
+                        os._exit(0)
+
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 65536, 1)
@@ -228,37 +438,102 @@ def zygote(control_fd):
             os._exit(0)
         if not message:
             os._exit(0)
+        reap()
         request = json.loads(message)
-        if request.get("op") == "kill":
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(int(request["pid"]), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        op = request.get("op")
+        if op == "kill":
+            kill_worker(int(request["pid"]))
             continue
+        if op == "status" and int(request["pid"]) in status_pipes:
+            fd = status_pipes.pop(int(request["pid"]))
+            ready, _, _ = select.select([fd], [], [], float(request.get("wait", 0)))
+            text = os.read(fd, 64).decode().strip() if ready else ""
+            os.close(fd)
+            control.sendall((json.dumps({"status": int(text) if text.lstrip("-").isdigit() else None}) + "\n").encode())
+            continue
+        if op == "status":
+            pid = int(request["pid"])
+            deadline = time.monotonic() + float(request.get("wait", 0))
+            while pid not in statuses and time.monotonic() < deadline:
+                time.sleep(0.005)
+                reap()
+            control.sendall((json.dumps({"status": statuses.pop(pid, None)}) + "\n").encode())
+            continue
+        uid = 0
+        if workers == "uid":  # the next uid of the range that no live worker holds
+            live = set(uids.values())
+            for _ in range(4096):
+                serial += 1
+                uid = uid_base + serial % 4096
+                if uid not in live:
+                    break
+            else:
+                control.sendall(b'{"error": "4096 workers are alive in this sandbox; close some"}\n')
+                for fd in fds:
+                    os.close(fd)
+                continue
+        make_dir = not request.get("cwd")
+        workdir = request.get("cwd") or ("%s/" % _PIDNS_DIRS if workers == "pidns" else "/tmp/worker-") + os.urandom(8).hex()
         report_r, report_w = os.pipe()
+        status_r, status_w = os.pipe() if workers == "pidns" else (-1, -1)
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             control.close()
             os.close(report_r)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             try:
-                _start_worker(request, fds[0], report_w)
+                if workers == "pidns":
+                    os.close(status_r)
+                    own_mounts = _private_pid_namespace()
+                    inner = os.fork()
+                    if inner:
+                        os.write(report_w, ("pid %d\n" % inner).encode())
+                        os._exit(0)
+                    _namespace_init(request, fds[0], report_w, own_mounts, drop_caps, status_w, workdir,
+                                    make_dir)
+                else:
+                    _start_worker(request, fds[0], report_w, uid, drop_caps, workdir, make_dir)
             except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
                 try:
-                    os.write(report_w, ("error: %s" % exc).encode())
+                    os.write(report_w, ("error: %s\n" % exc).encode())
                 except OSError:
                     pass
             finally:
                 os._exit(0)
         os.close(report_w)
+        if status_w >= 0:
+            os.close(status_w)
         for fd in fds:
             os.close(fd)
-        report = os.read(report_r, 4096).decode()
+        report = b""
+        while True:
+            chunk = os.read(report_r, 4096)
+            if not chunk:
+                break
+            report += chunk
         os.close(report_r)
-        reply = {"pid": int(report)} if report.isdigit() else {"error": report or "worker died during set-up"}
+        reply = _spawn_reply(report.decode(errors="replace"))
+        if "pid" in reply and uid:
+            uids[reply["pid"]] = uid
+        if "pid" in reply and make_dir:
+            workdirs[reply["pid"]] = workdir
+        if "pid" in reply and status_r >= 0:
+            status_pipes[reply["pid"]] = status_r
+        elif status_r >= 0:
+            os.close(status_r)
         control.sendall((json.dumps(reply) + "\n").encode())
 
 
+def _spawn_reply(report):
+    """The fork server's answer to a spawn, from what the new worker (and its parent) reported."""
+    lines = report.split("\n")
+    pid = next((int(line.split()[1]) for line in lines if line.startswith("pid ")), None)
+    for line in lines:
+        if line.startswith("ok ") and line[3:].isdigit():
+            return {"pid": pid or int(line[3:])}
+    errors = [line for line in lines if line.startswith("error")]
+    return {"error": errors[0] if errors else "worker died during set-up"}
+
+
 if __name__ == "__main__":
-    zygote(int(sys.argv[1]))
+    zygote(int(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else None)

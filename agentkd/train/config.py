@@ -16,6 +16,22 @@ class TrainConfigError(AgentKDError):
     """A training configuration file or option is invalid."""
 
 
+class DPOSettings(BaseModel):
+    """The preference stage (`agentkd train --stage dpo`): TRL's DPOTrainer with LoRA on the SFT student."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    beta: float = Field(0.1, gt=0)
+    """Strength of the pull towards the SFT student (the reference model)."""
+    loss_type: str = "sigmoid"
+    """TRL's DPO loss (sigmoid = DPO; also ipo, robust, ...)."""
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(4, ge=1)
+    include_test: bool = False
+    """Use pairs from evaluations on the test split (off: that would tune on test tasks)."""
+
+
 class TrainConfig(BaseModel):
     """Everything `agentkd train` needs; written to RUN/student/config.yaml as resolved."""
 
@@ -51,6 +67,7 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(20, ge=1)
     """Checkpoint every this many optimizer steps (what `--resume` continues from)."""
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
 
     @model_validator(mode="after")
     def _micro_batch_divides(self) -> "TrainConfig":

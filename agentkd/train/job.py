@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,8 @@ class TrainJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: Path
+    stage: Literal["sft", "dpo"] = "sft"
+    """sft: supervised fine-tuning on the filtered trajectories; dpo: preference pairs on top of the SFT student."""
     config: TrainConfig = Field(default_factory=TrainConfig)
     resume: bool = False
     overwrite: bool = False

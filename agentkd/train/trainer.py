@@ -104,7 +104,7 @@ def build_trainer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    _quiet_libraries()
+    quiet_libraries()
     cuda = torch.cuda.is_available()
     if not cuda:
         keep_freed_memory()
@@ -148,7 +148,7 @@ def build_trainer(
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.alpha, lora_dropout=config.lora_dropout,
                                  target_modules=config.target_modules, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[*(callbacks or []), _log_last_step()])
+                         peft_config=peft_config, callbacks=[*(callbacks or []), log_last_step()])
     if callbacks:  # our progress bar replaces the Trainer's printed log dicts
         from transformers.trainer_callback import PrinterCallback
 
@@ -179,7 +179,7 @@ def keep_freed_memory() -> None:
     mallopt(m_top_pad, 1024**3)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Library progress bars and deprecation chatter would garble agentkd's own progress display."""
     import warnings
 
@@ -193,7 +193,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|transformers|peft|torch)")
 
 
-def _log_last_step() -> Any:
+def log_last_step() -> Any:
     """Makes the Trainer log the last step too, so the final loss reported is the final step's."""
     from transformers import TrainerCallback
 
@@ -205,7 +205,7 @@ def _log_last_step() -> Any:
     return _LogLast()
 
 
-def _progress_callback(on_progress: ProgressFn) -> Any:
+def progress_callback(on_progress: ProgressFn) -> Any:
     from transformers import TrainerCallback
 
     class _Progress(TrainerCallback):
@@ -263,7 +263,7 @@ def train_student(
         _write_data_files(layout, report, examples)
 
     start_step = layout.checkpoint_steps()[-1] if resume else 0
-    callbacks = [_progress_callback(on_progress)] if on_progress else []
+    callbacks = [progress_callback(on_progress)] if on_progress else []
     trainer = build_trainer(model_path, examples, config, checkpoints, callbacks)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -272,7 +272,7 @@ def train_student(
     adapter_dir = None
     if trainer.is_world_process_zero():
         adapter_dir = _save(trainer, tokenizer, layout, config)
-        _write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds)
+        write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
                        examples=len(examples), too_long=too_long, train_tokens=train_tokens, seconds=seconds,
@@ -318,7 +318,7 @@ def _write_data_files(layout: RunLayout, report: FilterReport, examples: list[SF
             handle.write(traj.model_dump_json() + "\n")
 
 
-def _write_log(file: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
+def write_log(file: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
     with open(file, "w") as handle:
         for entry in history:
             handle.write(json.dumps(entry) + "\n")

@@ -1,0 +1,106 @@
+"""`agentkd train --stage dpo`: preference pairs → TRL DPOTrainer (+ peft LoRA) on the SFT student → RUN/student-dpo/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from agentkd.codeact.prompts import with_student_prompt
+from agentkd.env.environment import Environment
+from agentkd.run.layout import STUDENT_MARKER, RunLayout
+from agentkd.train.config import TrainConfig
+from agentkd.train.preferences import PreferencePair, build_preferences, write_preferences
+from agentkd.train.trainer import (
+    ProgressFn,
+    TrainingError,
+    TrainResult,
+    log_last_step,
+    progress_callback,
+    quiet_libraries,
+    write_log,
+    context_length,
+    keep_freed_memory,
+    use_bf16,
+)
+from agentkd.train.filters import FilterReport
+
+
+def dpo_rows(env: Environment, pairs: list[PreferencePair]) -> list[dict[str, Any]]:
+    """Conversational DPO rows in the student's own view (short system prompt): TRL scores the completions only."""
+    return [{"prompt": with_student_prompt(env, p.prompt), "chosen": [{"role": "assistant", "content": p.chosen}],
+             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+
+
+def train_dpo(
+    run: str | Path, env: Environment, config: TrainConfig, overwrite: bool = False,
+    on_progress: ProgressFn | None = None, on_pairs: Callable[[dict[str, int]], None] | None = None,
+) -> TrainResult:
+    """Build RUN/preferences.jsonl and train the SFT student on it with DPO; writes RUN/student-dpo/."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    layout = RunLayout(run)
+    base = layout.trained_student()
+    out = layout.dpo_dir
+    if out.exists():
+        if not overwrite:
+            raise TrainingError(f"{out} already exists; pass --overwrite to train the preference stage again")
+        shutil.rmtree(out)
+    pairs, counts = build_preferences(run, include_test=config.dpo.include_test)
+    if on_pairs:
+        on_pairs(counts)
+    if not pairs:
+        raise TrainingError(
+            f"{run} gives no preference pair ({', '.join(f'{n} {k}' for k, n in counts.items())}); evaluate the "
+            f"trained student on the train split first, e.g. `agentkd eval --run {run} --policy cascade --student "
+            "trained --split train --n 50` (deferred steps) or `--policy student` (failed episodes)")
+    write_preferences(layout.preferences, pairs)
+    quiet_libraries()
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        keep_freed_memory()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    settings = config.dpo
+    args = DPOConfig(
+        output_dir=str(out / "checkpoints"), num_train_epochs=settings.epochs, learning_rate=settings.lr,
+        per_device_train_batch_size=1, gradient_accumulation_steps=settings.batch_size, beta=settings.beta,
+        loss_type=[settings.loss_type], max_length=config.filters.max_tokens or context_length(base, tokenizer),
+        lr_scheduler_type=config.scheduler, warmup_steps=0, bf16=use_bf16(config.precision) and cuda,
+        use_cpu=not cuda, seed=config.seed, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft = LoraConfig(r=max(config.lora_r, 1), lora_alpha=config.alpha or 2, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+    callbacks = [log_last_step(), *([progress_callback(on_progress)] if on_progress else [])]
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(dpo_rows(env, pairs)),
+                         processing_class=tokenizer, peft_config=peft, callbacks=callbacks)
+    if on_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    started = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(str(adapter))
+    merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(str(layout.dpo_merged))
+    tokenizer.save_pretrained(str(layout.dpo_merged))
+    (layout.dpo_merged / STUDENT_MARKER).write_text(json.dumps({"prompt": "student", "base": str(base),
+                                                               "stage": "dpo", "pairs": len(pairs)}, indent=2))
+    write_log(out / "train_log.jsonl", trainer.state.log_history, 0, seconds)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    report = FilterReport(seen=counts["found"])
+    return TrainResult(student_dir=out, merged_dir=layout.dpo_merged, adapter_dir=adapter, filters=report,
+                       examples=len(pairs), too_long=0, train_tokens=0, seconds=seconds,
+                       final_loss=losses[-1] if losses else output.training_loss)
