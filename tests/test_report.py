@@ -100,6 +100,10 @@ def run(tmp_path):
     log += [{"train_runtime": 100.0, "train_loss": 1.4, "epoch": 2.0, "step": 25},
             {"train_tokens": 20000, "train_seconds": 100.0, "tokens_per_s": 200.0}]
     layout.train_log.write_text("".join(json.dumps(e) + "\n" for e in log))
+    layout.preferences.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n' * 2)
+    layout.dpo_dir.mkdir()
+    layout.dpo_train_log.write_text("".join(json.dumps({"loss": 0.69 - 0.1 * k, "rewards/margins": 0.2 * k, "step": k + 1})
+                                            + "\n" for k in range(3)))
     write_jsonl(layout.eval_trajectories("teacher"), [teacher_traj(f"test-{i}", "single") for i in range(3)])
     layout.eval_report("teacher").write_text(json.dumps(eval_report("teacher", 3, 3, 0.002)))
     write_jsonl(layout.eval_trajectories("cascade-sft"),
@@ -129,10 +133,11 @@ def test_the_report_is_one_self_contained_page_with_every_section(run):
     assert "default-src 'none'" in html  # and the page forbids fetching anything anyway
     for section in ("overview", "collection", "training", "evaluations", "plots", "trajectories"):
         assert f'<section id="{section}">' in html
-    for plot in ("pareto", "share", "breakeven", "kinds", "train-loss", "train-lr"):
+    for plot in ("pareto", "share", "breakeven", "kinds", "train-loss", "train-lr", "train-dpo-loss", "train-dpo-margin"):
         assert f'data-plot="{plot}"' in html, plot
     assert "openai/gpt-4o-mini" in html and "smollm2-135m fine-tuned" in html and "200.0 tokens/s" in html
     assert "kept 4 + set apart 2 failed" in html and "9.2 episodes" in html
+    assert "2 in RUN/preferences.jsonl" in html and "preference (DPO) stage" in html
     assert html.count("<script") == 3  # the rows, one chunk of details, the viewer: the hostile text opened none
     assert "window.pwned" in html and HOSTILE not in html
 

@@ -112,6 +112,9 @@ class ReportData:
     student_data: dict[str, Any] | None = None
     train_log: list[dict[str, Any]] = field(default_factory=list)
     failed_episodes: int = 0
+    preference_pairs: int = 0
+    dpo_log: list[dict[str, Any]] = field(default_factory=list)
+    """RUN/student-dpo/train_log.jsonl (`agentkd train --stage dpo`)."""
     has_index: bool = False
     has_student: bool = False
 
@@ -129,6 +132,11 @@ class ReportData:
     def train_points(self) -> list[dict[str, Any]]:
         """The Trainer's periodic log entries (step, loss, learning rate, ...)."""
         return [e for e in self.train_log if "loss" in e and "step" in e]
+
+    @property
+    def dpo_points(self) -> list[dict[str, Any]]:
+        """The preference stage's periodic log entries (step, loss, rewards/...)."""
+        return [e for e in self.dpo_log if "loss" in e and "step" in e]
 
 
 def gather(run: str | Path) -> ReportData:
@@ -158,6 +166,7 @@ def gather(run: str | Path) -> ReportData:
         run=Path(run), config=config, collection=collection, evaluations=evaluations, rows=rows, details=details,
         student_config=student_config, student_data=_read_json(layout.student_data),
         train_log=list(_read_jsonl(layout.train_log)), failed_episodes=sum(1 for _ in _lines(layout.failed_episodes)),
+        preference_pairs=sum(1 for _ in _lines(layout.preferences)), dpo_log=list(_read_jsonl(layout.dpo_train_log)),
         has_index=layout.index_dir.is_dir(), has_student=layout.has_trained_student(),
     )
 

@@ -83,6 +83,8 @@ def _overview(data: ReportData) -> str:
                         f"epochs, lr {student.get('lr')}, {student.get('scheduler')} schedule")
         if not data.has_student:
             student_text += " (training not finished: no merged weights)"
+        if data.dpo_points:
+            student_text += "; then a preference (DPO) stage (RUN/student-dpo)"
     resumed = config.get("resumed_at") or []
     rows = [
         ("run folder", _code(str(data.run.resolve()))),
@@ -116,6 +118,9 @@ def _collection(data: ReportData) -> str:
         rows.append(("training filters", "not applied yet (`agentkd train` applies them)"))
     if data.failed_episodes:
         rows.append(("set apart", escape(f"{data.failed_episodes} failed episodes in RUN/failed.jsonl")))
+    if data.preference_pairs:
+        rows.append(("preference pairs", escape(f"{data.preference_pairs} in RUN/preferences.jsonl "
+                                                "(`agentkd train --stage dpo`)")))
     return _section("collection", "Collection (the teacher's trajectories)", _dl(rows))
 
 

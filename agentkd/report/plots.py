@@ -50,6 +50,12 @@ def training_figures(data: ReportData) -> list[Figure]:
     rate_key = next((k for k in ("tokens_per_s", "train_tokens_per_second") if any(k in p for p in points)), None)
     if rate_key:
         out.append(_series_figure("tokens", "Training speed", points, rate_key, "tokens / s", fmt_number))
+    dpo = data.dpo_points
+    if dpo:
+        out.append(_series_figure("dpo-loss", "Preference (DPO) stage: loss", dpo, "loss", "DPO loss", fmt_number))
+        if any("rewards/margins" in p for p in dpo):
+            out.append(_series_figure("dpo-margin", "Preference (DPO) stage: reward margin", dpo, "rewards/margins",
+                                      "chosen − rejected reward", fmt_number))
     return out
 
 
