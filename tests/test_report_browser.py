@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from headless import HeadlessChromium, find_chromium
 
 pytestmark = [
