@@ -16,6 +16,21 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
+# Headless Chromium renders `agentkd report` pages in the browser test (tests/test_report_browser.py, skipped
+# without it). Optional for using agentkd: set AGENTKD_SKIP_CHROMIUM=1 to leave it out.
+if [ "${AGENTKD_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else sudo="missing"; fi
+  if [ "$sudo" != "missing" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (headless browser for the report's browser test)..."
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null 2>&1 \
+      || { $sudo apt-get update -q >/dev/null 2>&1 \
+           && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null 2>&1; } \
+      || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
+  else
+    echo "note: chromium is missing and cannot be installed here; the report's browser test will be skipped" >&2
+  fi
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e ".[test]"

@@ -27,6 +27,7 @@ def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
     assert "agentkd pipeline: factqa" in done.stdout and "teacher share" in done.stdout
     cascade = json.loads((run / "eval" / "cascade-sft.json").read_text())
     assert cascade["deferral_rate"] is not None
+    assert (run / "report.html").is_file() and f"report: {run / 'report.html'}" in done.stderr
 
     # Re-running keeps the trained student and resumes the finished evaluations.
     planned = stages(run, PipelineSettings(train_tasks=8, eval_tasks=2))

@@ -14,6 +14,7 @@ from agentkd.cli.eval import eval_command
 from agentkd.cli.index import index_command
 from agentkd.cli.models import models_app
 from agentkd.cli.pipeline import pipeline_command
+from agentkd.cli.report import report_command
 from agentkd.cli.serve import serve_command
 from agentkd.cli.train import train_command
 
@@ -30,6 +31,7 @@ app.command("index")(index_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("pipeline")(pipeline_command)
+app.command("report")(report_command)
 app.command("check-env")(check_env_command)
 app.add_typer(models_app, name="models")
 app.command("serve")(serve_command)

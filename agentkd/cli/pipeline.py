@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentkd.cli import collect, index, train
+from agentkd.cli import collect, index, report, train
 from agentkd.cli import eval as evaluation
 from agentkd.cli.common import CommandFailed, EnvArgOption, MaxStepsOption, SandboxOption, console, fail, sandbox_config
 
@@ -30,7 +30,8 @@ def pipeline_command(
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
 ) -> None:
-    """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table."""
+    """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
+    and RUN/report.html."""
     from agentkd.errors import AgentKDError
     from agentkd.pipeline import PipelineSettings, stages
     from agentkd.specs import EnvSpec, parse_env_args
@@ -54,6 +55,20 @@ def pipeline_command(
             fail(f"stage {number} ({stage.title}) failed: {exc}\nFix the problem and re-run the same command: "
                  "finished stages resume.", code)
     print_results(run, planned, env, eval_tasks, time.perf_counter() - started)
+    write_report(run)
+
+
+def write_report(run: Path) -> None:
+    """The last step: RUN/report.html, its path printed (a failure here never hides the results above)."""
+    from agentkd.errors import AgentKDError
+
+    try:
+        path = report.write(run)
+    except (AgentKDError, OSError, ValueError) as exc:
+        console.print(f"[yellow]warning:[/] the report could not be written ({exc}); "
+                      f"try `agentkd report --run {run}`")
+        return
+    console.print(f"report: {path} (open it in a browser; `agentkd report --run {run}` refreshes it)", soft_wrap=True, markup=False)
 
 
 def execute(job: Job) -> None:

@@ -111,6 +111,10 @@ class RunLayout:
     def dpo_merged(self) -> Path:
         return self.dpo_dir / "merged"
 
+    @property
+    def dpo_train_log(self) -> Path:
+        return self.dpo_dir / "train_log.jsonl"
+
     def trained_model(self, name: str) -> Path:
         """The folder of `trained` (RUN/student/merged) or `trained-dpo` (RUN/student-dpo/merged)."""
         if name == TRAINED_DPO:
