@@ -18,7 +18,7 @@ LAYERS = [
     ["agentkd.agent", "agentkd.check_env"],
     ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],
-    ["agentkd.deploy", "agentkd.pipeline"],
+    ["agentkd.deploy", "agentkd.pipeline", "agentkd.report"],
     ["agentkd.cli"],
 ]
 

@@ -13,7 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-from agentkd.report.data import COLLECTION, ROW_COLUMNS, ReportData, SourceStats, wilson
+from agentkd.evaluate.metrics import wilson_interval
+from agentkd.report.data import COLLECTION, ROW_COLUMNS, ReportData, SourceStats
 from agentkd.report.plots import Figure, figures, training_figures
 from agentkd.report.svg import fmt_usd
 from agentkd.version import __version__
@@ -126,7 +127,7 @@ def _collection(data: ReportData) -> str:
 
 def _stats_rows(stats: SourceStats) -> list[tuple[str, str]]:
     n = stats.episodes
-    lo, hi = wilson(stats.successes, n)
+    lo, hi = wilson_interval(stats.successes, n)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(stats.statuses.items()))
     return [
         ("episodes", str(n)),

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from agentkd.report.data import COLLECTION, Evaluation, ReportData, wilson
+from agentkd.evaluate.metrics import wilson_interval
+from agentkd.report.data import COLLECTION, Evaluation, ReportData
 from agentkd.report.svg import (
     BOTTOM,
     TEACHER_COLOUR,
@@ -228,7 +229,7 @@ def success_by_kind(data: ReportData) -> Figure:
                 continue
             ok, total = stats.by_kind[kind]
             rate = ok / total
-            lo, hi = wilson(ok, total)
+            lo, hi = wilson_interval(ok, total)
             left = k + slot / 2 + n * slot
             x0, x1 = chart.x(left), chart.x(left + slot * 0.9)
             mid = (x0 + x1) / 2

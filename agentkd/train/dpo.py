@@ -98,7 +98,7 @@ def train_dpo(
     tokenizer.save_pretrained(str(layout.dpo_merged))
     (layout.dpo_merged / STUDENT_MARKER).write_text(json.dumps({"prompt": "student", "base": str(base),
                                                                "stage": "dpo", "pairs": len(pairs)}, indent=2))
-    write_log(out / "train_log.jsonl", trainer.state.log_history, 0, seconds)
+    write_log(layout.dpo_train_log, trainer.state.log_history, 0, seconds)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     report = FilterReport(seen=counts["found"])
     return TrainResult(student_dir=out, merged_dir=layout.dpo_merged, adapter_dir=adapter, filters=report,
