@@ -41,6 +41,12 @@ def train_command(
     console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
                   f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
     console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student trained)")
+    if result.gguf is not None:
+        console.print(f"llama.cpp: {result.gguf}")
+    else:
+        console.print(f"[bold yellow]warning:[/] the GGUF export for llama.cpp failed ({result.gguf_error}); the "
+                      f"trained weights are safe in {result.merged_dir}; retry with `agentkd export --run {run}`",
+                      soft_wrap=True)
 
 
 def execute(job: TrainJob) -> TrainResult:

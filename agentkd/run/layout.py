@@ -6,7 +6,8 @@ RUN/
   trajectories.jsonl       the teacher's episodes, append-only (trajectories.torn: a cut torn line)
   failed.jsonl             failed episodes set apart by `agentkd train` (kept when a student is replaced)
   index/                   FAISS demonstration store (`agentkd index`)
-  student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl
+  student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl,
+                           student.gguf (merged/ for llama.cpp; `agentkd export`)
   eval/<name>.json         evaluation reports (the only *.json files in eval/)
   eval/<name>.jsonl        their trajectories
   eval/settings/<name>.json  each evaluation's identity and settings (resume checks)
@@ -66,6 +67,11 @@ class RunLayout:
     @property
     def student_merged(self) -> Path:
         return self.student_dir / "merged"
+
+    @property
+    def student_gguf(self) -> Path:
+        """The merged student as one GGUF file for llama.cpp (`agentkd train` / `agentkd export`)."""
+        return self.student_dir / "student.gguf"
 
     @property
     def student_checkpoints(self) -> Path:
