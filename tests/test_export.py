@@ -126,7 +126,8 @@ def test_a_tiny_random_llama_gives_llama_cpp_the_logits_of_transformers(tmp_path
     ids = tokenizer("Thought: I will search for the capital of France.", add_special_tokens=False)["input_ids"]
     llm = _llama(result.path, logits_all=True)
     try:
-        assert llm.n_vocab() == 49152 and llm.n_ctx() == 512 and llm.token_eos() == 2
+        assert llm.n_vocab() == 49152 and llm.token_eos() == 2
+        assert llm.metadata["llama.context_length"] == "512" and llm.metadata["llama.attention.head_count_kv"] == "2"
         llm.eval(ids)
         ours = np.array(llm.scores[: len(ids)])
     finally:

@@ -4,7 +4,8 @@ For SmolLM2-135M-Instruct as shipped (the frozen student, full CodeAct system pr
 trained student (RUN/student/merged, short student prompt), every prompt is a real CodeAct step prompt:
 a factqa trajectory of the run cut before one of its assistant turns, with the "Thought:" prefill the
 student policy continues. Each backend decodes greedily with the student's stop sequences
-(agentkd's own settings), one prompt at a time, no KV cache kept between prompts:
+(agentkd's own settings), one prompt at a time, no KV cache kept between prompts; each prompt goes through
+every backend in turn, so that a shared machine's changing load falls on all of them alike:
 
 - transformers: `model.generate` on the Hugging Face folder, fp32, torch's default threads (as `hf/`);
 - llama.cpp (`llama_cpp.Llama`, 1 and 2 threads): the model exported by `agentkd.train.export`
@@ -72,57 +73,67 @@ def encode(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
-def run_transformers(folder: Path, prompts: list[list[int]], max_tokens: int, stop: list[str]) -> tuple[Backend, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class Transformers:
+    """The baseline: `model.generate` on the Hugging Face folder, fp32, greedy, the student's stop strings."""
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs = {"max_new_tokens": max_tokens, "do_sample": False, "pad_token_id": pad, "stop_strings": stop,
-              "tokenizer": tokenizer}
-    backend = Backend(f"transformers fp32 ({torch.get_num_threads()} threads)")
-    with torch.inference_mode():
-        model.generate(torch.tensor([prompts[0]]), **{**kwargs, "max_new_tokens": 4})  # warm-up
-        for ids in prompts:
-            started = time.perf_counter()
-            out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), **kwargs)
-            backend.seconds.append(time.perf_counter() - started)
-            new = out[0, len(ids):].tolist()
-            backend.tokens.append(new[: next((i + 1 for i, t in enumerate(new) if t == tokenizer.eos_token_id), len(new))])
-    return backend, model
+    def __init__(self, folder: Path, max_tokens: int, stop: list[str]) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.kwargs = {"max_new_tokens": max_tokens, "do_sample": False, "pad_token_id": pad, "stop_strings": stop,
+                       "tokenizer": self.tokenizer}
+        self.backend = Backend(f"transformers fp32 ({torch.get_num_threads()} threads)")
+        self.same_tokens = True
+
+    def decode(self, ids: list[int]) -> list[int]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                      **self.kwargs)
+        new = out[0, len(ids):].tolist()
+        eos = self.tokenizer.eos_token_id
+        return new[: next((i + 1 for i, t in enumerate(new) if t == eos), len(new))]
 
 
-def run_llama(gguf: Path, label: str, threads: int, prompts: list[list[int]], texts: list[str], max_tokens: int,
-              stop: list[str]) -> tuple[Backend, bool]:
-    """Greedy decoding token by token, stopping at EOS or once a stop string appears (as transformers does)."""
-    import llama_cpp
+class LlamaCpp:
+    """llama.cpp through llama-cpp-python: greedy, token by token, stopping at EOS or once a stop string
+    appears in the text (as transformers does)."""
 
-    llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads,
-                          verbose=False)
-    same_tokens = all(llm.tokenize(t.encode(), add_bos=False, special=True) == ids for t, ids in zip(texts, prompts))
-    backend = Backend(f"llama.cpp {label} ({threads} thread{'s' if threads > 1 else ''})")
-    eos = llm.token_eos()
+    def __init__(self, gguf: Path, label: str, threads: int, max_tokens: int, stop: list[str]) -> None:
+        import llama_cpp
 
-    def decode(ids: list[int]) -> list[int]:
+        self.llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                                   verbose=False)
+        self.max_tokens, self.stop = max_tokens, stop
+        self.backend = Backend(f"llama.cpp {label} ({threads} thread{'s' if threads > 1 else ''})")
+        self.same_tokens = True
+
+    def decode(self, ids: list[int]) -> list[int]:
+        llm = self.llm
         llm.reset()  # no KV cache reuse across prompts: every step pays its full prompt
         new: list[int] = []
         for token in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True):
             new.append(token)
-            if token == eos or len(new) >= max_tokens:
+            if token == llm.token_eos() or len(new) >= self.max_tokens:
                 break
-            text = llm.detokenize(new).decode("utf-8", errors="ignore")
-            if any(s in text for s in stop):
+            if any(s in llm.detokenize(new).decode("utf-8", errors="ignore") for s in self.stop):
                 break
         return new
 
-    decode(prompts[0][:32])  # warm-up
+
+def measure(runners: list[Any], prompts: list[list[int]]) -> None:
+    """Every prompt through every backend in turn, so that all see the same load on a shared machine."""
+    for runner in runners:
+        runner.decode(prompts[0][:32])  # warm-up
     for ids in prompts:
-        started = time.perf_counter()
-        backend.tokens.append(decode(ids))
-        backend.seconds.append(time.perf_counter() - started)
-    llm.close()
-    return backend, same_tokens
+        for runner in runners:
+            started = time.perf_counter()
+            runner.backend.tokens.append(runner.decode(ids))
+            runner.backend.seconds.append(time.perf_counter() - started)
 
 
 def margin(model: Any, prompt: list[int], prefix: list[int], ours: int, theirs: int) -> float:
@@ -185,10 +196,11 @@ def main() -> None:
     types = [t for t in args.types.split(",") if t]
     print(f"load: {os.getloadavg()} on {os.cpu_count()} CPUs; uptime: "
           f"{subprocess.run(['uptime'], check=False, capture_output=True, text=True).stdout.strip()}")
-    students = [("SmolLM2-135M-Instruct (base, full prompt)", resolve_local_model("smollm2-135m"), False),
-                ("trained student (short prompt)", RunLayout(args.run).trained_student(), True)]
+    students = [("SmolLM2-135M-Instruct (base, full prompt)", lambda: resolve_local_model("smollm2-135m"), False),
+                ("trained student (short prompt)", lambda: RunLayout(args.run).trained_student(), True)]
     with tempfile.TemporaryDirectory(prefix="bench_inference") as tmp:
-        for title, folder, short in students:
+        for title, locate, short in students:
+            folder = locate()
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             messages = build_prompts(args.run, args.prompts, short)
             texts = [tokenizer.apply_chat_template(m, continue_final_message=True, tokenize=False) for m in messages]
@@ -200,11 +212,18 @@ def main() -> None:
                 ggufs.append((f"{outtype} export", exported.path))
             if not short:
                 ggufs.append(("packaged Q4_1", packaged_base_gguf()))
-            reference, model = run_transformers(folder, prompts, args.max_tokens, stop)
-            others = [run_llama(path, label, n, prompts, texts, args.max_tokens, stop)
-                      for label, path in ggufs for n in threads]
-            report(title, reference, others, model, prompts)
-            del model
+            baseline = Transformers(folder, args.max_tokens, stop)
+            runners: list[Any] = [baseline]
+            for label, path in ggufs:
+                for n in threads:
+                    runner = LlamaCpp(path, label, n, args.max_tokens, stop)
+                    runner.same_tokens = all(runner.llm.tokenize(t.encode(), add_bos=False, special=True) == ids
+                                             for t, ids in zip(texts, prompts))
+                    runners.append(runner)
+            measure(runners, prompts)
+            report(title, baseline.backend, [(r.backend, r.same_tokens) for r in runners[1:]], baseline.model, prompts)
+            for runner in runners[1:]:
+                runner.llm.close()
     print(f"\nuptime after: {subprocess.run(['uptime'], check=False, capture_output=True, text=True).stdout.strip()}")
 
 
