@@ -201,4 +201,5 @@ def test_llama_cpp_runs_the_exported_student_like_transformers(trained_run, fact
             assert error.max() < 1.5 and error.mean() < 0.3  # measured 0.57 at most over the 49152 logits
 
     result = CliRunner().invoke(app, ["export", "--run", str(trained_run), "--type", "f16"])
-    assert result.exit_code == 0 and "f16, 272 tensors" in result.output and layout.student_gguf.is_file()
+    assert result.exit_code == 0 and layout.student_gguf.is_file()
+    assert "f16, 272 tensors" in " ".join(result.output.split())

@@ -25,4 +25,4 @@ def export_command(
     with exit_on_error(), console.status(f"exporting {run}/student/merged to GGUF ({outtype})..."):
         result = export_student(run, outtype=outtype, base=base)
     console.print(f"wrote {result.path} ({result.outtype}, {result.tensors} tensors, "
-                  f"{result.bytes / 1e6:.0f} MB) in {result.seconds:.1f} s")
+                  f"{result.bytes / 1e6:.0f} MB) in {result.seconds:.1f} s", soft_wrap=True)
