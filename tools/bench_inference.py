@@ -18,6 +18,7 @@ position and transformers' logit margin between its token and llama.cpp's there:
 quantisation tips over, or a real difference).
 
     python tools/bench_inference.py --run RUN [--prompts 6] [--max-tokens 128] [--threads 1,2] [--types q8_0,f16]
+        [--torch-threads 1]
 """
 
 from __future__ import annotations
@@ -76,21 +77,24 @@ def encode(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
 class Transformers:
     """The baseline: `model.generate` on the Hugging Face folder, fp32, greedy, the student's stop strings."""
 
-    def __init__(self, folder: Path, max_tokens: int, stop: list[str]) -> None:
+    def __init__(self, folder: Path, max_tokens: int, stop: list[str], threads: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.threads = threads or torch.get_num_threads()
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.kwargs = {"max_new_tokens": max_tokens, "do_sample": False, "pad_token_id": pad, "stop_strings": stop,
                        "tokenizer": self.tokenizer}
-        self.backend = Backend(f"transformers fp32 ({torch.get_num_threads()} threads)")
+        self.backend = Backend(f"transformers fp32 ({self.threads} thread{'s' if self.threads > 1 else ''})")
         self.same_tokens = True
 
     def decode(self, ids: list[int]) -> list[int]:
         import torch
 
+        torch.set_num_threads(self.threads)
         with torch.inference_mode():
             out = self.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                       **self.kwargs)
@@ -180,6 +184,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", default="1,2", help="llama.cpp thread counts, comma-separated")
+    parser.add_argument("--torch-threads", default="",
+                        help="also run transformers with these torch thread counts (the baseline keeps torch's default)")
     parser.add_argument("--types", default="q8_0,f16", help="GGUF types to export and run, comma-separated")
     args = parser.parse_args()
 
@@ -214,6 +220,7 @@ def main() -> None:
                 ggufs.append(("packaged Q4_1", packaged_base_gguf()))
             baseline = Transformers(folder, args.max_tokens, stop)
             runners: list[Any] = [baseline]
+            runners += [Transformers(folder, args.max_tokens, stop, int(n)) for n in args.torch_threads.split(",") if n]
             for label, path in ggufs:
                 for n in threads:
                     runner = LlamaCpp(path, label, n, args.max_tokens, stop)
@@ -223,7 +230,8 @@ def main() -> None:
             measure(runners, prompts)
             report(title, baseline.backend, [(r.backend, r.same_tokens) for r in runners[1:]], baseline.model, prompts)
             for runner in runners[1:]:
-                runner.llm.close()
+                if isinstance(runner, LlamaCpp):
+                    runner.llm.close()
     print(f"\nuptime after: {subprocess.run(['uptime'], check=False, capture_output=True, text=True).stdout.strip()}")
 
 

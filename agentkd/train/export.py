@@ -29,10 +29,11 @@ from agentkd.errors import AgentKDError
 if TYPE_CHECKING:
     import numpy as np
 
-OUTTYPES = ("q8_0", "f16", "f32")
-DEFAULT_OUTTYPE = "q8_0"
-"""q8_0: measured fastest with llama.cpp on this CPU and greedy-identical to transformers on the benchmark
-prompts (see README, "Fast students"); f16 halves the speed-up for no gain in agreement; f32 is for tests."""
+OUTTYPES = ("f16", "q8_0", "f32")
+DEFAULT_OUTTYPE = "f16"
+"""f16: greedy-identical to transformers on every benchmark prompt, and 16x faster per step than transformers
+there; q8_0 was 18x faster but tipped one near-tie (logit margin 0.13) on the third token of one of four
+trained-student prompts (tools/bench_inference.py, README "Fast students"); f32 is for tests."""
 
 BASE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -182,7 +183,7 @@ def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_O
                 base: str | Path | None = None) -> ExportResult:
     """Write `out` (a GGUF for llama.cpp) from the Hugging Face LLaMA folder `model_dir`.
 
-    outtype: q8_0 (default), f16 or f32 for the matrices; norms stay f32 as in llama.cpp's own conversion.
+    outtype: f16 (default), q8_0 or f32 for the matrices; norms stay f32 as in llama.cpp's own conversion.
     base: a GGUF of the same base model, source of the tokenizer and general metadata (default: the
     packaged SmolLM2-135M-Instruct GGUF). The file is written beside `out` and renamed into place."""
     import gguf
