@@ -11,6 +11,7 @@ import typer
 from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
 from agentkd.cli.eval import eval_command
+from agentkd.cli.export import export_command
 from agentkd.cli.index import index_command
 from agentkd.cli.models import models_app
 from agentkd.cli.pipeline import pipeline_command
@@ -29,6 +30,7 @@ def main() -> None:
 app.command("collect")(collect_command)
 app.command("index")(index_command)
 app.command("train")(train_command)
+app.command("export")(export_command)
 app.command("eval")(eval_command)
 app.command("pipeline")(pipeline_command)
 app.command("report")(report_command)

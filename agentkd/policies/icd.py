@@ -125,7 +125,8 @@ class StudentPolicy:
 def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,
              goal_weight: float = 0.5) -> StudentPolicy:
     model = context.model(settings.model)
-    short = settings.prompt == "short" or (settings.prompt == "auto" and is_trained_student(model))
+    trained = is_trained_student(settings.model) or is_trained_student(model)
+    short = settings.prompt == "short" or (settings.prompt == "auto" and trained)
     client = ModelClient(model, max_tokens=settings.max_tokens, temperature=settings.temperature,
                          api_base=settings.api_base)
     return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short,

@@ -55,12 +55,16 @@ class BuildContext:
         return self._loaded_store
 
     def model(self, name: str) -> str:
-        """A model string with `trained` / `trained-dpo` resolved to this run's fine-tuned student folder."""
+        """A model string with `trained` / `trained-dpo` resolved to this run's fine-tuned student: its GGUF
+        through llama.cpp (`gguf/`) when `agentkd train` exported one, else its weights in process (`hf/`)."""
         if name not in TRAINED_NAMES:
             return name
         if self.run is None:
             raise SpecError(f"the student {name!r} means a run's fine-tuned student; give the run folder")
-        return f"hf/{self.run.trained_model(name).resolve()}"
+        folder = self.run.trained_model(name)
+        if name == TRAINED_NAMES[0] and self.run.student_gguf.is_file():
+            return f"gguf/{self.run.student_gguf.resolve()}"
+        return f"hf/{folder.resolve()}"
 
 
 Builder = Callable[[Any, BuildContext], Policy]

@@ -7,7 +7,8 @@ RUN/
   failed.jsonl             failed episodes set apart by `agentkd train` (kept when a student is replaced)
   preferences.jsonl        (prompt, chosen, rejected) step pairs with provenance (`agentkd train --stage dpo`)
   index/                   FAISS demonstration store (`agentkd index`)
-  student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl
+  student/                 `agentkd train`: adapter/, merged/, checkpoints/, config.yaml, data.json, train_log.jsonl,
+                           student.gguf (merged/ for llama.cpp; `agentkd export`)
   student-dpo/             `agentkd train --stage dpo` on top of student/: adapter/, merged/, checkpoints/, ...
   eval/<name>.json         evaluation reports (the only *.json files in eval/)
   eval/<name>.jsonl        their trajectories
@@ -71,6 +72,11 @@ class RunLayout:
     @property
     def student_merged(self) -> Path:
         return self.student_dir / "merged"
+
+    @property
+    def student_gguf(self) -> Path:
+        """The merged student as one GGUF file for llama.cpp (`agentkd train` / `agentkd export`)."""
+        return self.student_dir / "student.gguf"
 
     @property
     def student_checkpoints(self) -> Path:

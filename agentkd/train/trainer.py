@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from agentkd.train.filters import FilterReport, filter_trajectories
 from agentkd.train.sft_data import SFTExample, build_examples
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
+logger = logging.getLogger(__name__)
 
 
 class TrainingError(AgentKDError):
@@ -41,6 +43,10 @@ class TrainResult:
     """Tokens fed through the model by this call (a resumed call counts from its checkpoint; no padding)."""
     seconds: float
     final_loss: float | None
+    gguf: Path | None = None
+    """RUN/student/student.gguf (the merged student for llama.cpp), None when its export failed."""
+    gguf_error: str | None = None
+    """Why the GGUF export failed (the merged weights are saved regardless); `agentkd export` retries it."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -269,14 +275,15 @@ def train_student(
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     train_tokens = _tokens_trained(trainer, examples, config, start_step)
-    adapter_dir = None
+    adapter_dir = gguf = gguf_error = None
     if trainer.is_world_process_zero():
         adapter_dir = _save(trainer, tokenizer, layout, config)
         write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds)
+        gguf, gguf_error = _export_gguf(layout)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
                        examples=len(examples), too_long=too_long, train_tokens=train_tokens, seconds=seconds,
-                       final_loss=losses[-1] if losses else output.training_loss)
+                       final_loss=losses[-1] if losses else output.training_loss, gguf=gguf, gguf_error=gguf_error)
 
 
 def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig, start_step: int) -> int:
@@ -304,6 +311,22 @@ def _save(trainer: Any, tokenizer: Any, layout: RunLayout, config: TrainConfig) 
     shutil.rmtree(merged, ignore_errors=True)
     os.replace(tmp, merged)
     return adapter_dir
+
+
+def _export_gguf(layout: RunLayout) -> tuple[Path | None, str | None]:
+    """RUN/student/student.gguf from the merged weights just saved: (path, None), or (None, why) on failure.
+
+    Never raises: the trained weights are on disk already and must not be lost to an export problem."""
+    from agentkd.train.export import export_student
+
+    layout.student_gguf.unlink(missing_ok=True)  # never leave the GGUF of an earlier student beside new weights
+    try:
+        return export_student(layout.root).path, None
+    except Exception as exc:  # noqa: BLE001 - reported, and retried with `agentkd export`
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.warning("GGUF export failed (%s); the trained weights are saved in %s; retry with "
+                       "`agentkd export --run %s`", reason, layout.student_merged, layout.root)
+        return None, reason
 
 
 def _write_data_files(layout: RunLayout, report: FilterReport, examples: list[SFTExample]) -> None:
