@@ -10,6 +10,7 @@ and the next step of the same episode, whose prompt extends the previous one, re
 from __future__ import annotations
 
 import random
+import atexit
 import threading
 import time
 from dataclasses import dataclass, field
@@ -174,6 +175,19 @@ def _formatters(llama: Any) -> dict[bool, Any]:
 
 _DOORS: dict[tuple[str, int, int, int], LlamaDoor] = {}
 _DOORS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_doors() -> None:
+    """Free the models before interpreter shutdown (llama.cpp's finalizers print tracebacks if run after it)."""
+    with _DOORS_LOCK:
+        for door in _DOORS.values():
+            for slot in door._slots:
+                try:
+                    slot.llama.close()
+                except Exception:  # noqa: BLE001 - best effort at exit
+                    pass
+        _DOORS.clear()
 
 
 def get_door(name: str) -> LlamaDoor:
