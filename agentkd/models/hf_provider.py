@@ -2,64 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-import litellm
-from litellm import CustomLLM
-from litellm.types.utils import Choices, Message, ModelResponse, Usage
-
+from agentkd.models import local_provider
 from agentkd.models.local_hf import generate
 
 PROVIDER = "hf"
 
 
-class LocalHFProvider(CustomLLM):
+class LocalHFProvider(local_provider.InProcessProvider):
     """litellm custom provider running local transformers models in this process."""
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        params = dict(kwargs.get("optional_params") or {})
-        gen = generate(
-            model,
-            messages,
-            n=int(params.get("n") or 1),
-            temperature=float(params.get("temperature") or 0.0),
-            max_tokens=int(params.get("max_tokens") or params.get("max_completion_tokens") or 512),
-            stop=_as_list(params.get("stop")),
-            top_p=float(params.get("top_p") or 1.0),
-            seed=params.get("seed"),
-        )
-        response = ModelResponse(
-            model=f"{PROVIDER}/{model}",
-            created=int(time.time()),
-            choices=[
-                Choices(index=i, message=Message(role="assistant", content=text), finish_reason=reason)
-                for i, (text, reason) in enumerate(zip(gen.texts, gen.finish_reasons))
-            ],
-            usage=Usage(
-                prompt_tokens=gen.prompt_tokens,
-                completion_tokens=gen.completion_tokens,
-                total_tokens=gen.prompt_tokens + gen.completion_tokens,
-            ),
-        )
-        return response
+    provider = PROVIDER
 
-    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: self.completion(model, messages, **kwargs))
-
-
-def _as_list(stop: Any) -> list[str]:
-    if stop is None:
-        return []
-    return [stop] if isinstance(stop, str) else list(stop)
+    def generate(self, model: str, messages: list, **params: Any) -> Any:
+        return generate(model, messages, **params)
 
 
 def register() -> None:
     """Make `hf/...` model strings resolve to the local provider (idempotent)."""
-    if any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
-        return
-    litellm.custom_provider_map = [
-        *litellm.custom_provider_map,
-        {"provider": PROVIDER, "custom_handler": LocalHFProvider()},
-    ]
+    local_provider.register(LocalHFProvider())
