@@ -86,6 +86,7 @@ def run_interruptibly(coroutine: Coroutine[Any, Any, T], grace_s: float = 5.0) -
     does not finish within `grace_s` (a model call blocking a thread) or a second Ctrl-C comes, the process
     exits at once with code 130: every finished trajectory is already flushed to disk."""
     loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     task = loop.create_task(coroutine)
     deadline = threading.Timer(grace_s, _exit_now)
     deadline.daemon = True
@@ -107,7 +108,16 @@ def run_interruptibly(coroutine: Coroutine[Any, Any, T], grace_s: float = 5.0) -
         deadline.cancel()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        loop.close()
+        try:  # as asyncio.run does, minus waiting for executor threads (a blocked model call must not hold us)
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for leftover in pending:
+                leftover.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
     if interrupted.is_set():
         raise KeyboardInterrupt
     return result
