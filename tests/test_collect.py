@@ -15,6 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW_ENV = str(ROOT / "tests" / "envs" / "slow_echo.py")
 
 
+def wait_for_lines(run: Path, n: int, timeout_s: float = 60) -> Path:
+    """Wait until a running collection has written `n` trajectories (or the timeout passes); the file's path."""
+    out = run / "trajectories.jsonl"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < n):
+        time.sleep(0.05)
+    return out
+
+
 def lines(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "trajectories.jsonl").read_text().splitlines()]
 
@@ -49,10 +58,7 @@ def test_resume_after_kill_9_gives_exactly_n_distinct_trajectories(tmp_path):
     cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--env", SLOW_ENV, "--teacher", "reference",
            "--n", "40", "--concurrency", "4", "--run", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    out = run / "trajectories.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 6):
-        time.sleep(0.05)
+    out = wait_for_lines(run, 6)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = len(out.read_text().splitlines())
@@ -129,10 +135,7 @@ def test_ctrl_c_stops_a_collection_within_seconds_and_keeps_what_was_written(tmp
     cmd = [sys.executable, "-m", "agentkd.cli", "collect", "--env", SLOW_ENV, "--teacher", "reference",
            "--n", "60", "--concurrency", "2", "--run", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = run / "trajectories.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
-        time.sleep(0.05)
+    wait_for_lines(run, 3)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

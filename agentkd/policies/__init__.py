@@ -10,7 +10,6 @@ from agentkd.policies.registry import (
     policy_kinds,
     policy_settings,
     register_policy,
-    spec_label,
     student_spec,
     teacher_spec,
     validate_policy_spec,
@@ -18,7 +17,7 @@ from agentkd.policies.registry import (
 
 __all__ = [
     "Policy", "PolicyContext", "PolicyError", "PolicyOutput", "BuildContext", "PolicyKind", "UnknownPolicyError",
-    "build_policy", "policy_kind", "policy_kinds", "policy_settings", "register_policy", "spec_label",
+    "build_policy", "policy_kind", "policy_kinds", "policy_settings", "register_policy",
     "student_spec", "teacher_spec", "validate_policy_spec", "make_policy",
 ]
 

@@ -159,12 +159,3 @@ def student_spec(model: str, demos: bool, **settings: Any) -> PolicySpec:
         demos = False
         settings = {k: v for k, v in settings.items() if k not in ("k", "goal_weight")}
     return validate_policy_spec(PolicySpec(kind="icd" if demos else "student", settings={"model": model, **settings}))
-
-
-def spec_label(spec: PolicySpec) -> str:
-    """A short human label: `reference`, `llm:openai/gpt-4o-mini`, `cascade(icd:smollm2-135m, reference)`."""
-    settings = spec.settings
-    nested = [v for v in settings.values() if isinstance(v, dict) and "kind" in v]
-    if nested:
-        return f"{spec.kind}({', '.join(spec_label(PolicySpec.model_validate(v)) for v in nested)})"
-    return f"{spec.kind}:{settings['model']}" if "model" in settings else spec.kind
