@@ -139,6 +139,17 @@ def test_duplicate_task_ids_and_unknown_split():
         env.tasks("dev")
 
 
+def test_split_slices_select_a_dev_slice_that_collection_never_reaches():
+    env = Environment(name="e", tasks=[{"id": f"t{i}", "prompt": f"q{i}", "answer": i, "split": "train"}
+                                       for i in range(10)], grader="exact")
+    assert [t.id for t in env.tasks("train[6:9]")] == ["t6", "t7", "t8"]
+    assert [t.id for t in env.tasks("train[8:]")] == ["t8", "t9"]
+    assert [t.id for t in env.tasks("train[:2]", n=1)] == ["t0"]
+    assert {t.split for t in env.tasks("train[6:9]")} == {"train"}
+    with pytest.raises(UnknownSplitError, match="unknown split 'dev'"):
+        env.tasks("dev[0:2]")
+
+
 def test_tool_name_clash_state_without_setup_and_bad_solver():
     @tool
     def final_answer(x: str) -> str:

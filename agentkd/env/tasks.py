@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Union
 
 from agentkd.errors import EnvironmentDefinitionError
 from agentkd.records import Task
+
+_SLICE = re.compile(r"^(?P<split>[^\[\]]+)\[(?P<start>\d*):(?P<stop>\d*)\]$")
 
 TaskLike = Union[Task, Mapping[str, Any]]
 TaskSource = Union[
@@ -86,9 +89,15 @@ class TaskSet:
             raise EnvironmentDefinitionError(f"{where}: duplicate task ids {dupes[:5]}; every task id must be unique")
 
     def get(self, split: str) -> list[Task]:
-        """All tasks of `split`, in a stable order."""
+        """All tasks of `split`, in a stable order. `split[a:b]` is the slice a..b-1 of that split (e.g. a dev
+        slice of train that a collection of the first N train tasks never reaches: `train[1000:1030]`)."""
         from agentkd.errors import UnknownSplitError
 
+        sliced = _SLICE.match(split)
+        if sliced:
+            start, stop = sliced["start"], sliced["stop"]
+            tasks = self.get(sliced["split"])
+            return tasks[int(start) if start else None:int(stop) if stop else None]
         if split not in self.splits:
             raise UnknownSplitError(f"unknown split {split!r}; this environment has {self.splits}")
         if self._generator is not None:

@@ -152,6 +152,10 @@ class RunLayout:
     def eval_settings(self, name: str) -> Path:
         return self.eval_dir / "settings" / f"{_checked(name)}.json"
 
+    def eval_table(self, name: str) -> Path:
+        """A comparison table over several evaluations (e.g. tools/bench_icd.py's cost table)."""
+        return self.eval_dir / "tables" / f"{_checked(name)}.json"
+
     def legacy_eval_settings(self, name: str) -> Path:
         """Where agentkd 0.1 runs kept an evaluation's settings (beside the reports)."""
         return self.eval_dir / f"{_checked(name)}.config.json"

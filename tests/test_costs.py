@@ -1,0 +1,54 @@
+"""The ICD cost table: $ under a price pair, FLOPs, cost ratio and break-even against the teacher row."""
+
+import pytest
+
+from agentkd.evaluate.costs import PriceSettings, cost_table
+from agentkd.records import Step, Task, Trajectory, Usage
+
+
+def traj(task: str, roles: list[str], success: bool, usage: dict[str, Usage], duration: float = 2.0) -> Trajectory:
+    steps = [Step(index=i, role=role, output="x", usage=Usage()) for i, role in enumerate(roles)]
+    steps[0] = steps[0].model_copy(update={"role_usage": usage, "usage": sum(usage.values(), Usage())})
+    return Trajectory(task=Task(id=task, prompt="q", answer=1), policy="p", steps=steps, success=success,
+                      duration_s=duration)
+
+
+SETTINGS = PriceSettings(prices={"teacher": (3.0, 15.0), "student": (0.4, 1.6)},
+                         params={"teacher": 1.5e9, "student": 0.5e9})
+
+
+def test_cost_ratio_break_even_and_flops_against_the_teacher():
+    teacher_use = {"teacher": Usage(prompt_tokens=1000, completion_tokens=100, calls=2)}
+    cascade_use = {"student": Usage(prompt_tokens=1000, completion_tokens=300, calls=2),
+                   "teacher": Usage(prompt_tokens=500, completion_tokens=50, calls=1)}
+    evaluations = {
+        "teacher": [traj("a", ["teacher", "teacher"], True, teacher_use), traj("b", ["teacher"] * 2, False, teacher_use)],
+        "cascade": [traj("a", ["student", "teacher"], True, cascade_use), traj("b", ["student"] * 2, True, cascade_use)],
+    }
+    collected = [traj("c", ["teacher"], True, teacher_use)] * 10
+    table = cost_table("e", "test", evaluations, collected, SETTINGS)
+    teacher_row, cascade_row = table.rows
+    assert teacher_row.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1e6)
+    assert cascade_row.cost_usd == pytest.approx((1000 * 0.4 + 300 * 1.6 + 500 * 3 + 50 * 15) / 1e6)
+    assert cascade_row.cost_ratio == pytest.approx(teacher_row.cost_usd / cascade_row.cost_usd)
+    assert cascade_row.flops == pytest.approx(2 * 0.5e9 * 1300 + 2 * 1.5e9 * 550)
+    assert table.collection["cost_usd"] == pytest.approx(10 * teacher_row.cost_usd)
+    saving = teacher_row.cost_usd - cascade_row.cost_usd
+    assert cascade_row.break_even_episodes == pytest.approx(table.collection["cost_usd"] / saving)
+    assert cascade_row.teacher_share_of_steps == pytest.approx(0.25)
+    assert cascade_row.calls_per_step == pytest.approx(3 / 2)  # student call + the deferred step's teacher call
+    assert (teacher_row.success_rate, cascade_row.success_rate) == (0.5, 1.0)
+    assert teacher_row.cost_ratio is None
+
+
+def test_no_saving_means_no_break_even_and_tasks_must_match():
+    use = {"teacher": Usage(prompt_tokens=100, completion_tokens=10, calls=1)}
+    costly = {"teacher": Usage(prompt_tokens=200, completion_tokens=10, calls=1)}
+    table = cost_table("e", "test", {"teacher": [traj("a", ["teacher"], True, use)],
+                                     "other": [traj("a", ["teacher"], True, costly)]}, [], SETTINGS)
+    assert table.rows[1].break_even_episodes is None and table.rows[1].cost_ratio == pytest.approx(450 / 750)
+    with pytest.raises(ValueError, match="same tasks"):
+        cost_table("e", "test", {"teacher": [traj("a", ["teacher"], True, use)],
+                                 "other": [traj("b", ["teacher"], True, use)]}, [], SETTINGS)
+    with pytest.raises(ValueError, match="needs the teacher"):
+        cost_table("e", "test", {"other": [traj("a", ["teacher"], True, use)]}, [], SETTINGS)

@@ -1,0 +1,163 @@
+"""The in-context distillation experiment end to end, with real local LLMs on both sides.
+
+    python tools/bench_icd.py --env factqa --run runs/icd-factqa                       # held-out test tasks
+    python tools/bench_icd.py --env factqa --run runs/icd-factqa --split 'train[1000:1020]' --n 20   # a dev slice
+    python tools/bench_icd.py --env factqa --run runs/icd-factqa --policies teacher,icd,cascade-result
+
+Stages (each resumes when re-run, like the commands): collect `--train` teacher episodes on the train split
+(`agentkd collect`), index their successful steps (`agentkd index`), optionally fine-tune the student on them
+(`--sft`: `agentkd train`), then evaluate every policy of `--policies` on the same `--n` tasks of `--split`
+(`agentkd eval`, RUN/eval/<policy>@<split>.json). Prints one table (success with its 95% interval, teacher share
+of steps, tokens by role, model calls per step, $ per episode under the price pair, FLOPs = 2*params*tokens, the
+cost ratio against the teacher, break-even episodes = collection $ / $ saved per episode, wall s per episode) and
+writes it to RUN/eval/tables/icd@<split>.json. Choose settings on a dev slice of train, never on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from agentkd.cli import collect, index, train  # noqa: E402
+from agentkd.cli import eval as evaluation  # noqa: E402
+from agentkd.collect.job import CollectJob  # noqa: E402
+from agentkd.evaluate.costs import PAPER_PRICES, CostTable, PriceSettings, cost_table  # noqa: E402
+from agentkd.evaluate.job import EvalJob  # noqa: E402
+from agentkd.evaluate.runner import eval_folder  # noqa: E402
+from agentkd.policies.registry import student_spec, teacher_spec, validate_policy_spec  # noqa: E402
+from agentkd.run import RunFolder, RunLayout  # noqa: E402
+from agentkd.run.layout import TRAINED  # noqa: E402
+from agentkd.specs import EnvSpec, PolicySpec  # noqa: E402
+from agentkd.store.build import IndexJob  # noqa: E402
+from agentkd.train.config import TrainConfig  # noqa: E402
+from agentkd.train.job import TrainJob  # noqa: E402
+
+PARAMS = {"qwen2.5-coder-1.5b": 1.54e9, "qwen2.5-coder-0.5b": 0.49e9, "smollm2-135m": 0.135e9, "reference": 0.0}
+"""Parameters by model alias (for FLOPs); a trained student has its base model's."""
+
+CASCADE = re.compile(r"^cascade(?P<sft>-sft)?-(?P<mode>code|result|majority)(?:-n(?P<n>\d+))?(?:-t(?P<t>[\d.]+))?"
+                     r"(?:-m(?P<m>\d+))?$")
+POLICY_HELP = ("teacher | student | icd | sft | cascade[-sft]-MODE[-nN][-tT][-mM] with MODE code, result or majority, "
+               "N samples (3), T temperature (0.7), M samples that must agree (all; majority: N//2+1); "
+               "-sft: the fine-tuned student (needs --sft)")
+
+
+def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens: int) -> PolicySpec:
+    """The spec of one policy name of --policies."""
+    common = {"max_tokens": max_tokens}
+    if name == "teacher":
+        return teacher
+    if name == "student":
+        return student_spec(student, demos=False, **common)
+    if name == "icd":
+        return student_spec(student, demos=True, k=k, **common)
+    if name == "sft":
+        return student_spec(TRAINED, demos=False, **common)
+    match = CASCADE.match(name)
+    if not match:
+        raise SystemExit(f"unknown policy {name!r}: {POLICY_HELP}")
+    part = (student_spec(TRAINED, demos=False, **common) if match["sft"]
+            else student_spec(student, demos=True, k=k, **common))
+    return validate_policy_spec(PolicySpec(kind="cascade", settings={
+        "student": part, "teacher": teacher, "samples": int(match["n"] or 3),
+        "temperature": float(match["t"] or 0.7), "agreement": match["mode"],
+        "min_agree": int(match["m"]) if match["m"] else None}))
+
+
+def alias(model: str) -> str:
+    return model.split("/", 1)[-1]
+
+
+def print_table(table: CostTable, title: str) -> None:
+    out = Table(title=title)
+    for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
+                   "tokens S in/out", "$ / episode", "x cheaper", "TFLOPs / ep", "x fewer FLOPs", "break-even ep",
+                   "s / episode"):
+        out.add_column(column)
+    for row in table.rows:
+        lo, hi = row.success_ci95
+        t, s = row.tokens.get("teacher", {}), row.tokens.get("student", {})
+        out.add_row(
+            row.name, f"{row.success_rate:.0%} ({lo:.0%}–{hi:.0%})", f"{row.teacher_share_of_steps:.0%}",
+            f"{row.mean_steps:.2f}", f"{row.calls_per_step:.2f}",
+            f"{t.get('prompt', 0):.0f}/{t.get('completion', 0):.0f}", f"{s.get('prompt', 0):.0f}/{s.get('completion', 0):.0f}",
+            f"{row.cost_usd:.5f}", "" if row.cost_ratio is None else f"{row.cost_ratio:.2f}",
+            f"{row.flops / 1e12:.2f}", "" if row.flops_ratio is None else f"{row.flops_ratio:.2f}",
+            "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}")
+    Console(width=220).print(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="factqa")
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--teacher", default="gguf/qwen2.5-coder-1.5b")
+    parser.add_argument("--teacher-api-base", help="base URL of a served teacher (`agentkd serve`)")
+    parser.add_argument("--student", default="gguf/qwen2.5-coder-0.5b")
+    parser.add_argument("--train", type=int, default=60, help="teacher episodes collected on the train split")
+    parser.add_argument("--split", default="test", help="where the policies are compared (a dev slice: train[a:b])")
+    parser.add_argument("--n", type=int, default=30, help="tasks of --split every policy runs")
+    parser.add_argument("--policies", default="teacher,student,icd,cascade-code,cascade-result", help=POLICY_HELP)
+    parser.add_argument("--k", type=int, default=4, help="demonstrations per step")
+    parser.add_argument("--max-tokens", type=int, default=256, help="student tokens per step")
+    parser.add_argument("--sft", action="store_true", help="fine-tune the student on the collected trajectories")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--max-steps", type=int, help="override the environment's step limit")
+    parser.add_argument("--teacher-price", type=float, nargs=2, default=PAPER_PRICES["teacher"],
+                        metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: the paper's 3 / 15)")
+    parser.add_argument("--student-price", type=float, nargs=2, default=PAPER_PRICES["student"],
+                        metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: 0.40 / 1.60)")
+    args = parser.parse_args(argv)
+
+    run, layout = args.run, RunLayout(args.run)
+    teacher = teacher_spec(args.teacher, **({"api_base": args.teacher_api_base} if args.teacher_api_base else {}))
+    started = time.perf_counter()
+    collect.execute(CollectJob(run=run, env=EnvSpec(target=args.env, given=args.env), teacher=teacher,
+                               n=args.train, concurrency=args.concurrency, max_steps=args.max_steps))
+    index.execute(IndexJob(run=run))
+    names = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if "teacher" not in names:
+        names.insert(0, "teacher")
+    if args.sft and not layout.has_trained_student():
+        train.execute(TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()))
+    evaluations = {}
+    for name in names:
+        spec = policy_spec(name, teacher, args.student, args.k, args.max_tokens)
+        eval_name = f"{name}@{args.split}".replace("[", "_").replace(":", "-").replace("]", "")
+        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name, split=args.split, n=args.n,
+                                   concurrency=args.concurrency, max_steps=args.max_steps))
+        evaluations[name] = list(eval_folder(run, eval_name).iter_trajectories())
+    collected = [t for t in RunFolder(run).iter_trajectories()]
+    student_params = PARAMS.get(alias(args.student), 0.0)
+    settings = PriceSettings(prices={"teacher": tuple(args.teacher_price), "student": tuple(args.student_price)},
+                             params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params})
+    table = cost_table(args.env, args.split, evaluations, collected, settings)
+    table_name = f"icd@{args.split}".replace("[", "_").replace(":", "-").replace("]", "")
+    path = layout.eval_table(table_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {**table.model_dump(mode="json"), "teacher": args.teacher, "student": args.student,
+                              "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+                              "load_avg": os.getloadavg(), "wall_s": time.perf_counter() - started}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print_table(table, f"{args.env}: {table.tasks} tasks of {args.split}; teacher {args.teacher}, student "
+                       f"{args.student}; collection {table.collection['episodes']} episodes "
+                       f"({table.collection['successes']} solved), ${table.collection['cost_usd']:.4f}")
+    print(f"table: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
