@@ -30,6 +30,10 @@ class CollectStats:
     torn_bytes: int = 0
     """Bytes of a torn last line (a crash mid-write) cut from the file on resume and kept aside."""
     rate_limits: dict[str, RateLimitStats] = field(default_factory=dict)
+    workers_replaced: int = 0
+    """Ray backend: workers that died and were replaced."""
+    episodes_rerun: int = 0
+    """Ray backend: episodes in flight on a dead worker, put back in the queue and run again."""
     """Per rate-limited model: requests, tokens, seconds waited and 429s (when the job had a rate limit)."""
 
     def add(self, traj: Trajectory) -> None:

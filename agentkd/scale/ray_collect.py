@@ -124,7 +124,10 @@ async def collect_on_ray(
         await pool.start(n_workers)
         if on_workers is not None:
             on_workers(pool.pids())
-        await _drive(ray, pool, jobs, run, stats, concurrency, written, on_trajectory, max_attempts, policy_spec)
+        try:
+            await _drive(ray, pool, jobs, run, stats, concurrency, written, on_trajectory, max_attempts, policy_spec)
+        finally:
+            stats.workers_replaced = pool.restarts
         if limiter is not None:
             stats.rate_limits = stats_of(limiter)
     finally:
@@ -175,6 +178,7 @@ async def _drive(ray: Any, pool: WorkerPool, jobs: list[tuple[Task, int]], run: 
                 if attempts[key] >= max_attempts:
                     record(_lost(task, sample, policy_spec, attempts[key], exc))
                 else:
+                    stats.episodes_rerun += 1
                     queue.put_nowait(job)
                 await pool.replace(index, worker, exc)
                 continue
