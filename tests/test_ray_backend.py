@@ -145,3 +145,24 @@ def test_ray_options_without_the_ray_backend_are_refused(tmp_path):
                                         "--run", str(tmp_path / "r2"), "--backend", "ray", "--workers", "9",
                                         "--concurrency", "1"])
     assert too_many.exit_code == 1 and "9 Ray workers need 4.5 CPUs" in too_many.output
+
+
+def test_workers_share_one_rate_limit_per_model(pid_env, tmp_path):
+    from fake_openai_server import FakeOpenAIServer
+
+    from agentkd.models.rate_limit import RateLimit
+    from agentkd.policies.registry import teacher_spec
+
+    run = tmp_path / "limited"
+    with FakeOpenAIServer(pid_env) as server:  # labelled stand-in for a paid API, in this process
+        teacher = teacher_spec("hosted_vllm/reference-stub", api_base=server.api_base)
+        stats = asyncio.run(collect_on_ray(
+            EnvSpec(target=PID_ENV), teacher, pid_env.tasks("train", 8), RunFolder(run), Backend(kind="ray", workers=2),
+            concurrency=4, rate_limits={"hosted_vllm/reference-stub": RateLimit(rpm=600, burst_s=0.1)}))
+        times = list(server.request_times)
+    assert stats.done == 8 and stats.succeeded == 8
+    assert len(set(host_pids(run).values())) == 2  # both workers called the model
+    budget = stats.rate_limits["hosted_vllm/reference-stub"]
+    assert budget.requests == len(times) == 16
+    # 10 requests a second for the whole job, not for each worker: 16 requests span at least 1.5 s
+    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / 10, times
