@@ -24,7 +24,7 @@ class Backend(BaseModel):
 
     kind: Literal["local", "ray"] = "local"
     address: str | None = Field(None, description="Ray cluster to join (host:6379, ray://host:10001, 'auto'); "
-                                                   "None starts a local one for the job")
+                                                   "None: $RAY_ADDRESS, a cluster running here, else a local one")
     workers: int = Field(2, ge=1, description="Ray actors; each runs the job's `concurrency` episodes at once")
     cpus_per_worker: float = Field(0.5, ge=0, description="CPUs Ray reserves per worker (episodes mostly wait)")
     max_restarts: int = Field(3, ge=0, description="replacements per worker before the job stops")

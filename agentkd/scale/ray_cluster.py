@@ -19,8 +19,9 @@ def import_ray() -> ModuleType:
 
 
 def connect(backend: Backend) -> bool:
-    """Join `backend.address` (or start a local Ray instance when it is None). True when this call started
-    the connection, so the caller shuts it down after the job; False when Ray was already initialised."""
+    """Join `backend.address`; with None, Ray's own default: $RAY_ADDRESS, else the cluster `ray start` runs on
+    this machine, else a local instance started for the job. True when this call made the connection (the
+    caller shuts it down after the job); False when Ray was already initialised in this process."""
     ray = import_ray()
     if ray.is_initialized():
         return False
@@ -31,7 +32,9 @@ def connect(backend: Backend) -> bool:
         where = f"the Ray cluster at {backend.address!r}" if backend.address else "a local Ray instance"
         raise BackendError(f"could not connect to {where}: {exc}. Start one with `ray start --head` and pass "
                            "--ray-address auto (this machine) or HEAD_IP:6379, or leave --ray-address out to "
-                           "start a local one") from exc
+                           "start a local one. A cluster with token authentication (Ray's default) also needs "
+                           "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<`ray get-auth-token` on the head> in the "
+                           "environment of the command") from exc
     return True
 
 
