@@ -137,10 +137,7 @@ def test_workers_that_cannot_build_the_job_fail_it_with_the_reason(tmp_path):
     assert not (tmp_path / "r" / "trajectories.jsonl").exists()
 
 
-def test_ray_options_without_the_ray_backend_are_refused(tmp_path):
-    result = CliRunner().invoke(app, ["collect", "--env", PID_ENV, "--teacher", "reference", "--run",
-                                      str(tmp_path / "r"), "--ray-address", "auto"])
-    assert result.exit_code == 2 and "--ray-address needs --backend ray" in result.output
+def test_more_workers_than_the_cluster_can_place_are_refused(tmp_path):
     too_many = CliRunner().invoke(app, ["collect", "--env", PID_ENV, "--teacher", "reference", "--n", "40",
                                         "--run", str(tmp_path / "r2"), "--backend", "ray", "--workers", "9",
                                         "--concurrency", "1"])

@@ -83,6 +83,7 @@ def eval_command(
 
     if policy not in POLICY_CHOICES:
         fail(f"unknown policy {policy!r}; choose {', '.join(POLICY_CHOICES)}", code=2)
+    where = backend_config(backend, ray_address, workers)
     prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
                                               ("student", parse_price(student_price, "--student-price"))) if price}
     with exit_on_error():
@@ -91,7 +92,7 @@ def eval_command(
                                 max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
                       concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices,
-                      backend=backend_config(backend, ray_address, workers), rate_limit=rate_limit_config(rpm, tpm))
+                      backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = execute(job)
     print_report(report)
 
