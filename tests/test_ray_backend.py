@@ -163,3 +163,26 @@ def test_workers_share_one_rate_limit_per_model(pid_env, tmp_path):
     assert budget.requests == len(times) == 16
     # 10 requests a second for the whole job, not for each worker: 16 requests span at least 1.5 s
     assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / 10, times
+
+
+def test_an_episode_that_kills_every_worker_is_recorded_as_an_error_not_retried_forever(tmp_path):
+    from agentkd import load_environment
+
+    target = str(ROOT / "tests" / "envs" / "host_killer.py")
+    env, run = load_environment(target), tmp_path / "poison"
+
+    def job(max_restarts: int):
+        return asyncio.run(collect_on_ray(EnvSpec(target=target), PolicySpec(kind="reference"), env.tasks("train"),
+                                          RunFolder(run), Backend(kind="ray", workers=1, max_restarts=max_restarts),
+                                          concurrency=1))
+
+    with pytest.raises(BackendError, match="Ray workers died 2 times"):  # a job whose workers keep dying stops
+        job(max_restarts=1)
+    kept = keys(run)
+    assert ("k0", 0) in kept and ("k1", 0) not in kept  # what was written is kept
+    stats = job(max_restarts=3)  # resumes; k1 kills its worker 3 times, then is recorded
+    records = {r["task"]["id"]: r for r in map(json.loads, (run / "trajectories.jsonl").read_text().splitlines())}
+    assert sorted(records) == ["k0", "k1", "k2", "k3"] and len(keys(run)) == 4
+    assert records["k1"]["status"] == "error" and "died 3 times" in records["k1"]["error"]
+    assert all(records[k]["success"] for k in ("k0", "k2", "k3"))
+    assert stats.workers_replaced == 2 and stats.episodes_rerun == 2  # none started once all is written

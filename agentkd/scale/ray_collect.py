@@ -180,7 +180,8 @@ async def _drive(ray: Any, pool: WorkerPool, jobs: list[tuple[Task, int]], run: 
                 else:
                     stats.episodes_rerun += 1
                     queue.put_nowait(job)
-                await pool.replace(index, worker, exc)
+                if left > 0:  # a replacement only when work remains
+                    await pool.replace(index, worker, exc)
                 continue
             except ray.exceptions.RayTaskError as exc:
                 raise BackendError(f"a Ray worker failed on task {task.id!r}: {_cause(exc)}") from exc
