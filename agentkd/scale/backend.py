@@ -28,6 +28,7 @@ class Backend(BaseModel):
     workers: int = Field(2, ge=1, description="Ray actors; each runs the job's `concurrency` episodes at once")
     cpus_per_worker: float = Field(0.5, ge=0, description="CPUs Ray reserves per worker (episodes mostly wait)")
     max_restarts: int = Field(3, ge=0, description="replacements per worker before the job stops")
+    start_timeout_s: float = Field(300.0, gt=0, description="seconds a worker may take to start and build the job")
 
     @model_validator(mode="after")
     def _ray_only_options(self) -> Backend:

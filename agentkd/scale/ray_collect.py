@@ -41,13 +41,20 @@ class WorkerPool:
         self.workers: list[_Worker] = []
         self.restarts = 0
         self._locks: list[asyncio.Lock] = []
+        self._handles: list[Any] = []
+        """Every actor this pool created (killed at the end, whatever state it reached)."""
 
     async def _start_one(self, generation: int) -> _Worker:
         handle = self.actor_class.options(num_cpus=self.backend.cpus_per_worker, max_restarts=0).remote(*self.args)
+        self._handles.append(handle)
         try:
-            pid = await handle.ready.remote()
+            pid = await asyncio.wait_for(asyncio.wrap_future(handle.ready.remote().future()),
+                                         self.backend.start_timeout_s)
+        except asyncio.TimeoutError:
+            raise BackendError(f"a Ray worker did not start within {self.backend.start_timeout_s:g} s: the cluster "
+                               "has no room for it (other jobs hold its CPUs?) or the node is overloaded; pass "
+                               "fewer --workers or wait for the cluster") from None
         except self.ray.exceptions.RayError as exc:
-            self.ray.kill(handle)
             raise BackendError(f"a Ray worker could not build the environment and policy: {_cause(exc)}. Every "
                                "node needs agentkd, the environment's module or file at the same path, and the "
                                "run folder's files the policy reads (its index, a trained student)") from exc
@@ -73,9 +80,9 @@ class WorkerPool:
         return [w.pid for w in self.workers]
 
     def close(self) -> None:
-        for worker in self.workers:
+        for handle in self._handles:
             try:
-                self.ray.kill(worker.handle)
+                self.ray.kill(handle)
             except Exception:  # noqa: BLE001 - already gone
                 pass
 
