@@ -26,8 +26,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    """One small local Ray instance for the module; jobs find it initialised and leave it running."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    """A small Ray instance of its own for the module (never a cluster already running here); jobs find it
+    initialised and leave it running."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -120,7 +121,7 @@ def test_resume_crosses_backends_both_ways(tmp_path):
     assert config["details"]["backend"] == "local" and len(config["resumed_at"]) == 2
 
     evaluated = CliRunner().invoke(app, ["eval", "--run", str(run), "--policy", "teacher", "--split", "train",
-                                         "--n", "6", "--backend", "ray", "--workers", "2", "--name", "t"])
+                                         "--n", "6", "--backend", "ray", "--workers", "1", "--name", "t"])
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((run / "eval" / "t.json").read_text())
     assert report["episodes"] == 6 and report["success_rate"] == 1.0
@@ -176,8 +177,8 @@ def test_an_episode_that_kills_every_worker_is_recorded_as_an_error_not_retried_
                                           RunFolder(run), Backend(kind="ray", workers=1, max_restarts=max_restarts),
                                           concurrency=1))
 
-    with pytest.raises(BackendError, match="Ray workers died 2 times"):  # a job whose workers keep dying stops
-        job(max_restarts=1)
+    with pytest.raises(BackendError, match="Ray workers died 1 time "):  # a job whose workers keep dying stops
+        job(max_restarts=0)
     kept = keys(run)
     assert ("k0", 0) in kept and ("k1", 0) not in kept  # what was written is kept
     stats = job(max_restarts=3)  # resumes; k1 kills its worker 3 times, then is recorded

@@ -113,7 +113,8 @@ def main() -> None:
     tasks = env.tasks("train", max(args.episodes, args.kill_episodes, args.overhead_episodes))
     with FakeOpenAIServerProcess("factqa", delay_s=args.delay) as server:
         spec = teacher_spec("hosted_vllm/reference-stub", api_base=server.api_base)
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        ray.init(address="local", num_cpus=args.ray_cpus, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
         try:
             local_run(env, spec, tasks[:4], 4)  # warm-up: imports, connections
             print(f"model delay {args.delay * 1000:.0f} ms per request; {os.cpu_count()} CPUs; "
@@ -138,7 +139,8 @@ def main() -> None:
             r = ray_run(spec, tasks[:k], 2, args.concurrency, kill_after=k // 4)
             print(f"kill -9 of one of 2 workers after {k // 4} of {k} episodes: killed={r['killed']}, "
                   f"{r['distinct']} distinct trajectories for {k} tasks asked, {r['duplicates']} duplicates, "
-                  f"{r['replaced']} worker replaced, {r['rerun']} episodes in flight re-run, {r['succeeded']} succeeded")
+                  f"{r['replaced']} worker replaced, {r['rerun']} episodes in flight re-run, "
+                  f"{r['succeeded']} succeeded")
         finally:
             ray.shutdown()
 

@@ -46,7 +46,8 @@ RayAddressOption = Annotated[Optional[str], typer.Option(
     "--ray-address", help="Ray cluster to join: 'auto' (the one `ray start --head` runs here), HEAD_IP:6379 or "
                           "ray://HEAD_IP:10001. Default: $RAY_ADDRESS, else a cluster running here, else a local "
                           "one started for the job.")]
-WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="Ray workers; each runs --concurrency episodes at once.")]
+WorkersOption = Annotated[int, typer.Option(
+    "--workers", min=1, help="Ray workers; each runs --concurrency episodes at once.")]
 RpmOption = Annotated[Optional[float], typer.Option(
     "--rpm", min=0.001, help="Requests per minute per API model, shared by every episode and Ray worker of the job.")]
 TpmOption = Annotated[Optional[float], typer.Option(

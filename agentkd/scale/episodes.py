@@ -63,7 +63,8 @@ async def run_episodes(
     if backend.kind == "ray":
         if env_spec is None or spec is None:
             raise BackendError("the Ray backend rebuilds the environment and the policy from their specs; "
-                               f"give the environment's EnvSpec and a policy built by build_policy (got {policy.name!r})")
+                               "give the environment's EnvSpec and a policy built by build_policy "
+                               f"(got {policy.name!r})")
         from agentkd.scale.ray_collect import collect_on_ray
 
         return await collect_on_ray(env_spec, spec, tasks, folder, backend, concurrency=concurrency,

@@ -70,8 +70,9 @@ class WorkerPool:
             if self.workers[index].generation != dead.generation:
                 return
             if self.restarts >= self.backend.max_restarts * len(self.workers):
-                raise BackendError(f"Ray workers died {self.restarts + 1} times (last: {_cause(error)}); finished "
-                                   "trajectories are kept, re-run to resume")
+                deaths = self.restarts + 1
+                raise BackendError(f"Ray workers died {deaths} time{'s' * (deaths > 1)} (last: {_cause(error)}); "
+                                   "finished trajectories are kept, re-run to resume")
             self.restarts += 1
             self.ray.kill(dead.handle)
             self.workers[index] = await self._start_one(dead.generation + 1)
