@@ -22,6 +22,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                        "RunFolderError", "SandboxError", "SandboxUnavailableError", "ToolDefinitionError",
                        "TransientModelError", "UnknownSplitError", "StateNotBranchableError"),
     "agentkd.models.client": ("Completion", "ModelClient"),
+    "agentkd.models.rate_limit": ("LocalRateLimiter", "RateLimit", "rate_limited"),
+    "agentkd.scale": ("Backend", "BackendError", "run_episodes"),
     "agentkd.evaluate": ("EvalReport", "evaluate"),
     "agentkd.policies": ("Policy", "PolicyContext", "PolicyOutput", "BuildContext", "UnknownPolicyError",
                          "build_policy", "make_policy", "policy_kinds", "register_policy", "student_spec",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     )
     from agentkd.evaluate import EvalReport, evaluate
     from agentkd.models.client import Completion, ModelClient
+    from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
     from agentkd.policies import (
         BuildContext,
         Policy,
@@ -109,6 +112,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.policies.self_consistent import SelfConsistentPolicy
     from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage
     from agentkd.run import RunFolder, RunLayout
+    from agentkd.scale import Backend, BackendError, run_episodes
     from agentkd.specs import EnvSpec, PolicySpec, SpecError
     from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError
     from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool

@@ -16,7 +16,7 @@ LAYERS = [
     ["agentkd.run"],
     ["agentkd.store.build", "agentkd.policies"],
     ["agentkd.agent", "agentkd.check_env"],
-    ["agentkd.collect"],
+    ["agentkd.collect", "agentkd.scale"],
     ["agentkd.evaluate", "agentkd.train"],
     ["agentkd.deploy", "agentkd.pipeline", "agentkd.report"],
     ["agentkd.cli"],

@@ -28,6 +28,8 @@ class FakeOpenAIServer:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.requests = 0
+        self.request_times: list[float] = []
+        """time.monotonic() of every request, as it arrived."""
         self._tasks = {t.prompt: t for split in env.splits for t in env.tasks(split)}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -60,6 +62,7 @@ class FakeOpenAIServer:
 
     async def _chat(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.request_times.append(time.monotonic())
         if self.requests <= self.fail_first:
             return web.json_response({"error": {"message": "injected failure", "type": "server_error"}},
                                      status=self.fail_status)

@@ -11,13 +11,21 @@ from rich.table import Table
 
 from agentkd.cli.common import (
     ApiBaseOption,
+    BackendOption,
     EnvArgOption,
     EnvOption,
     MaxStepsOption,
+    RayAddressOption,
+    RpmOption,
     SandboxOption,
+    TpmOption,
+    WorkersOption,
+    backend_config,
     console,
     exit_on_error,
+    print_rate_limits,
     progress_bar,
+    rate_limit_config,
     sandbox_config,
     run_interruptibly,
     stop_cleanly,
@@ -36,7 +44,8 @@ def collect_command(
     env_arg: EnvArgOption = None,
     split: Annotated[str, typer.Option("--split", help="Task split to run.")] = "train",
     n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 8,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Episodes run at once (per worker with --backend ray).")] = 8,
     samples_per_task: Annotated[int, typer.Option("--samples-per-task", min=1, help="Episodes per task.")] = 1,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Teacher sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per teacher step.")] = 512,
@@ -46,6 +55,11 @@ def collect_command(
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
     exec_timeout: Annotated[float, typer.Option("--exec-timeout", min=0.1, help="Wall-clock seconds per code execution.")] = 30.0,
+    backend: BackendOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = 2,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
 ) -> None:
     """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
     from agentkd.collect.job import CollectJob
@@ -60,9 +74,11 @@ def collect_command(
             teacher=teacher_spec(teacher, **settings), split=split, n=n, concurrency=concurrency,
             samples_per_task=samples_per_task, max_steps=max_steps,
             sandbox=sandbox_config(sandbox, timeout_s=exec_timeout),
+            backend=backend_config(backend, ray_address, workers), rate_limit=rate_limit_config(rpm, tpm),
         )
         stats, trajectories = execute(job)
     print_summary(stats, trajectories)
+    print_rate_limits(stats, job.rate_limit is not None)
 
 
 def execute(job: CollectJob) -> tuple[CollectStats, Path]:
@@ -98,6 +114,9 @@ def print_summary(stats: CollectStats, trajectories: Path) -> None:
     table.add_row("cost (new)", f"${stats.cost_usd:.4f}")
     table.add_row("trajectories", str(trajectories))
     Console().print(table)
+    if stats.workers_replaced:
+        console.print(f"[yellow]Ray workers replaced[/] {stats.workers_replaced} died mid-run; their "
+                      f"{stats.episodes_rerun} episodes in flight were run again (none written twice)")
     if stats.torn_bytes:
         console.print(f"[yellow]repaired[/] cut a torn last line ({stats.torn_bytes} bytes, from a crash mid-write) "
                       f"from {trajectories}; kept in {trajectories.with_suffix('.torn')}")

@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
+    from agentkd.collect import CollectStats
+    from agentkd.models.rate_limit import RateLimit
+    from agentkd.scale import Backend
     from agentkd.tools.sandbox import SandboxConfig
 
 T = TypeVar("T")
@@ -35,6 +38,20 @@ EnvOption = Annotated[str, typer.Option(
     "--env", help="Environment: built-in name (factqa, mathcode, apiworld), path/to/env.py[:attr] or module:attr.")]
 EnvArgOption = Annotated[Optional[list[str]], typer.Option(
     "--env-arg", help="KEY=VALUE passed to the environment's function (repeatable), e.g. --env-arg tasks_per_split=500.")]
+
+BackendOption = Annotated[str, typer.Option(
+    "--backend", help="Where episodes run: local (asyncio in this process) | ray (Ray workers; pip install "
+                      "'agentkd[ray]'). A run resumes on either.")]
+RayAddressOption = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Ray cluster to join: 'auto' (the one `ray start --head` runs here), HEAD_IP:6379 or "
+                          "ray://HEAD_IP:10001. Default: $RAY_ADDRESS, else a cluster running here, else a local "
+                          "one started for the job.")]
+WorkersOption = Annotated[int, typer.Option(
+    "--workers", min=1, help="Ray workers; each runs --concurrency episodes at once.")]
+RpmOption = Annotated[Optional[float], typer.Option(
+    "--rpm", min=0.001, help="Requests per minute per API model, shared by every episode and Ray worker of the job.")]
+TpmOption = Annotated[Optional[float], typer.Option(
+    "--tpm", min=1, help="Tokens (prompt + completion) per minute per API model, shared like --rpm.")]
 
 
 class CommandFailed(Exception):
@@ -135,6 +152,34 @@ def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:
     from agentkd.tools.sandbox import SandboxConfig
 
     return SandboxConfig(**limits, **({"isolation": isolation} if isolation else {}))
+
+
+def backend_config(backend: str, address: Optional[str], workers: int) -> Backend:
+    """The backend settings from --backend / --ray-address / --workers (a clear error for a wrong mix)."""
+    from agentkd.scale import Backend
+
+    if backend not in ("local", "ray"):
+        fail(f"unknown backend {backend!r}; choose local or ray", code=2)
+    if backend == "local" and address is not None:
+        fail("--ray-address needs --backend ray", code=2)
+    return Backend(kind=backend, address=address, workers=workers)  # type: ignore[arg-type]
+
+
+def rate_limit_config(rpm: Optional[float], tpm: Optional[float]) -> Optional[RateLimit]:
+    """The shared budget from --rpm / --tpm, or None when neither is given."""
+    from agentkd.models.rate_limit import RateLimit
+
+    return RateLimit(rpm=rpm, tpm=tpm) if rpm is not None or tpm is not None else None
+
+
+def print_rate_limits(stats: CollectStats, asked: bool) -> None:
+    """One line per rate-limited model: requests, tokens, seconds waited in all, 429s the provider answered."""
+    if asked and stats.done and not stats.rate_limits:
+        console.print("[yellow]note[/] --rpm/--tpm limit API models; this policy called none (local models and "
+                      "the reference solver are not limited)")
+    for model, s in stats.rate_limits.items():
+        console.print(f"[bold]rate limit[/] {model}: {s.requests} requests, {s.tokens} tokens, callers waited "
+                      f"{s.waited_s:.1f} s in all, {s.rate_limited} answered 429 (retried)")
 
 
 def progress_bar(title: str, *fields: str) -> Progress:

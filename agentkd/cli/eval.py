@@ -10,13 +10,21 @@ from rich.table import Table
 
 from agentkd.cli.common import (
     ApiBaseOption,
+    BackendOption,
     MaxStepsOption,
+    RayAddressOption,
+    RpmOption,
     RunOption,
     SandboxOption,
+    TpmOption,
+    WorkersOption,
+    backend_config,
     exit_on_error,
     fail,
     parse_price,
+    print_rate_limits,
     progress_bar,
+    rate_limit_config,
     sandbox_config,
     run_interruptibly,
     stop_cleanly,
@@ -52,7 +60,8 @@ def eval_command(
     max_steps: MaxStepsOption = None,
     history_steps: Annotated[Optional[int], typer.Option(
         "--history-steps", min=0, help="Student: show only the task and the last N steps (long episodes).")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 2,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Episodes run at once (per worker with --backend ray).")] = 2,
     api_base: ApiBaseOption = None,
     student_api_base: Annotated[Optional[str], typer.Option(
         "--student-api-base", help="Base URL of an OpenAI-compatible server for the student (e.g. `agentkd serve`).")] = None,
@@ -63,12 +72,18 @@ def eval_command(
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft appended for a trained student).")] = None,
     sandbox: SandboxOption = None,
+    backend: BackendOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = 2,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
 ) -> None:
     """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
     from agentkd.evaluate.job import POLICY_CHOICES, EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
 
     if policy not in POLICY_CHOICES:
         fail(f"unknown policy {policy!r}; choose {', '.join(POLICY_CHOICES)}", code=2)
+    where = backend_config(backend, ray_address, workers)
     prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
                                               ("student", parse_price(student_price, "--student-price"))) if price}
     with exit_on_error():
@@ -76,7 +91,8 @@ def eval_command(
                                 temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
                                 max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
-                      concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices)
+                      concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices,
+                      backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = execute(job)
     print_report(report)
 
@@ -91,13 +107,18 @@ def execute(job: EvalJob) -> EvalReport:
     with progress:
         bar = progress.add_task("eval", total=len(prepared.tasks), success=0.0)
 
+        seen: list[CollectStats] = []
+
         def update(_traj: object, stats: CollectStats) -> None:
+            seen[:] = [stats]
             progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)
 
         with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
                                     "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
             report = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=len(prepared.tasks))
+    if seen:
+        print_rate_limits(seen[0], job.rate_limit is not None)
     return report
 
 

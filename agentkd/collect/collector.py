@@ -9,6 +9,7 @@ from typing import Callable
 from agentkd.agent.loop import CodeActAgent
 from agentkd.run.folder import RunFolder
 from agentkd.env.environment import Environment
+from agentkd.models.rate_limit import RateLimitStats
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory
 
@@ -28,6 +29,12 @@ class CollectStats:
     error_messages: list[str] = field(default_factory=list)
     torn_bytes: int = 0
     """Bytes of a torn last line (a crash mid-write) cut from the file on resume and kept aside."""
+    rate_limits: dict[str, RateLimitStats] = field(default_factory=dict)
+    workers_replaced: int = 0
+    """Ray backend: workers that died and were replaced."""
+    episodes_rerun: int = 0
+    """Ray backend: episodes in flight on a dead worker, put back in the queue and run again."""
+    """Per rate-limited model: requests, tokens, seconds waited and 429s (when the job had a rate limit)."""
 
     def add(self, traj: Trajectory) -> None:
         self.done += 1

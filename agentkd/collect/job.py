@@ -9,14 +9,16 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.collect.collector import CollectStats, collect
+from agentkd.collect.collector import CollectStats
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment, resolve_env_spec
 from agentkd.errors import AgentKDError, EnvironmentDefinitionError
+from agentkd.models.rate_limit import RateLimit
 from agentkd.policies.base import Policy
 from agentkd.policies.registry import BuildContext, build_policy, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
+from agentkd.scale import Backend, run_episodes
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 from agentkd.version import __version__
@@ -33,6 +35,15 @@ class EpisodesJob(BaseModel):
     concurrency: int = Field(8, ge=1)
     max_steps: int | None = Field(None, ge=1, description="override the environment's step limit")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    backend: Backend = Field(default_factory=Backend)
+    """Where episodes run (this process, or Ray workers); a run resumes on any backend."""
+    rate_limit: RateLimit | None = None
+    """A budget per API model the policy calls, shared by every episode (and every Ray worker) of the job."""
+
+    def episode_options(self) -> dict[str, Any]:
+        """The keyword arguments of `agentkd.scale.run_episodes` that come from the job."""
+        return {"concurrency": self.concurrency, "backend": self.backend, "rate_limit": self.rate_limit,
+                "agent_kwargs": {"max_steps": self.max_steps, "sandbox": self.sandbox}}
 
 
 class CollectJob(EpisodesJob):
@@ -63,9 +74,9 @@ class PreparedCollect:
         return len(self.tasks) * self.job.samples_per_task
 
     async def run(self, on_trajectory: Callable[[Trajectory, CollectStats], None] | None = None) -> CollectStats:
-        return await collect(self.env, self.policy, self.tasks, self.folder, concurrency=self.job.concurrency,
-                             samples_per_task=self.job.samples_per_task, on_trajectory=on_trajectory,
-                             agent_kwargs={"max_steps": self.job.max_steps, "sandbox": self.job.sandbox})
+        return await run_episodes(self.env, self.policy, self.tasks, self.folder, env_spec=self.job.env,
+                                  samples_per_task=self.job.samples_per_task, on_trajectory=on_trajectory,
+                                  **self.job.episode_options())
 
 
 def teacher_label(spec: PolicySpec) -> str:
@@ -90,8 +101,9 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
     policy = build_policy(job.teacher, BuildContext(run=folder.layout))
     folder.start(
         identity={**job.identity(), "env_version": env.version},
-        details={**job.model_dump(mode="json", exclude={"run", "env", "teacher", "sandbox"}),
+        details={**job.model_dump(mode="json", exclude={"run", "env", "teacher", "sandbox", "backend"}),
                  "sandbox": job.sandbox.isolation, "exec_timeout": job.sandbox.timeout_s,
+                 "backend": job.backend.kind,
                  "env": env.describe(), "versions": versions()},
         specs={"env": job.env, "teacher": job.teacher},
     )

@@ -19,7 +19,7 @@ from agentkd.policies.registry import BuildContext, build_policy, student_spec, 
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import is_trained_student
-from agentkd.specs import PolicySpec
+from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox
 
 POLICY_CHOICES: tuple[str, ...] = ("teacher", "student", "icd", "sc", "cascade")
@@ -46,13 +46,14 @@ class PreparedEval:
     env: Environment
     tasks: list[Task]
     policy: Policy
+    env_spec: EnvSpec
 
     async def run(self, on_trajectory: Callable[[Trajectory, CollectStats], None] | None = None) -> EvalReport:
         job = self.job
         prices: Prices = dict(job.prices)
         return await evaluate(self.env, self.policy, self.tasks, job.run, job.name, job.split, job.identity(),
-                              concurrency=job.concurrency, prices=prices, on_trajectory=on_trajectory,
-                              agent_kwargs={"max_steps": job.max_steps, "sandbox": job.sandbox})
+                              prices=prices, on_trajectory=on_trajectory, env_spec=self.env_spec,
+                              **job.episode_options())
 
 
 def prepare_eval(job: EvalJob) -> PreparedEval:
@@ -65,7 +66,7 @@ def prepare_eval(job: EvalJob) -> PreparedEval:
     env = load_environment(env_spec)
     tasks = env.tasks(job.split, job.n)
     policy = build_policy(job.policy, BuildContext(run=folder.layout))
-    return PreparedEval(job, env, tasks, policy)
+    return PreparedEval(job, env, tasks, policy, env_spec)
 
 
 def run_teacher_spec(run: str | Path, teacher: str | None = None, api_base: str | None = None) -> PolicySpec:

@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from agentkd.collect.collector import collect
 from agentkd.env.environment import Environment
 from agentkd.evaluate.metrics import EvalReport, Prices, break_even, episode_cost, summarize
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
+from agentkd.models.rate_limit import RateLimit
+from agentkd.scale import Backend, run_episodes
+from agentkd.specs import EnvSpec
 
 
 def eval_folder(run: str | Path, name: str) -> RunFolder:
@@ -40,12 +42,18 @@ async def evaluate(
     prices: Prices | None = None,
     agent_kwargs: dict[str, Any] | None = None,
     on_trajectory: Callable[..., None] | None = None,
+    backend: Backend | None = None,
+    env_spec: EnvSpec | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> EvalReport:
-    """Evaluate (resuming an interrupted evaluation with the same settings) and write the report."""
+    """Evaluate (resuming an interrupted evaluation with the same settings) and write the report.
+
+    `backend` runs the episodes on Ray workers (they rebuild the environment from `env_spec` and the policy
+    from its spec); `rate_limit` is a shared budget per API model the policy calls."""
     folder = eval_folder(run, name)
     folder.start(identity=identity, details={"tasks": len(tasks)})
-    await collect(env, policy, tasks, folder, concurrency=concurrency, on_trajectory=on_trajectory,
-                  agent_kwargs=agent_kwargs)
+    await run_episodes(env, policy, tasks, folder, concurrency=concurrency, on_trajectory=on_trajectory,
+                       agent_kwargs=agent_kwargs, backend=backend, env_spec=env_spec, rate_limit=rate_limit)
     wanted = {t.id for t in tasks}
     trajs = [t for t in folder.iter_trajectories() if t.task.id in wanted and t.sample_index == 0]
     report = summarize(trajs, policy=name, split=split, prices=prices)

@@ -23,6 +23,7 @@ from agentkd.models import gguf_provider, hf_provider  # noqa: E402
 from agentkd.models.catalog import CATALOG as GGUF_CATALOG  # noqa: E402
 from agentkd.models.catalog import resolve_gguf  # noqa: E402
 from agentkd.models.local_hf import ALIASES  # noqa: E402
+from agentkd.models.rate_limit import RateLimiter, estimate_tokens, rate_limiter_for  # noqa: E402
 from agentkd.records import Usage  # noqa: E402
 
 litellm.suppress_debug_info = True
@@ -144,6 +145,7 @@ class ModelClient:
         input_cost_per_token: float | None = None,
         output_cost_per_token: float | None = None,
         extra: dict[str, Any] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.model = canonical_model(model)
         check_model_string(self.model)
@@ -160,6 +162,9 @@ class ModelClient:
         self.input_cost_per_token = input_cost_per_token
         self.output_cost_per_token = output_cost_per_token
         self.extra = dict(extra or {})
+        self.rate_limiter = rate_limiter
+        """The budget every request draws from; None: the one installed for this model in the process
+        (`agentkd.models.rate_limit.rate_limited`), if any."""
 
     async def complete(
         self,
@@ -207,15 +212,26 @@ class ModelClient:
 
     async def _call_with_retries(self, kwargs: dict[str, Any]) -> Any:
         attempt = 0
+        limiter = self.rate_limiter or rate_limiter_for(self.model)
+        estimate = estimate_tokens(kwargs["messages"]) if limiter is not None else 0
         while True:
             try:
-                return await litellm.acompletion(**kwargs)
+                if limiter is None:
+                    return await litellm.acompletion(**kwargs)
+                await limiter.acquire(estimate)  # a failed request keeps its estimate charged
+                response = await litellm.acompletion(**kwargs)
+                u = getattr(response, "usage", None)
+                await limiter.settle(estimate, int(getattr(u, "prompt_tokens", 0) or 0)
+                                     + int(getattr(u, "completion_tokens", 0) or 0))
+                return response
             except PERMANENT_ERRORS as exc:
                 fatal = isinstance(exc, FATAL_ERRORS)
                 raise ModelError(f"model {self.model!r} failed permanently: {_short(exc)}", fatal=fatal) from exc
             except TRANSIENT_ERRORS as exc:
                 if _CREDENTIALS.search(str(exc)):  # litellm reports some missing keys as server errors
                     raise self._credentials_error(exc) from exc
+                if limiter is not None and isinstance(exc, litellm.RateLimitError):
+                    await limiter.rate_limited()  # a 429: every caller of this budget waits for fresh budget
                 attempt += 1
                 if attempt > self.max_retries:
                     raise TransientModelError(

@@ -1,0 +1,9 @@
+"""Where episodes run: this process (asyncio, the default) or Ray actors across a cluster.
+
+`run_episodes` is the one entry collect and eval use; the Ray parts (`ray_collect`, `ray_workers`,
+`ray_cluster`) import Ray only when a job asks for it (`pip install agentkd[ray]`)."""
+
+from agentkd.scale.backend import Backend, BackendError, RayUnavailableError
+from agentkd.scale.episodes import limited_models, run_episodes
+
+__all__ = ["Backend", "BackendError", "RayUnavailableError", "limited_models", "run_episodes"]
