@@ -53,8 +53,10 @@ def train_command(
                                   max_trajectories=max_trajectories, max_steps=max_steps)
         result = execute(TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite,
                                   dataset=dataset))
-    if result.rank != 0:
-        return  # under `accelerate launch` the main process reports
+    if result.rank != 0:  # under `accelerate launch` the main process reports; the others say they finished
+        console.print(f"rank {result.rank}/{result.processes}: trained its shard ({result.examples} conversations "
+                      "in the data); the main process wrote the student")
+        return
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
     processes = f" on {result.processes} processes" if result.processes > 1 else ""
     console.print(f"trained on {result.examples} conversations{processes} in {result.seconds:.0f} s "

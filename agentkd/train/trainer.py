@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -153,6 +154,7 @@ def build_trainer(
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # under accelerate: every trained weight takes part in every step
     )
     peft_config = None
     if config.lora_r > 0:
@@ -291,17 +293,17 @@ def train_student(
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
-    train_tokens = _tokens_trained(trainer, examples, config, start_step)
+    train_tokens = _tokens_trained(trainer, examples, config, start_step, state.num_processes)
     adapter_dir = gguf = gguf_error = None
     if trainer.is_world_process_zero():
         adapter_dir = _save(trainer, tokenizer, layout, config)
-        write_log(layout.train_log, trainer.state.log_history, train_tokens * state.num_processes, seconds,
+        write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds,
                   processes=state.num_processes)
         gguf, gguf_error = _export_gguf(layout)
     state.wait_for_everyone()  # no process reports success before the student is on disk
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
-                       examples=len(examples), too_long=too_long, train_tokens=train_tokens * state.num_processes,
+                       examples=len(examples), too_long=too_long, train_tokens=train_tokens,
                        seconds=seconds, final_loss=losses[-1] if losses else output.training_loss, gguf=gguf,
                        gguf_error=gguf_error, processes=state.num_processes, rank=state.process_index)
 
@@ -340,10 +342,12 @@ def load_examples(
     return examples, report, len(too_long)
 
 
-def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig, start_step: int) -> int:
-    """Tokens run through the model by this call (steps since `start_step`, at the data's mean tokens per step)."""
+def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig, start_step: int,
+                    processes: int = 1) -> int:
+    """Tokens run through the model by this call, by all processes (steps since `start_step`, at the data's mean
+    tokens per step; a step takes batch_size conversations on each process)."""
     per_epoch = sum(len(e.input_ids) for e in examples)
-    steps_per_epoch = max(trainer.state.max_steps / max(config.epochs, 1e-9), 1e-9)
+    steps_per_epoch = max(math.ceil(len(examples) / (config.batch_size * processes)), 1)
     return int(per_epoch * (trainer.state.global_step - start_step) / steps_per_epoch)
 
 
