@@ -108,6 +108,13 @@ def test_a_student_trained_from_an_export_serves_the_cascade(factqa, tmp_path):
                                      "--student-api-base", base, "--n", "1", "--samples", "2", "--max-tokens", "64",
                                      "--concurrency", "1"])
         assert result.exit_code == 0, result.output
+        # The deployable agent, too: the run's student served, the run's teacher (reference) for deferred steps.
+        from agentkd import CascadedAgent
+
+        agent = CascadedAgent.from_run(run, student="trained", student_api_base=base, n=2, max_steps=2)
+        deployed = agent.run(factqa.tasks("test")[1])
+        assert deployed.policy == "cascade:hosted_vllm/tiny-student+teacher:reference" and deployed.steps
+        assert deployed.usage_by_role()["student"].completion_tokens > 0
     finally:
         process.terminate()  # `agentkd serve` execs the server: this pid is the server's
         try:
