@@ -61,3 +61,8 @@ def test_two_processes_train_one_student(factqa, tmp_path):
     data = json.loads((student / "data.json").read_text())
     assert data["examples"] == 4 and "(4 conversations in the data)" in output
     assert log[-1]["train_tokens"] == data["tokens"]
+
+    # The main process refuses to replace the student; the launcher stops the waiting process too, nothing is lost.
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "already exists; pass --resume" in again.stdout + again.stderr
+    assert (student / "adapter" / "adapter_config.json").is_file() and (student / "student.gguf").is_file()
