@@ -140,3 +140,18 @@ def test_a_new_run_adopts_the_exports_env_and_teacher(run, tmp_path):
 
     with pytest.raises(RunFolderError, match="different job"):
         adopt_dataset(stranger, out)
+
+
+def test_train_refuses_a_folder_that_is_not_an_export(run, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--run", str(tmp_path / "new"), "--dataset", str(run)])
+    assert result.exit_code == 1 and "not an agentkd dataset export" in result.output
+    assert not (tmp_path / "new").exists()
+    result = runner.invoke(app, ["train", "--run", str(run), "--stage", "dpo", "--dataset", str(tmp_path)])
+    assert result.exit_code == 2 and "sft stage" in result.output
+    out = tmp_path / "pairs"
+    CliRunner().invoke(app, ["export", "--run", str(run), "--format", "jsonl", "--what", "trajectories", "--out", str(out)])
+    meta = json.loads((out / "agentkd_dataset.json").read_text())
+    (out / "agentkd_dataset.json").write_text(json.dumps({**meta, "what": "preferences"}))
+    with pytest.raises(DatasetExportError, match="trains on trajectories or sft"):
+        adopt_dataset(tmp_path / "other", out)
