@@ -35,6 +35,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.policies.self_consistent": ("SelfConsistentPolicy",),
     "agentkd.train": ("FilterConfig", "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError",
                       "TrainResult", "filter_trajectories", "train_student"),
+    "agentkd.train.dataset_export": ("DatasetExportError", "export_dataset", "load_exported"),
+    "agentkd.train.serving": ("StudentServer", "StudentServerError", "student_server"),
     "agentkd.records": ("SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage"),
     "agentkd.run": ("RunFolder", "RunLayout"),
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
@@ -127,3 +129,5 @@ if TYPE_CHECKING:  # static analysers see the real names
         filter_trajectories,
         train_student,
     )
+    from agentkd.train.dataset_export import DatasetExportError, export_dataset, load_exported
+    from agentkd.train.serving import StudentServer, StudentServerError, student_server

@@ -43,13 +43,17 @@ class CascadedAgent:
         max_steps: int | None = None,
         sandbox: SandboxConfig | None = None,
         run: str | Path | None = None,
+        student_api_base: str | None = None,
     ) -> None:
+        """`student_api_base`: where a string `student` is served, e.g. `student="trained"` with the address of
+        `agentkd serve --student RUN` (the run's student, served, with its short prompt)."""
         context = BuildContext(run=RunLayout(run) if run is not None else None, store=store)
         if isinstance(student, ModelClient):
             spec = student_spec(student.model, demos=store is not None, k=k, max_tokens=student.max_tokens,
                                 temperature=student.temperature, api_base=student.api_base)
         else:
-            spec = student_spec(student, demos=store is not None, k=k)
+            spec = student_spec(student, demos=store is not None, k=k,
+                                **({"api_base": student_api_base} if student_api_base else {}))
         student_policy = build_policy(spec, context)
         if isinstance(student, ModelClient):
             student_policy.client = student  # type: ignore[attr-defined]  # keep the caller's client (key, prices)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from agentkd.cli.common import console, exit_on_error, fail, progress_bar, stop_cleanly
+from agentkd.cli.common import CommandFailed, console, exit_on_error, fail, progress_bar, stop_cleanly
 
 if TYPE_CHECKING:
     from agentkd.train import TrainResult
@@ -31,19 +31,35 @@ def train_command(
         "--config", help="YAML file with training settings (keys of agentkd.TrainConfig); options given here override it.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in RUN/student/checkpoints.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing RUN/student and train again.")] = False,
+    dataset: Annotated[Optional[Path], typer.Option(
+        "--dataset", help="Train on the train split of an `agentkd export` (trajectories or sft; hf, parquet or jsonl) "
+                          "instead of RUN/trajectories.jsonl; a new RUN gets the export's env and teacher.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(
+        "--max-steps", min=1, help="Stop after this many optimizer steps (smoke tests; default: the epochs).")] = None,
 ) -> None:
-    """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present)."""
+    """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present).
+
+    Several GPUs (or CPU processes): `accelerate launch [--config_file configs/accelerate/multi_gpu.yaml]
+    -m agentkd.cli train --run RUN ...`; one process writes RUN/student."""
     from agentkd.train import resolve_config
     from agentkd.train.job import TrainJob
 
     if stage not in ("sft", "dpo"):
         fail(f"unknown stage {stage!r}; choose sft or dpo", code=2)
+    if dataset is not None and stage != "sft":
+        fail("--dataset trains the sft stage; the dpo stage builds its pairs from RUN's evaluations", code=2)
     with exit_on_error():
         settings = resolve_config(config, student=student, epochs=epochs, lr=lr, lora_r=lora_r,
-                                  max_trajectories=max_trajectories)
-        result = execute(TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite))
+                                  max_trajectories=max_trajectories, max_steps=max_steps)
+        result = execute(TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite,
+                                  dataset=dataset))
+    if result.rank != 0:  # under `accelerate launch` the main process reports; the others say they finished
+        console.print(f"rank {result.rank}/{result.processes}: trained its shard ({result.examples} conversations "
+                      "in the data); the main process wrote the student")
+        return
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
-    console.print(f"trained on {result.examples} conversations in {result.seconds:.0f} s "
+    processes = f" on {result.processes} processes" if result.processes > 1 else ""
+    console.print(f"trained on {result.examples} conversations{processes} in {result.seconds:.0f} s "
                   f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
     alias = "trained-dpo" if stage == "dpo" else "trained"
     console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student {alias})")
@@ -57,15 +73,30 @@ def train_command(
 
 def execute(job: TrainJob) -> TrainResult:
     """Train with a progress bar (steps, loss); CommandFailed on failure (checkpoints are kept)."""
+    import os
+
     from agentkd.env.loading import load_environment
     from agentkd.run import RunFolder
+    from agentkd.specs import EnvSpec
     from agentkd.train import train_student
     from agentkd.train.dpo import train_dpo
 
-    environment = load_environment(RunFolder(job.run).env_spec())
+    if job.dataset is not None:
+        from agentkd.train.dataset_export import read_meta
+
+        meta = read_meta(job.dataset)
+        if not meta.env:
+            raise CommandFailed(f"{job.dataset} records no environment; export it again with this agentkd")
+        environment = load_environment(EnvSpec.model_validate(meta.env))
+    else:
+        environment = load_environment(RunFolder(job.run).env_spec())
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, only the main one shows progress
     progress = progress_bar("train", "loss {task.fields[loss]}")
+    progress.disable = not main_process
 
     def show_data(report: Any, examples: list) -> None:
+        if not main_process:
+            return
         console.print(f"filters: {report.summary()}")
         tokens = sum(len(e.input_ids) for e in examples)
         console.print(f"SFT data: {len(examples)} conversations, {tokens} tokens "
@@ -85,4 +116,5 @@ def execute(job: TrainJob) -> TrainResult:
                                  on_pairs=lambda counts: console.print(
                                      "preference pairs: " + ", ".join(f"{n} {k}" for k, n in counts.items())))
             return train_student(job.run, environment, job.config, resume=job.resume, overwrite=job.overwrite,
-                                 on_progress=update, on_data=show_data)
+                                 on_progress=update if main_process else None, on_data=show_data,
+                                 dataset=job.dataset)

@@ -124,7 +124,7 @@ class StudentPolicy:
 
 def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,
              goal_weight: float = 0.5) -> StudentPolicy:
-    model = context.model(settings.model)
+    model = context.model(settings.model, settings.api_base)
     trained = is_trained_student(settings.model) or is_trained_student(model)
     short = settings.prompt == "short" or (settings.prompt == "auto" and trained)
     client = ModelClient(model, max_tokens=settings.max_tokens, temperature=settings.temperature,

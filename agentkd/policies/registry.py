@@ -54,11 +54,21 @@ class BuildContext:
             self._loaded_store = DemoStore.load(self.run.index_dir)
         return self._loaded_store
 
-    def model(self, name: str) -> str:
+    def model(self, name: str, api_base: str | None = None) -> str:
         """A model string with `trained` / `trained-dpo` resolved to this run's fine-tuned student: its GGUF
-        through llama.cpp (`gguf/`) when `agentkd train` exported one, else its weights in process (`hf/`)."""
+        through llama.cpp (`gguf/`) when `agentkd train` exported one, else its weights in process (`hf/`); with
+        `api_base`, the student served there (`agentkd serve --student RUN`): `hosted_vllm/<the server's model>`."""
         if name not in TRAINED_NAMES:
             return name
+        if api_base:
+            from agentkd.models.serve import served_models
+
+            served = served_models(api_base)
+            if len(served) != 1:
+                raise SpecError(f"the server at {api_base} serves {served or 'no model'}; `{name}` with an api_base "
+                                "needs a server of one model (`agentkd serve --student RUN`), or pass "
+                                "--student hosted_vllm/NAME")
+            return f"hosted_vllm/{served[0]}"
         if self.run is None:
             raise SpecError(f"the student {name!r} means a run's fine-tuned student; give the run folder")
         folder = self.run.trained_model(name)

@@ -14,6 +14,8 @@ RUN/
   eval/<name>.jsonl        their trajectories
   eval/settings/<name>.json  each evaluation's identity and settings (resume checks)
   report.html              the run's report
+  datasets/<what>/<format>/  `agentkd export --format hf|parquet|jsonl`: trajectories, sft or preferences as a
+                           Hugging Face dataset with its card (README.md) and agentkd_dataset.json
 ```
 """
 
@@ -165,6 +167,15 @@ class RunLayout:
         if not self.eval_dir.is_dir():
             return {}
         return {p.stem: p for p in sorted(self.eval_dir.glob("*.json")) if not p.name.endswith(".config.json")}
+
+    # datasets ------------------------------------------------------------------------------
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    def dataset_dir(self, what: str, fmt: str) -> Path:
+        """Where `agentkd export --what WHAT --format FMT` writes by default: RUN/datasets/<what>/<format>."""
+        return self.datasets_dir / _checked(what) / _checked(fmt)
 
     # report ------------------------------------------------------------------------------
     @property

@@ -62,6 +62,8 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 on CUDA, and on CPUs with native bf16 matrix units (AMX); fp32 otherwise."""
     max_trajectories: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps (overrides epochs; for smoke tests of a setup, e.g. multi-GPU)."""
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(20, ge=1)

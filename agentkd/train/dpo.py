@@ -47,6 +47,9 @@ def train_dpo(
     from trl import DPOConfig, DPOTrainer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainingError("the preference (dpo) stage runs in one process: start it with `agentkd train --stage dpo`, "
+                            "not under `accelerate launch` (only the sft stage is multi-process)")
     layout = RunLayout(run)
     base = layout.trained_student()
     out = layout.dpo_dir

@@ -39,6 +39,8 @@ class FilterReport(BaseModel):
     """Reason → count (failed episodes are counted here too, under their reason)."""
     windowed: int = 0
     """Kept trajectories too long for one example, trained as several windows."""
+    conversations: int | None = None
+    """Set when the data is an `agentkd export --what sft` dataset: conversations kept (filtered before export)."""
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -52,6 +54,9 @@ class FilterReport(BaseModel):
         failed = [(why.replace(" (set apart as failed)", ""), n) for why, n in reasons if "set apart" in why]
         other = [(why, n) for why, n in reasons if "set apart" not in why]
         windows = f", {self.windowed} of them as windows" if self.windowed else ""
+        if self.conversations is not None:
+            return (f"{self.seen} conversations (an sft export, filtered before export) = kept {self.conversations}"
+                    f"{windows} + dropped {sum(self.dropped.values())}{listed(reasons)}")
         return (f"{self.seen} trajectories = kept {len(self.kept)}{windows} + set apart {len(self.failed)} failed"
                 f"{listed(failed)} + dropped {sum(n for _, n in other)}{listed(other)}")
 

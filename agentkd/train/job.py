@@ -19,5 +19,7 @@ class TrainJob(BaseModel):
     stage: Literal["sft", "dpo"] = "sft"
     """sft: supervised fine-tuning on the filtered trajectories; dpo: preference pairs on top of the SFT student."""
     config: TrainConfig = Field(default_factory=TrainConfig)
+    dataset: Path | None = None
+    """An `agentkd export` (trajectories or sft) to train on instead of RUN/trajectories.jsonl (sft stage only)."""
     resume: bool = False
     overwrite: bool = False

@@ -108,19 +108,29 @@ def build_examples(
 ) -> tuple[list[SFTExample], list[Trajectory], int]:
     """SFT examples for `trajectories`: one per conversation, or windows (see `windows`) for one longer than
     `max_tokens`. Returns (examples, trajectories with a step too long for any window, number windowed)."""
+    conversations = [(traj.task.id, student_conversation(env, traj)) for traj in trajectories]
+    examples, too_long, windowed = examples_from_conversations(conversations, tokenizer, max_tokens, context)
+    return examples, [trajectories[i] for i in too_long], windowed
+
+
+def examples_from_conversations(
+    conversations: list[tuple[str, list[dict[str, str]]]], tokenizer: Any, max_tokens: int, context: int = 4,
+) -> tuple[list[SFTExample], list[int], int]:
+    """SFT examples for (task id, student conversation) pairs (what `agentkd export --what sft` writes): one per
+    conversation, or windows for one longer than `max_tokens`. Returns (examples, indices of the conversations
+    with a step too long for any window, number windowed)."""
     examples: list[SFTExample] = []
-    too_long: list[Trajectory] = []
+    too_long: list[int] = []
     windowed = 0
-    for traj in trajectories:
-        messages = student_conversation(env, traj)
-        example = tokenize_conversation(tokenizer, messages, traj.task.id)
+    for index, (task_id, messages) in enumerate(conversations):
+        example = tokenize_conversation(tokenizer, messages, task_id)
         if len(example.input_ids) <= max_tokens:
             if example.trained_tokens:
                 examples.append(example)
             continue
-        parts = windows(tokenizer, messages, max_tokens, context, traj.task.id)
+        parts = windows(tokenizer, messages, max_tokens, context, task_id)
         if parts is None:
-            too_long.append(traj)
+            too_long.append(index)
         else:
             windowed += 1
             examples.extend(p for p in parts if p.trained_tokens)

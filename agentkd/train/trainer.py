@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -47,6 +48,10 @@ class TrainResult:
     """RUN/student/student.gguf (the merged student for llama.cpp), None when its export failed."""
     gguf_error: str | None = None
     """Why the GGUF export failed (the merged weights are saved regardless); `agentkd export` retries it."""
+    processes: int = 1
+    """Training processes (several under `accelerate launch`); train_tokens counts all of them."""
+    rank: int = 0
+    """This process's index among them (0: the main process, the one that wrote the student)."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -124,6 +129,7 @@ def build_trainer(
     args = SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
         learning_rate=config.lr,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_steps,
@@ -148,6 +154,7 @@ def build_trainer(
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # under accelerate: every trained weight takes part in every step
     )
     peft_config = None
     if config.lora_r > 0:
@@ -236,8 +243,14 @@ def train_student(
     overwrite: bool = False,
     on_progress: ProgressFn | None = None,
     on_data: Callable[[FilterReport, list[SFTExample]], None] | None = None,
+    dataset: str | Path | None = None,
 ) -> TrainResult:
-    """Train RUN's student from RUN/trajectories.jsonl and write RUN/student/."""
+    """Train RUN's student from RUN/trajectories.jsonl (or from the `train` split of an `agentkd export` at
+    `dataset`: trajectories, or SFT conversations) and write RUN/student/.
+
+    Under `accelerate launch` (several processes, one per GPU, or CPU processes over gloo) every process builds
+    the same data (deterministically, from the same files) and trains its shard; only the main process checks
+    and writes the run folder, checkpoints, the trained student and its log, and the others wait for it."""
     from transformers import AutoTokenizer
 
     from agentkd.models.local_hf import resolve_local_model
@@ -246,27 +259,33 @@ def train_student(
     layout = RunLayout(run)
     out = layout.student_dir
     checkpoints = layout.student_checkpoints
-    if out.exists() and not resume:
-        if not overwrite:
-            raise TrainingError(f"{out} already exists; pass --resume to continue its training or --overwrite to "
-                                "start again (which deletes it)")
-        shutil.rmtree(out)
-    if resume and not layout.has_checkpoint():
-        raise TrainingError(f"nothing to resume: {checkpoints} holds no checkpoint; run without --resume")
-    model_path = resolve_local_model(config.student)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    trajectories = list(RunFolder(run).iter_trajectories())
-    examples, report, too_long = prepare_data(env, trajectories, tokenizer, config, context_length(model_path, tokenizer))
+    state = distributed_state()
+    with state.main_process_first():  # the main process checks and prepares the folder before the others read it
+        if state.is_main_process:
+            if dataset is not None:
+                from agentkd.train.dataset_export import adopt_dataset
+
+                adopt_dataset(run, dataset)
+            if out.exists() and not resume:
+                if not overwrite:
+                    raise TrainingError(f"{out} already exists; pass --resume to continue its training or "
+                                        "--overwrite to start again (which deletes it)")
+                shutil.rmtree(out)
+            if resume and not layout.has_checkpoint():
+                raise TrainingError(f"nothing to resume: {checkpoints} holds no checkpoint; run without --resume")
+        model_path = resolve_local_model(config.student)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        examples, report, too_long = load_examples(run, env, tokenizer, config, context_length(model_path, tokenizer),
+                                                   dataset)
     if on_data:
         on_data(report, examples)
     if not examples:
-        raise TrainingError(f"no trajectory in {run} passed the filters ({report.summary()}); collect more, or "
-                            "loosen the filters in a --config file")
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process writes
-    out.mkdir(parents=True, exist_ok=True)
-    if main_process:
+        raise TrainingError(f"no trajectory in {dataset or run} passed the filters ({report.summary()}); collect "
+                            "more, or loosen the filters in a --config file")
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
         layout.student_config.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        _write_data_files(layout, report, examples)
+        _write_data_files(layout, report, examples, dataset)
 
     start_step = layout.checkpoint_steps()[-1] if resume else 0
     callbacks = [progress_callback(on_progress)] if on_progress else []
@@ -274,22 +293,61 @@ def train_student(
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
-    train_tokens = _tokens_trained(trainer, examples, config, start_step)
+    train_tokens = _tokens_trained(trainer, examples, config, start_step, state.num_processes)
     adapter_dir = gguf = gguf_error = None
     if trainer.is_world_process_zero():
         adapter_dir = _save(trainer, tokenizer, layout, config)
-        write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds)
+        write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds,
+                  processes=state.num_processes)
         gguf, gguf_error = _export_gguf(layout)
+    state.wait_for_everyone()  # no process reports success before the student is on disk
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
-                       examples=len(examples), too_long=too_long, train_tokens=train_tokens, seconds=seconds,
-                       final_loss=losses[-1] if losses else output.training_loss, gguf=gguf, gguf_error=gguf_error)
+                       examples=len(examples), too_long=too_long, train_tokens=train_tokens,
+                       seconds=seconds, final_loss=losses[-1] if losses else output.training_loss, gguf=gguf,
+                       gguf_error=gguf_error, processes=state.num_processes, rank=state.process_index)
 
 
-def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig, start_step: int) -> int:
-    """Tokens run through the model by this call (steps since `start_step`, at the data's mean tokens per step)."""
+def distributed_state() -> Any:
+    """accelerate's view of this process: one process normally; under `accelerate launch` (or torchrun) it joins
+    the process group (nccl on GPUs, gloo on CPUs), as the Trainer would a moment later."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def load_examples(
+    run: str | Path, env: Environment, tokenizer: Any, config: TrainConfig, context: int,
+    dataset: str | Path | None = None,
+) -> tuple[list[SFTExample], FilterReport, int]:
+    """(examples, filter report, trajectories too long) from RUN/trajectories.jsonl, or from an export's train split:
+    a trajectories export goes through the filters like a run; an sft export holds already filtered conversations."""
+    if dataset is None:
+        return prepare_data(env, list(RunFolder(run).iter_trajectories()), tokenizer, config, context)
+    from agentkd.train.dataset_export import exported_conversations, exported_trajectories, read_meta
+    from agentkd.train.sft_data import examples_from_conversations
+
+    if read_meta(dataset).what == "trajectories":
+        return prepare_data(env, exported_trajectories(dataset), tokenizer, config, context)
+    conversations = exported_conversations(dataset)
+    if config.max_trajectories:
+        conversations = conversations[: config.max_trajectories]
+    limit = config.filters.max_tokens or context
+    examples, too_long, windowed = examples_from_conversations(conversations, tokenizer, limit,
+                                                               config.filters.window_context)
+    report = FilterReport(seen=len(conversations), windowed=windowed, conversations=len(conversations) - len(too_long))
+    if too_long:
+        report.drop(f"a step longer than {limit} tokens", len(too_long))
+    return examples, report, len(too_long)
+
+
+def _tokens_trained(trainer: Any, examples: list[SFTExample], config: TrainConfig, start_step: int,
+                    processes: int = 1) -> int:
+    """Tokens run through the model by this call, by all processes (steps since `start_step`, at the data's mean
+    tokens per step; a step takes batch_size conversations on each process)."""
     per_epoch = sum(len(e.input_ids) for e in examples)
-    steps_per_epoch = max(trainer.state.max_steps / max(config.epochs, 1e-9), 1e-9)
+    steps_per_epoch = max(math.ceil(len(examples) / (config.batch_size * processes)), 1)
     return int(per_epoch * (trainer.state.global_step - start_step) / steps_per_epoch)
 
 
@@ -329,21 +387,25 @@ def _export_gguf(layout: RunLayout) -> tuple[Path | None, str | None]:
         return None, reason
 
 
-def _write_data_files(layout: RunLayout, report: FilterReport, examples: list[SFTExample]) -> None:
-    summary = {"summary": report.summary(), "seen": report.seen, "kept": len(report.kept), "examples": len(examples),
+def _write_data_files(layout: RunLayout, report: FilterReport, examples: list[SFTExample],
+                      dataset: str | Path | None = None) -> None:
+    summary = {**({"dataset": str(Path(dataset).resolve())} if dataset is not None else {}),"summary": report.summary(), "seen": report.seen, "kept": len(report.kept), "examples": len(examples),
                "failed": len(report.failed), "dropped": report.dropped,
                "tokens": sum(len(e.input_ids) for e in examples),
                "trained_tokens": sum(e.trained_tokens for e in examples)}
     layout.student_data.write_text(json.dumps(summary, indent=2))
+    if dataset is not None:
+        return  # the failed episodes of an export's trajectories belong to its source run
     # Kept apart for later preference training, outside student/ so that replacing a student keeps them.
     with open(layout.failed_episodes, "w") as handle:
         for traj in report.failed:
             handle.write(traj.model_dump_json() + "\n")
 
 
-def write_log(file: Path, history: list[dict[str, Any]], tokens: int, seconds: float) -> None:
+def write_log(file: Path, history: list[dict[str, Any]], tokens: int, seconds: float, processes: int = 1) -> None:
     with open(file, "w") as handle:
         for entry in history:
             handle.write(json.dumps(entry) + "\n")
         handle.write(json.dumps({"train_tokens": tokens, "train_seconds": round(seconds, 2),
-                                 "tokens_per_s": round(tokens / seconds, 1) if seconds else None}) + "\n")
+                                 "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+                                 "processes": processes}) + "\n")
