@@ -52,3 +52,17 @@ def test_no_saving_means_no_break_even_and_tasks_must_match():
                                  "other": [traj("b", ["teacher"], True, use)]}, [], SETTINGS)
     with pytest.raises(ValueError, match="needs the teacher"):
         cost_table("e", "test", {"other": [traj("a", ["teacher"], True, use)]}, [], SETTINGS)
+
+
+def test_deferral_by_quarter_follows_run_order():
+    from agentkd.evaluate.costs import deferral_by_quarter
+
+    def voted(deferred: bool) -> Step:
+        return Step(index=0, role="teacher" if deferred else "student", output="x", candidates=["a", "b"],
+                    vote={"accepted": not deferred})
+
+    trajs = [Trajectory(task=Task(id=str(i), prompt="q", answer=1), policy="p",
+                        steps=[voted(i < 2), voted(i < 4)]) for i in range(8)]
+    assert deferral_by_quarter(trajs) == [1.0, 0.5, 0.0, 0.0]
+    assert deferral_by_quarter([Trajectory(task=Task(id="x", prompt="q", answer=1), policy="p",
+                                           steps=[Step(index=0, role="teacher", output="x")])]) == []

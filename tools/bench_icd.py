@@ -48,10 +48,10 @@ PARAMS = {"qwen2.5-coder-1.5b": 1.54e9, "qwen2.5-coder-0.5b": 0.49e9, "smollm2-1
 """Parameters by model alias (for FLOPs); a trained student has its base model's."""
 
 CASCADE = re.compile(r"^cascade(?P<sft>-sft)?-(?P<mode>code|result|majority)(?:-n(?P<n>\d+))?(?:-t(?P<t>[\d.]+))?"
-                     r"(?:-m(?P<m>\d+))?$")
+                     r"(?:-m(?P<m>\d+))?(?P<online>-online)?$")
 POLICY_HELP = ("teacher | student | icd | sft | cascade[-sft]-MODE[-nN][-tT][-mM] with MODE code, result or majority, "
                "N samples (3), T temperature (0.7), M samples that must agree (all; majority: N//2+1); "
-               "-sft: the fine-tuned student (needs --sft)")
+               "-sft: the fine-tuned student (needs --sft); -online: deferred teacher steps join the store at once")
 
 
 def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens: int) -> PolicySpec:
@@ -73,7 +73,7 @@ def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens
     return validate_policy_spec(PolicySpec(kind="cascade", settings={
         "student": part, "teacher": teacher, "samples": int(match["n"] or 3),
         "temperature": float(match["t"] or 0.7), "agreement": match["mode"],
-        "min_agree": int(match["m"]) if match["m"] else None}))
+        "min_agree": int(match["m"]) if match["m"] else None, "online": bool(match["online"])}))
 
 
 def alias(model: str) -> str:
@@ -84,7 +84,7 @@ def print_table(table: CostTable, title: str) -> None:
     out = Table(title=title)
     for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
                    "tokens S in/out", "$ / episode", "x cheaper", "TFLOPs / ep", "x fewer FLOPs", "break-even ep",
-                   "s / episode"):
+                   "s / episode", "deferred by quarter"):
         out.add_column(column)
     for row in table.rows:
         lo, hi = row.success_ci95
@@ -95,7 +95,8 @@ def print_table(table: CostTable, title: str) -> None:
             f"{t.get('prompt', 0):.0f}/{t.get('completion', 0):.0f}", f"{s.get('prompt', 0):.0f}/{s.get('completion', 0):.0f}",
             f"{row.cost_usd:.5f}", "" if row.cost_ratio is None else f"{row.cost_ratio:.2f}",
             f"{row.flops / 1e12:.2f}", "" if row.flops_ratio is None else f"{row.flops_ratio:.2f}",
-            "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}")
+            "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}",
+            " ".join("-" if q is None else f"{q:.0%}" for q in row.deferral_by_quarter))
     Console(width=220).print(out)
 
 

@@ -58,6 +58,9 @@ class CostRow(BaseModel):
     flops_ratio: float | None = None
     break_even_episodes: float | None = None
     """Collection cost ÷ $ saved per episode against the teacher; None when nothing is saved."""
+    deferral_by_quarter: list[float | None] = Field(default_factory=list)
+    """Cascades: the share of voted steps deferred to the teacher in each quarter of the episodes, in the order they
+    ran (an online store should make the last quarter's lower than the first's)."""
 
 
 class CostTable(BaseModel):
@@ -81,6 +84,17 @@ def _per_episode(trajs: list[Trajectory], settings: PriceSettings) -> tuple[dict
     return totals, dollars, flops
 
 
+def deferral_by_quarter(trajs: list[Trajectory]) -> list[float | None]:
+    """Deferred share of voted steps per quarter of `trajs` (in run order); [] when no step was voted on."""
+    if not any(s.cascaded for t in trajs for s in t.steps):
+        return []
+    quarters = []
+    for q in range(4):
+        voted = [s for t in trajs[q * len(trajs) // 4:(q + 1) * len(trajs) // 4] for s in t.steps if s.cascaded]
+        quarters.append(sum(s.deferred for s in voted) / len(voted) if voted else None)
+    return quarters
+
+
 def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> CostRow:
     """The row of one evaluation (its trajectories, all on the table's tasks)."""
     if not trajs:
@@ -97,6 +111,7 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
                 for role, u in sorted(totals.items())},
         calls_per_step=sum(u.calls for u in totals.values()) / len(steps) if steps else 0.0,
         cost_usd=dollars, flops=flops, wall_s=sum(t.duration_s for t in trajs) / n,
+        deferral_by_quarter=deferral_by_quarter(trajs),
     )
 
 
