@@ -76,6 +76,14 @@ def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens
         "min_agree": int(match["m"]) if match["m"] else None, "online": bool(match["online"])}))
 
 
+TABLE_ORDER = ("teacher", "student", "icd", "sft")
+
+
+def eval_name(policy: str, split: str) -> str:
+    """RUN/eval/<policy>@<split> (a slice `train[a:b]` becomes `train_a-b`)."""
+    return f"{policy}@{split}".replace("[", "_").replace(":", "-").replace("]", "")
+
+
 def alias(model: str) -> str:
     return model.split("/", 1)[-1]
 
@@ -130,24 +138,28 @@ def main(argv: list[str] | None = None) -> int:
                                n=args.train, concurrency=args.concurrency, max_steps=args.max_steps))
     index.execute(IndexJob(run=run))
     names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    if "teacher" not in names:
-        names.insert(0, "teacher")
     if args.sft and not layout.has_trained_student():
         train.execute(TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()))
-    evaluations = {}
     for name in names:
         spec = policy_spec(name, teacher, args.student, args.k, args.max_tokens)
-        eval_name = f"{name}@{args.split}".replace("[", "_").replace(":", "-").replace("]", "")
-        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name, split=args.split, n=args.n,
-                                   concurrency=args.concurrency, max_steps=args.max_steps))
-        evaluations[name] = list(eval_folder(run, eval_name).iter_trajectories())
+        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name(name, args.split), split=args.split,
+                                   n=args.n, concurrency=args.concurrency, max_steps=args.max_steps))
+    # The table takes every finished evaluation of this split (several processes may each run some policies).
+    suffix = eval_name("", args.split)
+    finished = {p.stem.removesuffix(suffix): list(eval_folder(run, p.stem).iter_trajectories())
+                for p in layout.eval_dir.glob(f"*{suffix}.jsonl")}
+    order = [*TABLE_ORDER, *sorted(finished)]
+    evaluations = {name: finished[name] for name in dict.fromkeys(order)
+                   if name in finished and len(finished[name]) == args.n}
+    if "teacher" not in evaluations:
+        print(f"evaluated {', '.join(names)}; the table needs the teacher's evaluation too (--policies teacher)")
+        return 0
     collected = [t for t in RunFolder(run).iter_trajectories()]
     student_params = PARAMS.get(alias(args.student), 0.0)
     settings = PriceSettings(prices={"teacher": tuple(args.teacher_price), "student": tuple(args.student_price)},
                              params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params})
     table = cost_table(args.env, args.split, evaluations, collected, settings)
-    table_name = f"icd@{args.split}".replace("[", "_").replace(":", "-").replace("]", "")
-    path = layout.eval_table(table_name)
+    path = layout.eval_table(eval_name("icd", args.split))
     path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {**table.model_dump(mode="json"), "teacher": args.teacher, "student": args.student,
                               "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
