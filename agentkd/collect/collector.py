@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from agentkd.agent.loop import CodeActAgent
 from agentkd.run.folder import RunFolder
@@ -49,6 +49,17 @@ class CollectStats:
     @property
     def success_rate(self) -> float:
         return self.succeeded / self.done if self.done else 0.0
+
+
+async def gather_or_cancel(runners: list[asyncio.Task[Any]]) -> None:
+    """Wait for every runner; when one fails (or the wait is cancelled), cancel the others, let them end, re-raise."""
+    try:
+        await asyncio.gather(*runners)
+    except BaseException:
+        for r in runners:
+            r.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        raise
 
 
 def plan_jobs(tasks: list[Task], samples_per_task: int, finished: set[tuple[str, int]]) -> list[tuple[Task, int]]:
@@ -97,14 +108,7 @@ async def collect(
                 on_trajectory(traj, stats)
 
     try:
-        runners = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(jobs)))]
-        try:
-            await asyncio.gather(*runners)
-        except BaseException:
-            for r in runners:
-                r.cancel()
-            await asyncio.gather(*runners, return_exceptions=True)
-            raise
+        await gather_or_cancel([asyncio.create_task(worker()) for _ in range(min(concurrency, len(jobs)))])
     finally:
         run.close()
     return stats

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from agentkd.collect.collector import CollectStats, plan_jobs
+from agentkd.collect.collector import CollectStats, gather_or_cancel, plan_jobs
 from agentkd.errors import ModelError
 from agentkd.models.rate_limit import RateLimit
 from agentkd.records import Task, Trajectory
@@ -199,14 +199,7 @@ async def _drive(ray: Any, pool: WorkerPool, jobs: list[tuple[Task, int]], run: 
                 raise BackendError(f"a Ray worker failed on task {task.id!r}: {payload}")
             record(Trajectory.model_validate_json(payload))
 
-    runners = [asyncio.create_task(slot(i // concurrency)) for i in range(slots)]
-    try:
-        await asyncio.gather(*runners)
-    except BaseException:
-        for r in runners:
-            r.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
-        raise
+    await gather_or_cancel([asyncio.create_task(slot(i // concurrency)) for i in range(slots)])
 
 
 def _lost(task: Task, sample: int, spec: PolicySpec, attempts: int, exc: BaseException) -> Trajectory:
