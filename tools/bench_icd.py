@@ -108,6 +108,20 @@ def print_table(table: CostTable, title: str) -> None:
     Console(width=220).print(out)
 
 
+def run_stages(args: argparse.Namespace, teacher: PolicySpec) -> None:
+    """Collect, index, (train), then evaluate each policy of --policies; every stage resumes when re-run."""
+    run, layout = args.run, RunLayout(args.run)
+    collect.execute(CollectJob(run=run, env=EnvSpec(target=args.env, given=args.env), teacher=teacher,
+                               n=args.train, concurrency=args.concurrency, max_steps=args.max_steps))
+    index.execute(IndexJob(run=run))
+    if args.sft and not layout.has_trained_student():
+        train.execute(TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()))
+    for name in [p.strip() for p in args.policies.split(",") if p.strip()]:
+        spec = policy_spec(name, teacher, args.student, args.k, args.max_tokens)
+        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name(name, args.split), split=args.split,
+                                   n=args.n, concurrency=args.concurrency, max_steps=args.max_steps))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="factqa")
@@ -129,30 +143,29 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: the paper's 3 / 15)")
     parser.add_argument("--student-price", type=float, nargs=2, default=PAPER_PRICES["student"],
                         metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: 0.40 / 1.60)")
+    parser.add_argument("--partial", action="store_true",
+                        help="build the table now, on the tasks every evaluation has finished (others may still run)")
+    parser.add_argument("--table-only", action="store_true", help="run nothing; build the table from what is there")
     args = parser.parse_args(argv)
 
     run, layout = args.run, RunLayout(args.run)
     teacher = teacher_spec(args.teacher, **({"api_base": args.teacher_api_base} if args.teacher_api_base else {}))
     started = time.perf_counter()
-    collect.execute(CollectJob(run=run, env=EnvSpec(target=args.env, given=args.env), teacher=teacher,
-                               n=args.train, concurrency=args.concurrency, max_steps=args.max_steps))
-    index.execute(IndexJob(run=run))
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    if args.sft and not layout.has_trained_student():
-        train.execute(TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()))
-    for name in names:
-        spec = policy_spec(name, teacher, args.student, args.k, args.max_tokens)
-        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name(name, args.split), split=args.split,
-                                   n=args.n, concurrency=args.concurrency, max_steps=args.max_steps))
+    if not args.table_only:
+        run_stages(args, teacher)
     # The table takes every finished evaluation of this split (several processes may each run some policies).
     suffix = eval_name("", args.split)
     finished = {p.stem.removesuffix(suffix): list(eval_folder(run, p.stem).iter_trajectories())
                 for p in layout.eval_dir.glob(f"*{suffix}.jsonl")}
     order = [*TABLE_ORDER, *sorted(finished)]
-    evaluations = {name: finished[name] for name in dict.fromkeys(order)
-                   if name in finished and len(finished[name]) == args.n}
+    evaluations = {name: finished[name] for name in dict.fromkeys(order) if finished.get(name)}
+    if args.partial and evaluations:  # compare on the tasks every evaluation has finished so far
+        common = set.intersection(*({t.task.id for t in trajs} for trajs in evaluations.values()))
+        evaluations = {name: [t for t in trajs if t.task.id in common] for name, trajs in evaluations.items()}
+    else:
+        evaluations = {name: trajs for name, trajs in evaluations.items() if len(trajs) == args.n}
     if "teacher" not in evaluations:
-        print(f"evaluated {', '.join(names)}; the table needs the teacher's evaluation too (--policies teacher)")
+        print("the table needs the teacher's evaluation of this split too (--policies teacher)")
         return 0
     collected = [t for t in RunFolder(run).iter_trajectories()]
     student_params = PARAMS.get(alias(args.student), 0.0)
