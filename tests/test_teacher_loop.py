@@ -167,3 +167,30 @@ def test_a_two_step_loop_is_caught_when_the_state_comes_back():
     assert repeats_previous(f"Thought: parse it\n{parse}", steps)  # state 'found' was answered with this code
     assert not repeats_previous(f"Thought: parse it\n{parse}", steps[:2] + [steps[2].model_copy(
         update={"observation": "found more"})])
+
+
+def test_after_an_observation_an_untrained_student_starts_from_it():
+    from agentkd.policies.base import PolicyContext
+    from agentkd.policies.icd import OBSERVATION_PREFILL
+    from agentkd.records import Step
+
+    class Recording(ScriptedModel):
+        async def complete(self, messages, n=1, temperature=None, stop=None, max_tokens=None):
+            self.sent = messages
+            return await super().complete(messages, n, temperature, stop, max_tokens)
+
+    model = Recording(" that x is 1.\n```python\nfinal_answer(1)\n```", GOOD)
+    student = StudentPolicy(model, observation_prefill=OBSERVATION_PREFILL)
+    head = [{"role": "system", "content": "s"}, {"role": "user", "content": "t"}]
+    first = asyncio.run(student.sample(PolicyContext(ENV, TASK, head, []), 1, 0.0))
+    assert model.sent[-1] == {"role": "assistant", "content": "Thought:"} and first.text.startswith("Thought: that")
+    step = Step(index=0, role="student", output="Thought: a\n```python\nx = 1\n```", action="x = 1", observation="1")
+    later = asyncio.run(student.sample(PolicyContext(ENV, TASK, [*head, {"role": "assistant", "content": step.output},
+                                                                 {"role": "user", "content": "Observation:\n1"}],
+                                                     [step]), 1, 0.0))
+    assert model.sent[-1] == {"role": "assistant", "content": OBSERVATION_PREFILL}
+    assert later.text == f"{OBSERVATION_PREFILL} that x is 1.\n```python\nfinal_answer(1)\n```"
+    # a server that closes the assistant turn answers from the start: its own Thought is kept, not prefixed
+    model.greedy = "Thought: the answer\n```python\nfinal_answer(1)\n```"
+    again = asyncio.run(student.sample(PolicyContext(ENV, TASK, model.sent[:-1], [step]), 1, 0.0))
+    assert again.text.startswith("Thought: the answer")
