@@ -33,6 +33,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.policies.self_consistent": ("SelfConsistentPolicy",),
     "agentkd.train": ("FilterConfig", "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError",
                       "TrainResult", "filter_trajectories", "train_student"),
+    "agentkd.rounds.settings": ("ImproveSettings", "RoundsError"),
+    "agentkd.rounds.stages": ("RoundStage", "next_stage"),
+    "agentkd.rounds.summary": ("round_rows",),
+    "agentkd.collect.targets": ("TargetPlan", "TargetingError", "select_targets"),
     "agentkd.records": ("SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage"),
     "agentkd.run": ("RunFolder", "RunLayout"),
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
@@ -86,7 +90,11 @@ if TYPE_CHECKING:  # static analysers see the real names
         TransientModelError,
         UnknownSplitError,
     )
+    from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
     from agentkd.evaluate import EvalReport, evaluate
+    from agentkd.rounds.settings import ImproveSettings, RoundsError
+    from agentkd.rounds.stages import RoundStage, next_stage
+    from agentkd.rounds.summary import round_rows
     from agentkd.models.client import Completion, ModelClient
     from agentkd.policies import (
         BuildContext,
