@@ -69,12 +69,14 @@ def improve_command(
             fail(f"{stage.title}: the stage finished without writing its output; see the messages above")
         last = stage.key
         console.print(f"\n[{stage.round}/{settings.rounds}] {stage.title}", soft_wrap=True, markup=False)
+        began = time.perf_counter()
         try:
             execute(stage)
         except (CommandFailed, AgentKDError, ValueError) as exc:
             code = exc.code if isinstance(exc, CommandFailed) else 1
             fail(f"{stage.title} failed: {exc}\nFix the problem and re-run the same command: finished stages and "
                  "rounds are kept, the round continues where it stopped.", code)
+        console.print(f"  done in {time.perf_counter() - began:.0f} s", markup=False)
     print_rounds(run, time.perf_counter() - started)
     pipeline.write_report(run)
 
