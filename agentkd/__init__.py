@@ -37,6 +37,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                       "TrainResult", "filter_trajectories", "train_student"),
     "agentkd.train.dataset_export": ("DatasetExportError", "export_dataset", "load_exported"),
     "agentkd.train.serving": ("StudentServer", "StudentServerError", "student_server"),
+    "agentkd.rounds.settings": ("ImproveSettings", "RoundsError"),
+    "agentkd.rounds.stages": ("RoundStage", "next_stage"),
+    "agentkd.rounds.summary": ("round_rows",),
+    "agentkd.collect.targets": ("TargetPlan", "TargetingError", "select_targets"),
     "agentkd.records": ("SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage"),
     "agentkd.run": ("RunFolder", "RunLayout"),
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
@@ -90,7 +94,11 @@ if TYPE_CHECKING:  # static analysers see the real names
         TransientModelError,
         UnknownSplitError,
     )
+    from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
     from agentkd.evaluate import EvalReport, evaluate
+    from agentkd.rounds.settings import ImproveSettings, RoundsError
+    from agentkd.rounds.stages import RoundStage, next_stage
+    from agentkd.rounds.summary import round_rows
     from agentkd.models.client import Completion, ModelClient
     from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
     from agentkd.policies import (

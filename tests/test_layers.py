@@ -18,7 +18,7 @@ LAYERS = [
     ["agentkd.agent", "agentkd.check_env"],
     ["agentkd.collect", "agentkd.scale"],
     ["agentkd.evaluate", "agentkd.train"],
-    ["agentkd.deploy", "agentkd.pipeline", "agentkd.report"],
+    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report"],
     ["agentkd.cli"],
 ]
 

@@ -12,6 +12,7 @@ from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
 from agentkd.cli.eval import eval_command
 from agentkd.cli.export import export_command
+from agentkd.cli.improve import improve_command
 from agentkd.cli.index import index_command
 from agentkd.cli.models import models_app
 from agentkd.cli.pipeline import pipeline_command
@@ -33,6 +34,7 @@ app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
 app.command("pipeline")(pipeline_command)
+app.command("improve")(improve_command)
 app.command("report")(report_command)
 app.command("check-env")(check_env_command)
 app.add_typer(models_app, name="models")

@@ -24,6 +24,7 @@ from agentkd.cli.common import (
     console,
     exit_on_error,
     print_rate_limits,
+    fail,
     progress_bar,
     rate_limit_config,
     sandbox_config,
@@ -33,6 +34,7 @@ from agentkd.cli.common import (
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
+    from agentkd.collect.targets import TargetPlan
     from agentkd.collect.job import CollectJob
 
 
@@ -60,12 +62,26 @@ def collect_command(
     workers: WorkersOption = 2,
     rpm: RpmOption = None,
     tpm: TpmOption = None,
+    on_failures: Annotated[Optional[str], typer.Option(
+        "--on-failures", help="Targeted collection: the name of a train-side evaluation of this run (RUN/eval/NAME; "
+                              "e.g. `agentkd eval --split train --unseen --name probe`). The teacher runs on the tasks "
+                              "the student failed or deferred most, then on nearby tasks of the same template. "
+                              "Evaluations on the test split are refused.")] = None,
+    budget: Annotated[Optional[int], typer.Option(
+        "--budget", min=1, help="Targeted collection: teacher episodes to spend (default 10).")] = None,
+    group_by: Annotated[str, typer.Option(
+        "--group-by", help="Targeted collection: nearby = same template (else kind) | kind | none.")] = "template",
 ) -> None:
     """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
     from agentkd.collect.job import CollectJob
     from agentkd.policies.registry import teacher_spec
     from agentkd.specs import EnvSpec, parse_env_args
 
+    if budget is not None and on_failures is None:
+        fail("--budget applies to a targeted collection: give --on-failures EVAL_NAME too (or --n for a plain one)",
+             code=2)
+    if group_by not in ("template", "kind", "none"):
+        fail(f"unknown --group-by {group_by!r}; choose template, kind or none", code=2)
     with exit_on_error():
         settings = {"temperature": temperature, "max_tokens": max_tokens, "api_base": api_base,
                     "first_thought": first_thought}
@@ -75,6 +91,7 @@ def collect_command(
             samples_per_task=samples_per_task, max_steps=max_steps,
             sandbox=sandbox_config(sandbox, timeout_s=exec_timeout),
             backend=backend_config(backend, ray_address, workers), rate_limit=rate_limit_config(rpm, tpm),
+            on_failures=on_failures, budget=budget, group_by=group_by,
         )
         stats, trajectories = execute(job)
     print_summary(stats, trajectories)
@@ -87,6 +104,8 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
 
     prepared = prepare_collect(job)
     kept = prepared.folder.trajectories_path
+    if prepared.targets is not None:
+        print_targets(prepared.targets, prepared.folder.layout.targets(prepared.targets.eval))
     progress = progress_bar("collect", "success {task.fields[success]:.0%}  ${task.fields[cost]:.4f}  "
                                        "errors {task.fields[errors]}")
     with progress:
@@ -101,6 +120,15 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
             stats = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=prepared.total)
     return stats, kept
+
+
+def print_targets(plan: TargetPlan, path: Path) -> None:
+    """One line: what the probe found and which tasks the teacher is sent to."""
+    chosen = ", ".join(f"{n} {reason}" for reason, n in plan.counts().items()) or "none"
+    groups = ", ".join(f"{g} {w:g}" for g, w in list(plan.group_weights.items())[:6])
+    console.print(f"targets from {plan.eval!r}: {plan.failed} of {plan.probed} probed episodes failed, {plan.deferred} "
+                  f"more deferred; {len(plan.chosen)} tasks chosen within budget {plan.budget} ({chosen})"
+                  + (f"; weight by group: {groups}" if groups else "") + f"; kept in {path}", soft_wrap=True)
 
 
 def print_summary(stats: CollectStats, trajectories: Path) -> None:

@@ -44,6 +44,9 @@ def eval_command(
     policy: Annotated[str, typer.Option("--policy", help=POLICY_HELP)],
     split: Annotated[str, typer.Option("--split", help="Task split to evaluate on.")] = "test",
     n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
+    unseen: Annotated[bool, typer.Option(
+        "--unseen", help="Only tasks the run has not collected (a probe on train tasks for `agentkd collect "
+                         "--on-failures NAME`).")] = False,
     student: Annotated[str, typer.Option("--student", help=(
         "Student model: local alias, a model folder, hf/<folder>, a litellm string, or 'trained' "
         "(RUN/student/merged from `agentkd train`)."))] = "smollm2-135m",
@@ -91,8 +94,8 @@ def eval_command(
                                 temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
                                 max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
-                      concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox), prices=prices,
-                      backend=where, rate_limit=rate_limit_config(rpm, tpm))
+                      unseen=unseen, concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox),
+                      prices=prices, backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = execute(job)
     print_report(report)
 

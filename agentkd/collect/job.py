@@ -10,6 +10,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.collect.collector import CollectStats
+from agentkd.collect.targets import GroupBy, TargetingError, TargetPlan, targeted_tasks
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment, resolve_env_spec
 from agentkd.errors import AgentKDError, EnvironmentDefinitionError
@@ -32,6 +33,10 @@ class EpisodesJob(BaseModel):
     run: Path
     split: str = "train"
     n: int | None = Field(None, ge=1, description="number of tasks (default: the whole split)")
+    task_ids: list[str] | None = None
+    """Exactly these tasks of the split, in this order (`n` then caps them)."""
+    unseen: bool = False
+    """Only tasks of the split the run has not collected (a probe of the student on train-side tasks)."""
     concurrency: int = Field(8, ge=1)
     max_steps: int | None = Field(None, ge=1, description="override the environment's step limit")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
@@ -45,13 +50,38 @@ class EpisodesJob(BaseModel):
         return {"concurrency": self.concurrency, "backend": self.backend, "rate_limit": self.rate_limit,
                 "agent_kwargs": {"max_steps": self.max_steps, "sandbox": self.sandbox}}
 
+    def choose_tasks(self, env: Environment) -> list[Task]:
+        """The tasks this job runs: `task_ids` (checked) or the split, without the run's collected tasks when
+        `unseen`, capped at `n`."""
+        tasks = env.tasks(self.split)
+        if self.task_ids is not None:
+            by_id = {t.id: t for t in tasks}
+            missing = [tid for tid in self.task_ids if tid not in by_id]
+            if missing:
+                raise EnvironmentDefinitionError(f"the {self.split!r} split of {env.name!r} has no task {missing[0]!r} "
+                                                 f"({len(missing)} of the {len(self.task_ids)} ids asked for are unknown)")
+            tasks = [by_id[tid] for tid in self.task_ids]
+        if self.unseen:
+            collected = {t.task.id for t in RunFolder(self.run).iter_trajectories()}
+            tasks = [t for t in tasks if t.id not in collected]
+        return tasks[: self.n] if self.n is not None else tasks
+
 
 class CollectJob(EpisodesJob):
-    """Run a teacher over a split into RUN/trajectories.jsonl (re-running the same job resumes it)."""
+    """Run a teacher over a split into RUN/trajectories.jsonl (re-running the same job resumes it).
+
+    With `on_failures`, the tasks are chosen by targeted collection (agentkd.collect.targets) from that
+    evaluation of the run: where the student failed or deferred, and nearby tasks, `budget` episodes at most."""
 
     env: EnvSpec
     teacher: PolicySpec
     samples_per_task: int = Field(1, ge=1)
+    on_failures: str | None = None
+    """Name of a train-side evaluation of the run (RUN/eval/<name>.jsonl) whose failures choose the tasks."""
+    budget: int | None = Field(None, ge=1)
+    """Teacher episodes of a targeted collection (default 10)."""
+    group_by: GroupBy = "template"
+    """What "nearby" means in a targeted collection: same task template (else kind), same kind, or none."""
 
     def identity(self) -> dict[str, Any]:
         """What makes a run folder this job's (compared before the environment is loaded)."""
@@ -68,6 +98,8 @@ class PreparedCollect:
     tasks: list[Task]
     policy: Policy
     folder: RunFolder
+    targets: TargetPlan | None = None
+    """The targeted collection's choice (with `on_failures`)."""
 
     @property
     def total(self) -> int:
@@ -95,7 +127,14 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
     folder.check(job.identity())
     PythonSandbox(config=job.sandbox)  # refuses now when no sandbox can run
     env = load_environment(job.env)
-    tasks = env.tasks(job.split, job.n)
+    targets = None
+    if job.on_failures is not None:
+        if job.n is not None or job.task_ids is not None:
+            raise TargetingError("a targeted collection chooses its own tasks: give --budget, not --n")
+        tasks, targets = targeted_tasks(folder, env.tasks(job.split), job.split, job.on_failures, job.budget or 10,
+                                        job.group_by)
+    else:
+        tasks = job.choose_tasks(env)
     if job.teacher.kind == "reference" and env.reference_solver is None:
         raise EnvironmentDefinitionError(f"environment {env.name!r} has no reference solver; pass a model as --teacher")
     policy = build_policy(job.teacher, BuildContext(run=folder.layout))
@@ -107,7 +146,7 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
                  "env": env.describe(), "versions": versions()},
         specs={"env": job.env, "teacher": job.teacher},
     )
-    return PreparedCollect(job, env, tasks, policy, folder)
+    return PreparedCollect(job, env, tasks, policy, folder, targets)
 
 
 def _upgrade_legacy_identity(folder: RunFolder, env: EnvSpec) -> None:

@@ -64,7 +64,7 @@ def prepare_eval(job: EvalJob) -> PreparedEval:
     eval_folder(job.run, job.name).check(job.identity())
     PythonSandbox(config=job.sandbox)
     env = load_environment(env_spec)
-    tasks = env.tasks(job.split, job.n)
+    tasks = job.choose_tasks(env)
     policy = build_policy(job.policy, BuildContext(run=folder.layout))
     return PreparedEval(job, env, tasks, policy, env_spec)
 

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from agentkd.errors import RunFolderError
 from agentkd.records import Step, Trajectory
+from agentkd.rounds.summary import round_rows
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
 
@@ -116,6 +117,8 @@ class ReportData:
     """RUN/student-dpo/train_log.jsonl (`agentkd train --stage dpo`)."""
     has_index: bool = False
     has_student: bool = False
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    """One row per improvement round (`agentkd improve`; round 0 = this run), see agentkd.rounds.round_rows."""
 
     @property
     def train_summary(self) -> dict[str, Any]:
@@ -167,6 +170,7 @@ def gather(run: str | Path) -> ReportData:
         train_log=list(_read_jsonl(layout.train_log)), failed_episodes=sum(1 for _ in _lines(layout.failed_episodes)),
         preference_pairs=sum(1 for _ in _lines(layout.preferences)), dpo_log=list(_read_jsonl(layout.dpo_train_log)),
         has_index=layout.index_dir.is_dir(), has_student=layout.has_trained_student(),
+        rounds=round_rows(run) if layout.round_numbers() else [],
     )
 
 

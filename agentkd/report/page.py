@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from agentkd.evaluate.metrics import wilson_interval
 from agentkd.report.data import COLLECTION, ROW_COLUMNS, ReportData, SourceStats
-from agentkd.report.plots import Figure, figures, training_figures
+from agentkd.report.plots import Figure, figures, rounds_figure, training_figures
 from agentkd.report.svg import fmt_usd
 from agentkd.version import __version__
 
@@ -195,8 +195,9 @@ def _evaluations(data: ReportData) -> str:
 
 
 def _plots(data: ReportData) -> str:
-    return _section("plots", "Plots", _figure_grid(figures(data)) +
-                    "<p class=\"empty\">Success and teacher share per round: this run records no rounds.</p>")
+    rounds = rounds_figure(data)
+    extra = _figure_grid([rounds]) if rounds.svg else f"<p class=\"empty\">{escape(rounds.note)}</p>"
+    return _section("plots", "Plots", _figure_grid(figures(data)) + extra)
 
 
 def _figure_grid(items: Iterable[Figure]) -> str:

@@ -39,6 +39,39 @@ def figures(data: ReportData) -> list[Figure]:
     return [pareto(data), teacher_share(data), break_even_curve(data), success_by_kind(data)]
 
 
+# Improvement rounds ----------------------------------------------------------------------------------------------
+def rounds_figure(data: ReportData) -> Figure:
+    """Success of the student and the cascade, and the cascade's teacher share, per improvement round."""
+    title = "Success and teacher share per round"
+    rows = data.rounds
+    if not rows:
+        return Figure("rounds", title, note="this run records no improvement rounds: `agentkd improve --run RUN`")
+    last = max(int(r["round"]) for r in rows)
+    chart = Chart(title, "round (0 = the run itself)", "test success / teacher share", (0.0, float(max(last, 1))),
+                  (0.0, 1.0), y_format=fmt_percent, y_ticks=[0, 0.25, 0.5, 0.75, 1.0],
+                  x_ticks=_integer_ticks(0, max(last, 1)), x_format=lambda v: f"{v:.0f}", kind="rounds")
+    series = (("student_success", "student success", colour(0), False),
+              ("cascade_success", "cascade success", colour(1), False),
+              ("cascade_teacher_share", "cascade teacher share of steps", TEACHER_COLOUR, True))
+    for key, label, hue, dashed in series:
+        points, tips = [], []
+        for row in rows:
+            value = row.get(key)
+            if value is None:
+                continue
+            points.append((float(row["round"]), float(value)))
+            ci = row.get(key.replace("_success", "_ci95")) if key.endswith("_success") else None
+            interval = f", 95% CI {ci[0]:.0%}–{ci[1]:.0%}" if isinstance(ci, list) and len(ci) == 2 else ""
+            tips.append(f"round {row['round']}: {label} {float(value):.0%}{interval}; "
+                        f"{row.get('teacher_episodes')} teacher episodes in its training data")
+        if points:
+            chart.polyline(points, hue, label, dashed=dashed, tips=tips)
+    caption = ("Each round probes the previous student on unseen train tasks, collects the teacher where it failed, "
+               "trains again and evaluates on the same test tasks; hover a point for its interval and the teacher "
+               "episodes the round's student was trained on.")
+    return Figure("rounds", title, chart.render(), caption=caption)
+
+
 def training_figures(data: ReportData) -> list[Figure]:
     points = data.train_points
     if not points:

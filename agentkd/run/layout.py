@@ -13,9 +13,14 @@ RUN/
   eval/<name>.json         evaluation reports (the only *.json files in eval/)
   eval/<name>.jsonl        their trajectories
   eval/settings/<name>.json  each evaluation's identity and settings (resume checks)
+  targets/<eval>.json      tasks chosen by targeted collection (`agentkd collect --on-failures EVAL`), kept for resume
   report.html              the run's report
   datasets/<what>/<format>/  `agentkd export --format hf|parquet|jsonl`: trajectories, sft or preferences as a
                            Hugging Face dataset with its card (README.md) and agentkd_dataset.json
+  rounds/<k>/              improvement round k (`agentkd improve`): a run folder of its own (run.json, trajectories.jsonl
+                           = the trajectories it inherited + its new ones, student/, eval/probe.json, eval/student-sft.json,
+                           targets/probe.json ...) plus plan.json (its settings and probe tasks) and round.json (its
+                           summary, written last: a round with round.json is finished and never touched again)
 ```
 """
 
@@ -176,6 +181,57 @@ class RunLayout:
     def dataset_dir(self, what: str, fmt: str) -> Path:
         """Where `agentkd export --what WHAT --format FMT` writes by default: RUN/datasets/<what>/<format>."""
         return self.datasets_dir / _checked(what) / _checked(fmt)
+    def eval_split(self, name: str) -> str | None:
+        """The split an evaluation ran on, as its settings record it (None when unrecorded)."""
+        import json
+
+        for file in (self.eval_settings(name), self.legacy_eval_settings(name)):
+            if file.is_file():
+                try:
+                    return json.loads(file.read_text()).get("identity", {}).get("split")
+                except ValueError:
+                    return None
+        return None
+
+    # targeted collection -------------------------------------------------------------------
+    def targets(self, eval_name: str) -> Path:
+        """The tasks `agentkd collect --on-failures EVAL` chose (written once, so a resumed collection keeps them)."""
+        return self.root / "targets" / f"{_checked(eval_name)}.json"
+
+    # improvement rounds --------------------------------------------------------------------
+    @property
+    def rounds_dir(self) -> Path:
+        return self.root / "rounds"
+
+    def round_dir(self, number: int) -> Path:
+        """RUN/rounds/<k>: round k's run folder (k >= 1; round 0 is the run itself)."""
+        if number < 1:
+            raise ValueError(f"round numbers start at 1 (round 0 is the run itself), got {number}")
+        return self.rounds_dir / str(number)
+
+    def round_layout(self, number: int) -> "RunLayout":
+        return RunLayout(self.round_dir(number))
+
+    def round_numbers(self) -> list[int]:
+        """The rounds that have a folder, in order."""
+        if not self.rounds_dir.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.rounds_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+    @property
+    def round_plan(self) -> Path:
+        """In a round folder: the round's settings and probe tasks (written first)."""
+        return self.root / "plan.json"
+
+    @property
+    def round_summary(self) -> Path:
+        """In a round folder: the round's summary (written last; its presence means the round is finished)."""
+        return self.root / "round.json"
+
+    @property
+    def rounds_summary(self) -> Path:
+        """RUN/rounds/summary.json: round 0 (the run itself) and every finished round, as `agentkd improve` prints."""
+        return self.rounds_dir / "summary.json"
 
     # report ------------------------------------------------------------------------------
     @property
@@ -191,8 +247,12 @@ def _checked(name: str) -> str:
 
 def is_trained_student(model: str | Path) -> bool:
     """Whether a student model is one `agentkd train` wrote (and so expects the short student prompt):
-    the name `trained`, or a folder (`hf/<folder>` too) holding the agentkd marker."""
+    the name `trained`, or a folder (`hf/<folder>` too) holding the agentkd marker, or its GGUF export
+    (`gguf/RUN/student/student.gguf`)."""
     text = str(model)
     if text in TRAINED_NAMES:
         return True
+    if text.startswith("gguf/"):  # RUN/student/student.gguf: the export of RUN/student/merged
+        file = Path(text.removeprefix("gguf/"))
+        return file.suffix == ".gguf" and (file.parent / "merged" / STUDENT_MARKER).is_file()
     return (Path(text.removeprefix("hf/")) / STUDENT_MARKER).is_file()
