@@ -16,7 +16,7 @@ from agentkd.errors import RunFolderError
 from agentkd.records import Step, Trajectory
 from agentkd.rounds.summary import round_rows
 from agentkd.run.folder import RunFolder
-from agentkd.run.layout import RunLayout
+from agentkd.run.layout import RunLayout, read_json
 
 COLLECTION = "collection"
 """Source name of the run's own (teacher) trajectories; every other source is an evaluation name."""
@@ -158,7 +158,7 @@ def gather(run: str | Path) -> ReportData:
         stats = SourceStats()
         for traj in _eval_trajectories(layout, name):
             _add(name, traj, stats, rows, details)
-        evaluations.append(Evaluation(name, _read_json(layout.eval_report(name)), _eval_settings(layout, name), stats))
+        evaluations.append(Evaluation(name, read_json(layout.eval_report(name)), layout.eval_settings_record(name), stats))
     student_config = None
     if layout.student_config.is_file():
         import yaml
@@ -166,7 +166,7 @@ def gather(run: str | Path) -> ReportData:
         student_config = yaml.safe_load(layout.student_config.read_text()) or {}
     return ReportData(
         run=Path(run), config=config, collection=collection, evaluations=evaluations, rows=rows, details=details,
-        student_config=student_config, student_data=_read_json(layout.student_data),
+        student_config=student_config, student_data=read_json(layout.student_data),
         train_log=list(_read_jsonl(layout.train_log)), failed_episodes=sum(1 for _ in _lines(layout.failed_episodes)),
         preference_pairs=sum(1 for _ in _lines(layout.preferences)), dpo_log=list(_read_jsonl(layout.dpo_train_log)),
         has_index=layout.index_dir.is_dir(), has_student=layout.has_trained_student(),
@@ -187,10 +187,6 @@ def _eval_trajectories(layout: RunLayout, name: str) -> Iterator[Trajectory]:
     # a report only reads.
     return RunFolder(layout.root, trajectories=layout.eval_trajectories(name),
                      config=layout.eval_settings(name)).iter_trajectories()
-
-
-def _eval_settings(layout: RunLayout, name: str) -> dict[str, Any] | None:
-    return _read_json(layout.eval_settings(name)) or _read_json(layout.legacy_eval_settings(name))
 
 
 def task_kind(traj: Trajectory) -> str | None:
@@ -270,15 +266,6 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return repr(value)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
 
 
 def _lines(path: Path) -> Iterator[str]:

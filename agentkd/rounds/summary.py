@@ -11,19 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agentkd.run.layout import RunLayout
+from agentkd.run.layout import RunLayout, read_json
 
 ROW_KEYS = ("round", "teacher_episodes", "new_teacher_episodes", "student", "student_success", "student_ci95",
             "cascade_success", "cascade_ci95", "cascade_teacher_share", "probe_episodes", "probe_success", "targets")
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
 
 
 def _lines(path: Path) -> int:
@@ -35,8 +26,8 @@ def _lines(path: Path) -> int:
 
 def _results(layout: RunLayout, suffix: str) -> dict[str, Any]:
     out: dict[str, Any] = {"student": f"student-{suffix}"}
-    student = _read(layout.eval_report(f"student-{suffix}")) or {}
-    cascade = _read(layout.eval_report(f"cascade-{suffix}")) or {}
+    student = read_json(layout.eval_report(f"student-{suffix}")) or {}
+    cascade = read_json(layout.eval_report(f"cascade-{suffix}")) or {}
     out["student_success"] = student.get("success_rate")
     out["student_ci95"] = student.get("success_ci95")
     out["cascade_success"] = cascade.get("success_rate")
@@ -51,9 +42,9 @@ def write_round_summary(run: str | Path, number: int, suffix: str) -> dict[str, 
     """RUN/rounds/<k>/round.json: what the round collected and how its student did (written last)."""
     base = RunLayout(run)
     layout = base.round_layout(number)
-    plan = _read(layout.round_plan) or {}
-    targets = _read(layout.targets("probe")) or {}
-    probe = _read(layout.eval_report("probe")) or {}
+    plan = read_json(layout.round_plan) or {}
+    targets = read_json(layout.targets("probe")) or {}
+    probe = read_json(layout.eval_report("probe")) or {}
     total = _lines(layout.trajectories)
     counts: dict[str, int] = {}
     for choice in targets.get("chosen", []):
@@ -85,7 +76,7 @@ def round_rows(run: str | Path) -> list[dict[str, Any]]:
         rows.append({"round": 0, "teacher_episodes": episodes, "new_teacher_episodes": episodes,
                      "probe_episodes": None, "probe_success": None, "targets": {}, **zero})
     for number in base.round_numbers():
-        summary = _read(base.round_layout(number).round_summary)
+        summary = read_json(base.round_layout(number).round_summary)
         if summary is not None:
             rows.append(summary)
     return rows

@@ -26,8 +26,10 @@ RUN/
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from agentkd.errors import RunFolderError
 
@@ -181,17 +183,14 @@ class RunLayout:
     def dataset_dir(self, what: str, fmt: str) -> Path:
         """Where `agentkd export --what WHAT --format FMT` writes by default: RUN/datasets/<what>/<format>."""
         return self.datasets_dir / _checked(what) / _checked(fmt)
+
+    def eval_settings_record(self, name: str) -> dict[str, Any] | None:
+        """What RUN/eval/settings/<name>.json holds (or an agentkd-0.1 `.config.json`); None when unreadable."""
+        return read_json(self.eval_settings(name)) or read_json(self.legacy_eval_settings(name))
+
     def eval_split(self, name: str) -> str | None:
         """The split an evaluation ran on, as its settings record it (None when unrecorded)."""
-        import json
-
-        for file in (self.eval_settings(name), self.legacy_eval_settings(name)):
-            if file.is_file():
-                try:
-                    return json.loads(file.read_text()).get("identity", {}).get("split")
-                except ValueError:
-                    return None
-        return None
+        return (self.eval_settings_record(name) or {}).get("identity", {}).get("split")
 
     # targeted collection -------------------------------------------------------------------
     def targets(self, eval_name: str) -> Path:
@@ -237,6 +236,16 @@ class RunLayout:
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A run file's JSON object; None when the file is missing or not valid JSON."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
 
 
 def _checked(name: str) -> str:
