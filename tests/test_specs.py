@@ -234,3 +234,15 @@ def test_help_prints_without_importing_the_heavy_stack():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_fine_tuned_students_spec_leaves_out_the_observation_prefill_it_never_uses():
+    from agentkd.policies.icd import OBSERVATION_PREFILL
+    from agentkd.policies.registry import student_spec
+
+    trained = student_spec("trained", demos=False, max_tokens=96).settings
+    # the exact spec agentkd recorded before the setting existed: its evaluations must still resume
+    assert trained == {"model": "trained", "max_tokens": 96, "temperature": 0.0, "api_base": None, "prompt": "auto",
+                       "history_steps": None}
+    assert student_spec("gguf/qwen2.5-coder-0.5b", demos=True).settings["observation_prefill"] == OBSERVATION_PREFILL
+    assert "observation_prefill" not in student_spec("x", demos=False, prompt="short").settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP, recent_history, with_student_prompt
@@ -46,6 +46,15 @@ class StudentSettings(BaseModel):
     """Show only the task and the last this many (reply, observation) pairs (long episodes); None: all."""
     observation_prefill: str | None = OBSERVATION_PREFILL
     """How the reply after an observation starts (the full prompt only; a fine-tuned student keeps `Thought:`)."""
+
+    @model_serializer(mode="wrap")
+    def _without_unused_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A fine-tuned student never uses the observation prefill: leaving it out of its recorded spec keeps the
+        # identity of its evaluations recorded before the setting existed, so they still resume.
+        data = handler(self)
+        if self.prompt == "short" or (self.prompt == "auto" and is_trained_student(self.model)):
+            data.pop("observation_prefill", None)
+        return data
 
 
 class ICDSettings(StudentSettings):
