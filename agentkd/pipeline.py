@@ -1,5 +1,7 @@
 """The main job in one command: collect → index → train → evaluate the teacher, the student and the cascade.
 
+Two routes: `sft` (the default) fine-tunes the student and evaluates it alone and inside the cascade; `icd` trains
+nothing and evaluates a frozen student alone, with retrieved teacher steps (ICD) and inside the cascade.
 `stages` turns `PipelineSettings` into the same job objects the single commands run (CollectJob,
 IndexJob, TrainJob, EvalJob); the CLI runs each with the command's own progress display.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +27,10 @@ from agentkd.train.config import TrainConfig
 from agentkd.train.job import TrainJob
 
 Job = Union[CollectJob, IndexJob, TrainJob, EvalJob]
+Route = Literal["sft", "icd"]
+ICD_STUDENT = "gguf/qwen2.5-coder-0.5b"
+"""The frozen student of the icd route: the smallest real local LLM that follows demonstrations (installed by
+setup.sh); SmolLM2-135M solves nothing with them."""
 
 
 class PipelineError(AgentKDError):
@@ -36,6 +42,11 @@ class PipelineSettings(BaseModel):
 
     env: str | EnvSpec = "factqa"
     teacher: str = "reference"
+    route: Route = "sft"
+    student: str | None = None
+    """sft: the base model fine-tuned (default smollm2-135m); icd: the frozen student (default ICD_STUDENT)."""
+    k: int = Field(4, ge=1)
+    """icd: retrieved teacher steps per student step."""
     train_tasks: int = 50
     epochs: float = 2.0
     lr: float = 1e-3
@@ -61,33 +72,35 @@ class Stage:
 
 def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     """The jobs the pipeline runs, in order; each one resumes when re-run."""
-    layout = RunLayout(run)
     env = s.env if isinstance(s.env, EnvSpec) else EnvSpec(target=s.env, given=s.env)  # resolved by its stage
     teacher = teacher_spec(s.teacher)
-    train: TrainJob | None = TrainJob(run=run, config=TrainConfig(epochs=s.epochs, lr=s.lr, lora_r=s.lora_r),
-                                      resume=layout.has_checkpoint())
-    if layout.has_trained_student():
-        train = None  # already trained: keep it
     common = {"run": run, "split": "test", "n": s.eval_tasks, "concurrency": s.concurrency,
               "max_steps": s.max_steps, "sandbox": s.sandbox}
+    student = TRAINED if s.route == "sft" else s.student or ICD_STUDENT
+    titles = {"teacher": "evaluate the teacher",
+              "student": "evaluate the fine-tuned student" if s.route == "sft" else "evaluate the student alone",
+              "icd": "evaluate the student with retrieved teacher steps (ICD)",
+              "cascade": "evaluate the cascade (fine-tuned student + teacher)" if s.route == "sft"
+              else "evaluate the cascade (ICD student + teacher)"}
 
-    def evaluation(choice: str, **options: Any) -> Stage:
-        spec = eval_policy_spec(choice, teacher, student=TRAINED, samples=s.samples, temperature=s.temperature,
-                                agreement=s.agreement, max_tokens=s.max_tokens, **options)
-        name = default_eval_name(choice, TRAINED)
-        title = {"teacher": "evaluate the teacher", "student": "evaluate the fine-tuned student",
-                 "cascade": "evaluate the cascade (fine-tuned student + teacher)"}[choice]
-        return Stage(title, EvalJob(policy=spec, name=name, **common), name)
+    def evaluation(choice: str) -> Stage:
+        spec = eval_policy_spec(choice, teacher, student=student, samples=s.samples, temperature=s.temperature,
+                                agreement=s.agreement, max_tokens=s.max_tokens, k=s.k)
+        name = default_eval_name(choice, student)
+        return Stage(titles[choice], EvalJob(policy=spec, name=name, **common), name)
 
-    return [
+    collected = [
         Stage("collect teacher trajectories", CollectJob(run=run, env=env, teacher=teacher, n=s.train_tasks,
                                                          sandbox=s.sandbox)),
         Stage("index the teacher's steps", IndexJob(run=run)),
-        Stage("fine-tune the student", train),
-        evaluation("teacher"),
-        evaluation("student"),
-        evaluation("cascade"),
     ]
+    if s.route == "icd":
+        return [*collected, *(evaluation(choice) for choice in ("teacher", "student", "icd", "cascade"))]
+    layout = RunLayout(run)
+    config = TrainConfig(epochs=s.epochs, lr=s.lr, lora_r=s.lora_r, **({"student": s.student} if s.student else {}))
+    train = None if layout.has_trained_student() else TrainJob(run=run, config=config, resume=layout.has_checkpoint())
+    return [*collected, Stage("fine-tune the student", train),
+            *(evaluation(choice) for choice in ("teacher", "student", "cascade"))]
 
 
 def results(run: Path, all_stages: list[Stage]) -> list[dict[str, Any]]:

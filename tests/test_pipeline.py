@@ -1,6 +1,7 @@
 """The README's main job, `agentkd pipeline`, end to end at a tiny size (real commands, real SmolLM2)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,3 +40,46 @@ def test_pipeline_stops_at_the_failing_stage(tmp_path):
                            "--env", "no_such_env"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert "stage 1 (collect teacher trajectories) failed" in done.stderr
+
+
+def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(tmp_path):
+    planned = stages(tmp_path / "r", PipelineSettings(route="icd", eval_tasks=3))
+    assert [s.title for s in planned][:2] == ["collect teacher trajectories", "index the teacher's steps"]
+    assert not any(s.title == "fine-tune the student" for s in planned)
+    assert [s.report for s in planned if s.report] == ["teacher", "student", "icd", "cascade"]
+    specs = {s.report: s.job.policy for s in planned if s.report}
+    assert specs["icd"].kind == "icd" and specs["icd"].settings["model"] == "gguf/qwen2.5-coder-0.5b"
+    assert specs["student"].kind == "student"
+    cascade = specs["cascade"].settings
+    assert cascade["student"]["kind"] == "icd" and cascade["teacher"]["kind"] == specs["teacher"].kind
+    chosen = stages(tmp_path / "r", PipelineSettings(route="icd", student="smollm2-135m"))
+    assert {s.job.policy.settings.get("model") for s in chosen if s.report in ("student", "icd")} == {"smollm2-135m"}
+
+
+def test_pipeline_refuses_an_unknown_route(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", "--run", str(tmp_path / "x"),
+                           "--route", "rl"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "unknown --route 'rl'" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_icd_route_end_to_end_with_the_real_frozen_student(tmp_path):
+    """collect → index → teacher, student, ICD, cascade with the real Qwen2.5-Coder-0.5B (installed by setup.sh)."""
+    from agentkd.models.catalog import QWEN_05B, status
+
+    if not status(QWEN_05B).installed:
+        pytest.skip("qwen2.5-coder-0.5b is not installed (agentkd models install qwen2.5-coder-0.5b)")
+    run = tmp_path / "icd"
+    args = ["--run", str(run), "--route", "icd", "--train-tasks", "6", "--eval-tasks", "2", "--samples", "2",
+            "--max-steps", "2"]
+    done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", *args], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "AGENTKD_LLAMA_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (run / "student").exists()
+    for name in ("teacher", "student", "icd", "cascade"):
+        report = json.loads((run / "eval" / f"{name}.json").read_text())
+        assert report["episodes"] == 2, name
+    icd_steps = [json.loads(line) for line in (run / "eval" / "icd.jsonl").read_text().splitlines()]
+    assert icd_steps and all(s["policy"].startswith("icd:gguf/qwen2.5-coder-0.5b") for s in icd_steps)
+    assert "evaluate the student with retrieved teacher steps (ICD)" in done.stderr
+    assert all(name in done.stdout for name in ("teacher", "student", "icd", "cascade"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +23,12 @@ def pipeline_command(
     env: Annotated[str, typer.Option("--env", help="Environment (must have a reference solver when --teacher is reference).")] = "factqa",
     env_arg: EnvArgOption = None,
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher: reference or a litellm model string.")] = "reference",
+    route: Annotated[str, typer.Option("--route", help="sft: fine-tune the student (eval it alone and in the cascade) | "
+                                       "icd: train nothing; eval a frozen student alone, with retrieved teacher "
+                                       "steps, and in the cascade.")] = "sft",
+    student: Annotated[Optional[str], typer.Option("--student", help="sft: the base model fine-tuned (default "
+                                                   "smollm2-135m); icd: the frozen student (default "
+                                                   "gguf/qwen2.5-coder-0.5b).")] = None,
     train_tasks: Annotated[int, typer.Option("--train-tasks", min=1, help="Teacher episodes collected and trained on.")] = 50,
     epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="Training epochs.")] = 2.0,
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluated policy.")] = 10,
@@ -31,14 +37,16 @@ def pipeline_command(
     sandbox: SandboxOption = None,
 ) -> None:
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
-    and RUN/report.html."""
+    and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade."""
     from agentkd.errors import AgentKDError
     from agentkd.pipeline import PipelineSettings, stages
     from agentkd.specs import EnvSpec, parse_env_args
 
+    if route not in ("sft", "icd"):
+        fail(f"unknown --route {route!r}: choose sft (fine-tune the student) or icd (frozen student + demonstrations)")
     try:
         settings = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
-                                    teacher=teacher, train_tasks=train_tasks, epochs=epochs, eval_tasks=eval_tasks,
+                                    teacher=teacher, route=route, student=student, train_tasks=train_tasks, epochs=epochs, eval_tasks=eval_tasks,
                                     samples=samples, max_steps=max_steps, sandbox=sandbox_config(sandbox))
         planned = stages(run, settings)
     except (AgentKDError, ValueError) as exc:
