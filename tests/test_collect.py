@@ -6,9 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli import app
+from agentkd.errors import RunFolderError
 from agentkd.run import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +155,22 @@ def test_a_torn_line_cut_on_resume_is_reported(tmp_path):
         handle.write('{"schema_version": 2, "task"')
     again = CliRunner().invoke(app, [*args, "--n", "3"])
     assert again.exit_code == 0 and "cut a torn last line (28 bytes" in again.output
+
+
+def test_a_second_writer_of_the_same_folder_is_refused_until_the_first_closes(tmp_path):
+    first, second = RunFolder(tmp_path / "r"), RunFolder(tmp_path / "r")
+    identity = {"command": "collect", "env": "factqa"}
+    first.start(identity, {})
+    with pytest.raises(RunFolderError, match=rf"another process \(pid {os.getpid()}\) is writing .*trajectories.jsonl"):
+        second.start(identity, {})
+    first.close()
+    second.start(identity, {})  # the lock went with the first writer
+    second.close()
+
+
+def test_the_writer_lock_is_released_when_a_collection_has_nothing_to_run(tmp_path):
+    run = tmp_path / "r"
+    for _ in range(2):  # the second call finds every episode written, returns early, and must not keep the lock
+        assert CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--n", "2",
+                                        "--run", str(run)]).exit_code == 0
+    RunFolder(run).acquire()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ class RunFolder:
         self.trajectories_path = trajectories or self.layout.trajectories
         self.config_path = config or self.layout.config
         self._handle: Any = None
+        self._lock: Any = None
 
     # run.json ---------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
@@ -67,9 +69,13 @@ class RunFolder:
 
     def start(self, identity: dict[str, Any], details: dict[str, Any], specs: dict[str, Any] | None = None) -> None:
         """Create the record or check that it belongs to the same job (same `identity`), then write
-        `details` and `specs` (pydantic specs are stored as data) for this session."""
+        `details` and `specs` (pydantic specs are stored as data) for this session.
+
+        Takes the folder's writer lock (held until `close`): a second process writing the same trajectories at
+        once is refused with RunFolderError instead of interleaving its episodes with ours."""
         self.check(identity)
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.acquire()
         existing = self.read_config()
         if existing is not None:
             existing.setdefault("resumed_at", []).append(_now())
@@ -108,6 +114,32 @@ class RunFolder:
         """The teacher this run was collected with, as recorded (None for runs of agentkd 0.1: use `identity()`)."""
         recorded = (self.read_config() or {}).get("specs", {}).get("teacher")
         return PolicySpec.model_validate(recorded) if recorded else None
+
+    @property
+    def lock_path(self) -> Path:
+        """The writer lock beside the trajectories (`<name>.lock`, holding the writer's pid)."""
+        return self.trajectories_path.with_name(self.trajectories_path.name + ".lock")
+
+    def acquire(self) -> None:
+        """Take the writer lock (idempotent); RunFolderError naming the holder when another process has it."""
+        if self._lock is not None:
+            return
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderError(
+                f"another process (pid {holder}) is writing {self.trajectories_path} now; wait for it to finish "
+                "or stop it, then re-run: the episodes it wrote are kept and resumed") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
 
     # trajectories -----------------------------------------------------------------
     @property
@@ -165,9 +197,13 @@ class RunFolder:
         self._handle.flush()
 
     def close(self) -> None:
+        """Close the trajectory file and release the writer lock."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
 
 
 def _last_newline(handle: Any, size: int) -> int:

@@ -56,23 +56,27 @@ async def run_episodes(
     """Run every episode of `tasks` not yet in `folder` (resuming) on `backend` (default: this process).
 
     The Ray backend rebuilds the environment and the policy from `env_spec` and the policy's `spec` in each
-    worker; `rate_limit` is one budget per API model shared by all the job's episodes (and workers)."""
-    backend = backend or Backend()
-    spec: PolicySpec | None = getattr(policy, "spec", None)
-    limits = {model: rate_limit for model in limited_models(spec)} if rate_limit is not None else {}
-    if backend.kind == "ray":
-        if env_spec is None or spec is None:
-            raise BackendError("the Ray backend rebuilds the environment and the policy from their specs; "
-                               "give the environment's EnvSpec and a policy built by build_policy "
-                               f"(got {policy.name!r})")
-        from agentkd.scale.ray_collect import collect_on_ray
+    worker; `rate_limit` is one budget per API model shared by all the job's episodes (and workers). `folder` is
+    closed (its writer lock released) when this returns or raises."""
+    try:
+        backend = backend or Backend()
+        spec: PolicySpec | None = getattr(policy, "spec", None)
+        limits = {model: rate_limit for model in limited_models(spec)} if rate_limit is not None else {}
+        if backend.kind == "ray":
+            if env_spec is None or spec is None:
+                raise BackendError("the Ray backend rebuilds the environment and the policy from their specs; "
+                                   "give the environment's EnvSpec and a policy built by build_policy "
+                                   f"(got {policy.name!r})")
+            from agentkd.scale.ray_collect import collect_on_ray
 
-        return await collect_on_ray(env_spec, spec, tasks, folder, backend, concurrency=concurrency,
-                                    samples_per_task=samples_per_task, on_trajectory=on_trajectory,
-                                    agent_kwargs=agent_kwargs, rate_limits=limits)
-    limiters = {model: LocalRateLimiter(limit) for model, limit in limits.items()}
-    with rate_limited(limiters):  # type: ignore[arg-type]
-        stats = await collect(env, policy, tasks, folder, concurrency=concurrency, samples_per_task=samples_per_task,
-                              on_trajectory=on_trajectory, agent_kwargs=agent_kwargs)
-    stats.rate_limits = {model: limiter.stats for model, limiter in limiters.items()}
-    return stats
+            return await collect_on_ray(env_spec, spec, tasks, folder, backend, concurrency=concurrency,
+                                        samples_per_task=samples_per_task, on_trajectory=on_trajectory,
+                                        agent_kwargs=agent_kwargs, rate_limits=limits)
+        limiters = {model: LocalRateLimiter(limit) for model, limit in limits.items()}
+        with rate_limited(limiters):  # type: ignore[arg-type]
+            stats = await collect(env, policy, tasks, folder, concurrency=concurrency, samples_per_task=samples_per_task,
+                                  on_trajectory=on_trajectory, agent_kwargs=agent_kwargs)
+        stats.rate_limits = {model: limiter.stats for model, limiter in limiters.items()}
+        return stats
+    finally:
+        folder.close()  # the writer lock goes on every path: nothing to run, an error, Ctrl-C

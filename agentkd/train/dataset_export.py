@@ -264,6 +264,7 @@ def adopt_dataset(run: str | Path, path: str | Path) -> DatasetMeta:
     if folder.read_config() is None:
         folder.start(identity, {"command": "train", "dataset": str(Path(path).resolve()), "source_run": meta.source_run},
                      specs)
+        folder.close()
     else:
         folder.check(identity)
     return meta
