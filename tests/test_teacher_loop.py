@@ -194,3 +194,43 @@ def test_after_an_observation_an_untrained_student_starts_from_it():
     model.greedy = "Thought: the answer\n```python\nfinal_answer(1)\n```"
     again = asyncio.run(student.sample(PolicyContext(ENV, TASK, model.sent[:-1], [step]), 1, 0.0))
     assert again.text.startswith("Thought: the answer")
+
+
+def test_a_thought_without_code_is_continued_once_from_an_opened_fence():
+    from agentkd.policies.base import PolicyContext
+    from agentkd.policies.icd import CODE_OPENING
+
+    class Continuing(ModelClient):
+        """A labelled test double: stops after its thought, writes code when the reply already opens a fence."""
+
+        def __init__(self) -> None:
+            super().__init__("hosted_vllm/scripted")
+            self.sent = []
+
+        async def complete(self, messages, n=1, temperature=None, stop=None, max_tokens=None):
+            self.sent.append(messages)
+            opened = messages[-1]["content"].endswith(CODE_OPENING)
+            text = "final_answer(42)" if opened else " the answer is 42."  # the stop cut the closing fence
+            return Completion(texts=[text] * n, usage=Usage(prompt_tokens=10, completion_tokens=5, calls=1),
+                              latency_s=0.01, model=self.model)
+
+    head = [{"role": "system", "content": "s"}, {"role": "user", "content": "t"}]
+    model = Continuing()
+    out = asyncio.run(StudentPolicy(model, code_followup=True).sample(PolicyContext(ENV, TASK, head, []), 2, 0.7))
+    assert out.texts == ["Thought: the answer is 42.\n```python\nfinal_answer(42)\n```"] * 2
+    assert out.usage.calls == 3 and out.usage.completion_tokens == 15  # one call for both samples + one each
+    follow = model.sent[1]
+    assert follow[:-1] == head and follow[-1] == {"role": "assistant",
+                                                  "content": "Thought: the answer is 42." + CODE_OPENING}
+    traj = CodeActAgent(ENV, StudentPolicy(Continuing(), code_followup=True), max_steps=2).run(TASK)
+    assert traj.success and traj.steps[0].parse_error is None
+    # off (a fine-tuned student's setting): the thought stays without code and is a parse error
+    off = asyncio.run(StudentPolicy(Continuing()).sample(PolicyContext(ENV, TASK, head, []), 1, 0.0))
+    assert off.texts == ["Thought: the answer is 42."] and off.usage.calls == 1
+
+
+def test_the_code_followup_is_on_for_untrained_students_and_left_out_of_a_fine_tuned_ones_spec():
+    from agentkd.policies.registry import student_spec
+
+    assert student_spec("gguf/qwen2.5-coder-0.5b", demos=True).settings["code_followup"] is True
+    assert "code_followup" not in student_spec("trained", demos=False).settings

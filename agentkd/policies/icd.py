@@ -21,6 +21,8 @@ OBSERVATION_PREFILL = "Thought: The observation shows"
 """How an untrained student's reply after an observation starts: small models given only `Thought:` there tend to
 copy their previous reply word for word (the same search again); starting the thought from the observation makes
 them read it (on a factqa dev slice the 0.5B then answered the single-hop questions it had looped on)."""
+CODE_OPENING = "\n```python\n"
+"""What a reply that ended without a code block is continued from (`code_followup`)."""
 
 
 def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
@@ -46,6 +48,10 @@ class StudentSettings(BaseModel):
     """Show only the task and the last this many (reply, observation) pairs (long episodes); None: all."""
     observation_prefill: str | None = OBSERVATION_PREFILL
     """How the reply after an observation starts (the full prompt only; a fine-tuned student keeps `Thought:`)."""
+    code_followup: bool = True
+    """A reply that ends after its thought with no code block is continued once from an opened python fence
+    (the full prompt only). Untrained small students often stop after the thought: in the 0.5B's cascade on
+    factqa 41% of the samples had no code, and they caused 53 of its 66 deferrals."""
 
     @model_serializer(mode="wrap")
     def _without_unused_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -54,6 +60,7 @@ class StudentSettings(BaseModel):
         data = handler(self)
         if self.prompt == "short" or (self.prompt == "auto" and is_trained_student(self.model)):
             data.pop("observation_prefill", None)
+            data.pop("code_followup", None)
         return data
 
 
@@ -83,6 +90,7 @@ class StudentPolicy:
         student_prompt: bool = False,
         history_steps: int | None = None,
         observation_prefill: str | None = None,
+        code_followup: bool = False,
     ) -> None:
         self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
         self.store = store
@@ -95,12 +103,13 @@ class StudentPolicy:
         self.student_prompt = student_prompt
         self.history_steps = history_steps
         self.observation_prefill = observation_prefill
+        self.code_followup = code_followup
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
         settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
                                    temperature=self.client.temperature, api_base=self.client.api_base,
                                    prompt="short" if student_prompt else "full", history_steps=history_steps,
-                                   observation_prefill=observation_prefill)
+                                   observation_prefill=observation_prefill, code_followup=code_followup)
         if store is not None:
             settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight)
         self.spec = PolicySpec(kind="icd" if store is not None else "student", settings=settings.model_dump(mode="json"))
@@ -127,18 +136,40 @@ class StudentPolicy:
         if prefill:  # small models keep the CodeAct format far better when the reply is started for them
             messages.append({"role": "assistant", "content": prefill})
         completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop)
-        texts = completion.texts
-        if prefill:  # a server that closes the assistant turn answers from the start: keep its own prefix
-            texts = [t if t.lstrip().lower().startswith(("thought:", prefill.lower()))
-                     else prefill + (t if t.startswith((" ", "\n")) else " " + t) for t in texts]
+        texts = [_with_prefix(t, prefill) for t in completion.texts]
+        if self.code_followup:
+            texts = [await self._follow_up(messages[:-1] if prefill else messages, t, temperature, completion)
+                     if "```" not in t else t for t in texts]
         completion.texts = [finish_reply(t) for t in texts]
         return completion
+
+    async def _follow_up(self, messages: list[dict[str, Any]], text: str, temperature: float,
+                         completion: Completion) -> str:
+        """`text` (a thought with no code) continued once from an opened python fence; the call's usage is added
+        to `completion`'s, so tokens and calls stay counted."""
+        start = text.rstrip() + CODE_OPENING
+        more = await self.client.complete([*messages, {"role": "assistant", "content": start}], n=1,
+                                          temperature=temperature, stop=self.stop)
+        completion.usage = completion.usage + more.usage
+        completion.latency_s += more.latency_s
+        rest = more.text
+        if rest.lstrip().lower().startswith("thought:"):  # a server that cannot continue answered afresh
+            return rest
+        return start + rest
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         first = await self.sample(ctx, 1, self.client.temperature)
         completion, resampled = await guard_repeats(first, ctx.steps, lambda t: self.sample(ctx, 1, t))
         return PolicyOutput(text=completion.text, role=self.role, model=completion.model,
                             usage=completion.usage, latency_s=completion.latency_s, resampled=resampled)
+
+
+def _with_prefix(text: str, prefill: str | None) -> str:
+    """A sample as a whole reply: a server that closes the assistant turn answers from the start, so the prefill
+    it was given is put back in front (unless it wrote its own `Thought:`)."""
+    if not prefill or text.lstrip().lower().startswith(("thought:", prefill.lower())):
+        return text
+    return prefill + (text if text.startswith((" ", "\n")) else " " + text)
 
 
 def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,
@@ -150,7 +181,8 @@ def _student(settings: StudentSettings, context: BuildContext, store: Any = None
                          api_base=settings.api_base)
     return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short,
                          history_steps=settings.history_steps,
-                         observation_prefill=None if short else settings.observation_prefill)
+                         observation_prefill=None if short else settings.observation_prefill,
+                         code_followup=settings.code_followup and not short)
 
 
 @register_policy("student", StudentSettings)
