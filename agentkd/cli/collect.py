@@ -106,13 +106,14 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
     kept = prepared.folder.trajectories_path
     if prepared.targets is not None:
         print_targets(prepared.targets, prepared.folder.layout.targets(prepared.targets.eval))
-    progress = progress_bar("collect", "success {task.fields[success]:.0%}  ${task.fields[cost]:.4f}  "
-                                       "errors {task.fields[errors]}")
+    # success, $ and errors are of the episodes run now (a resumed collection's earlier ones are in the file)
+    progress = progress_bar("collect", "new {task.fields[new]}: success {task.fields[success]:.0%}  "
+                                       "${task.fields[cost]:.4f}  errors {task.fields[errors]}")
     with progress:
-        bar = progress.add_task("collect", total=prepared.total, success=0.0, cost=0.0, errors=0)
+        bar = progress.add_task("collect", total=prepared.total, new=0, success=0.0, cost=0.0, errors=0)
 
         def update(_traj: object, stats: CollectStats) -> None:
-            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate,
+            progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate,
                             cost=stats.cost_usd, errors=stats.errors)
 
         with stop_cleanly(progress, f"Trajectories written so far are kept in {kept}; fix the problem and re-run "
