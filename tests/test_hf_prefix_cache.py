@@ -25,10 +25,9 @@ def smol(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.delenv(ENV_VAR, raising=False)
-    prefix = local_hf._load(MODEL)[3]
-    prefix.drop()
-    yield prefix
-    prefix.drop()
+    local_hf.drop_prefix_cache(MODEL)
+    yield
+    local_hf.drop_prefix_cache(MODEL)
     torch.set_num_threads(threads)
 
 

@@ -7,7 +7,9 @@ continues: the growing prompt an evaluation episode sends at every step. Each st
 AGENTKD_HF_PREFIX_CACHE=0 (the whole prompt encoded) and once with reuse on (the order alternates from step to step
 so a shared machine's changing load falls on both alike; a call with reuse off leaves the stored cache alone, so
 the reusing calls still see their previous step). Printed per step: prompt and cached tokens, seconds off and on,
-and whether the two greedy texts are identical; then the mean seconds per step and the ratio off / on.
+and whether the two greedy texts are identical; then the mean seconds per step and the ratio off / on. The
+conversation holds the solver's replies, not the model's, so the cache of the model's own reply is not reused
+here as it is in a real episode: the ratio is a lower bound on that count.
 
     python tools/bench_hf_prefix.py [--steps 10] [--max-tokens 32] [--threads 1] [--model smollm2-135m]
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,9 +34,9 @@ def uptime() -> str:
     return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
 
 
-def episode_prompts(steps: int) -> list[list[dict[str, str]]]:
-    """The prompts of the first `steps` steps of a reference household episode with at least that many steps."""
-    from agentkd import CodeActAgent, ReferencePolicy, load_environment
+def household_task(steps: int) -> tuple[Any, Any]:
+    """(environment, the first household test task whose reference solution takes at least `steps` steps)."""
+    from agentkd import load_environment
     from agentkd.env.loading import environment_module
 
     env = load_environment("household")
@@ -41,6 +44,13 @@ def episode_prompts(steps: int) -> list[list[dict[str, str]]]:
     task = next((t for t in env.tasks("test") if len(plan(t)) + 1 >= steps), None)
     if task is None:
         raise SystemExit(f"no household test task has {steps} steps: ask for fewer with --steps")
+    return env, task
+
+
+def episode_prompts(env: Any, task: Any, steps: int) -> list[list[dict[str, str]]]:
+    """The prompts of the first `steps` steps of the reference solver's episode on `task`."""
+    from agentkd import CodeActAgent, ReferencePolicy
+
     traj = CodeActAgent(env, ReferencePolicy()).run(task)
     messages = [{"role": m["role"], "content": str(m.get("content") or "")} for m in traj.messages]
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"][:steps]
@@ -65,7 +75,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     stop = [*DEFAULT_STOP, CLOSING_FENCE]
     print(f"before: {uptime()}; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
-    prompts = episode_prompts(args.steps)
+    env, task = household_task(args.steps)
+    prompts = episode_prompts(env, task, args.steps)
 
     def call(messages: list[dict[str, str]], reuse: bool) -> tuple[float, local_hf.Generation]:
         os.environ[ENV_VAR] = "1" if reuse else "0"
@@ -74,7 +85,7 @@ def main() -> None:
         return time.perf_counter() - started, gen
 
     call([{"role": "user", "content": "Hi"}], False)  # load the model and warm up
-    local_hf._load(args.model)[3].drop()
+    local_hf.drop_prefix_cache(args.model)
     off_s, on_s, same = [], [], 0
     print(f"{'step':>4} {'prompt tok':>10} {'cached':>7} {'s off':>7} {'s on':>7} {'off/on':>7}  greedy")
     for k, messages in enumerate(prompts):

@@ -95,6 +95,13 @@ def _load(name: str) -> tuple[Any, Any, threading.Lock, PrefixCache]:
         return (*_LOADED[path], _PREFIXES[path])
 
 
+def drop_prefix_cache(name: str) -> None:
+    """Forget the KV cache a local model keeps of its last prompt (the next call encodes its prompt in full)."""
+    _model, _tokenizer, lock, prefix = _load(name)
+    with lock:
+        prefix.drop()
+
+
 @dataclass
 class Generation:
     texts: list[str]
