@@ -9,7 +9,7 @@ so a shared machine's changing load falls on both alike; a call with reuse off l
 the reusing calls still see their previous step). Printed per step: prompt and cached tokens, seconds off and on,
 and whether the two greedy texts are identical; then the mean seconds per step and the ratio off / on. The
 conversation holds the solver's replies, not the model's, so the cache of the model's own reply is not reused
-here as it is in a real episode: the ratio is a lower bound on that count.
+here as it is in a real episode (there reuse saves a little more).
 
     python tools/bench_hf_prefix.py [--steps 10] [--max-tokens 32] [--threads 1] [--model smollm2-135m]
 """
