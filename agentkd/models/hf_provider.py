@@ -11,7 +11,9 @@ PROVIDER = "hf"
 
 
 class LocalHFProvider(local_provider.InProcessProvider):
-    """litellm custom provider running local transformers models in this process."""
+    """litellm custom provider running local transformers models in this process. Each call reuses the KV cache
+    of the prompt prefix it shares with the model's previous call; usage reports it as
+    `prompt_tokens_details.cached_tokens` (see `agentkd.models.hf_prefix_cache`)."""
 
     provider = PROVIDER
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.errors import ModelError
+from agentkd.models.hf_prefix_cache import PrefixCache, extend, reuse_enabled
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -19,6 +20,7 @@ ALIASES = {"smollm2-135m": "smollm2-135m-instruct", "smollm2-135m-instruct": "sm
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, tuple[Any, Any, threading.Lock]] = {}
+_PREFIXES: dict[str, PrefixCache] = {}  # per loaded model: the KV cache of the last sequence it encoded
 
 
 def cache_dir() -> Path:
@@ -71,6 +73,11 @@ def resolve_local_model(name: str) -> Path:
 
 def load_local_model(name: str) -> tuple[Any, Any, threading.Lock]:
     """(model, tokenizer, lock) for a local model, cached per process."""
+    return _load(name)[:3]
+
+
+def _load(name: str) -> tuple[Any, Any, threading.Lock, PrefixCache]:
+    """(model, tokenizer, lock, prefix cache): the lock guards the model's calls and its prefix cache."""
     path = str(resolve_local_model(name))
     with _LOCK:
         if path not in _LOADED:
@@ -84,7 +91,15 @@ def load_local_model(name: str) -> tuple[Any, Any, threading.Lock]:
             model.eval()
             tokenizer = AutoTokenizer.from_pretrained(path)
             _LOADED[path] = (model, tokenizer, threading.Lock())
-        return _LOADED[path]
+            _PREFIXES[path] = PrefixCache()
+        return (*_LOADED[path], _PREFIXES[path])
+
+
+def drop_prefix_cache(name: str) -> None:
+    """Forget the KV cache a local model keeps of its last prompt (the next call encodes its prompt in full)."""
+    _model, _tokenizer, lock, prefix = _load(name)
+    with lock:
+        prefix.drop()
 
 
 @dataclass
@@ -94,6 +109,8 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
+    cached_tokens: int = 0
+    """Prompt tokens served from the KV cache of an earlier call (not encoded again)."""
 
 
 def _truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -111,10 +128,13 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
 ) -> Generation:
-    """Chat completion with a local model. A trailing assistant message is continued, not restarted."""
+    """Chat completion with a local model. A trailing assistant message is continued, not restarted.
+
+    The KV cache of the longest prompt prefix shared with the model's previous call is reused (see
+    `agentkd.models.hf_prefix_cache`; AGENTKD_HF_PREFIX_CACHE=0 turns it off)."""
     import torch
 
-    model, tokenizer, lock = load_local_model(name)
+    model, tokenizer, lock, prefix = _load(name)
     stop = [s for s in (stop or []) if s]
     continue_final = bool(messages) and messages[-1].get("role") == "assistant"
     encoded = tokenizer.apply_chat_template(
@@ -137,13 +157,18 @@ def generate(
         kwargs.update(temperature=temperature, top_p=top_p)
     if stop:
         kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+    if not sample and n > 1:
+        kwargs["num_return_sequences"] = 1
+    reuse = reuse_enabled()
+    cached = 0
     started = time.perf_counter()
     with lock, torch.inference_mode():
         if seed is not None:
             torch.manual_seed(seed)
-        if not sample and n > 1:
-            kwargs["num_return_sequences"] = 1
-        output = model.generate(**encoded, **kwargs)
+        if reuse and prefix.supported(model) and prompt_len > 1:
+            output, cached = _generate_reusing(model, prefix, encoded["input_ids"], kwargs)
+        else:
+            output = model.generate(**encoded, **kwargs)
     if output.shape[0] < n:  # greedy: n identical samples
         output = output.repeat(n, 1)
     texts, reasons, completion_tokens = [], [], 0
@@ -155,4 +180,29 @@ def generate(
         text, stopped = _truncate_at_stop(tokenizer.decode(new[:length], skip_special_tokens=True), stop)
         texts.append(text)
         reasons.append("stop" if stopped or length < len(new) else "length")
-    return Generation(texts, reasons, prompt_len, completion_tokens, time.perf_counter() - started)
+    return Generation(texts, reasons, prompt_len, completion_tokens, time.perf_counter() - started, cached)
+
+
+def _generate_reusing(model: Any, prefix: PrefixCache, input_ids: Any, kwargs: dict[str, Any]) -> tuple[Any, int]:
+    """`model.generate` starting from the cached prefix of the prompt; the rows of several samples share one
+    encoding of the prompt (all but its last token). Returns (output ids, prompt tokens served from the cache).
+    Runs under the model's lock."""
+    import torch
+
+    rows = kwargs["num_return_sequences"]
+    prompt_len = input_ids.shape[1]
+    cache, cached = prefix.take(model, input_ids[0].tolist())
+    if rows > 1:
+        extend(model, cache, input_ids, prompt_len - 1)  # once, then copied to every sample's row
+        cache.batch_repeat_interleave(rows)
+        input_ids = input_ids.repeat(rows, 1)
+    output = model.generate(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        past_key_values=cache,
+        **{**kwargs, "num_return_sequences": 1},
+    )
+    if rows > 1:
+        cache.batch_select_indices(torch.tensor([0], device=output.device))
+    prefix.keep(cache, output[0].tolist())
+    return output, cached
