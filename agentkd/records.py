@@ -76,6 +76,9 @@ class Step(BaseModel):
     role_usage: dict[str, Usage] = Field(default_factory=dict)
     """Usage per role when several roles spent tokens on this step (a cascade step that the
     student sampled and the teacher then took). Empty means all of `usage` is `role`'s."""
+    injected: dict[str, Any] | None = None
+    """Set on a step slipped on purpose to show a recovery (`agentkd collect --recovery`): holds the teacher's
+    `original` code. Training shows such a step but never trains on it; the store skips it."""
 
     def usage_split(self) -> dict[str, Usage]:
         """This step's usage by role."""

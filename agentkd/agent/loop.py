@@ -111,6 +111,7 @@ class CodeActAgent:
             index=len(state["steps"]), role=out.role, model=out.model, output=out.text, thought=parsed.thought,
             action=parsed.code, parse_error=parsed.error, usage=out.usage, latency_s=out.latency_s,
             candidates=out.candidates, vote=out.vote, role_usage=out.role_usage, resampled=out.resampled,
+            injected=out.injected,
         )
         return {"pending": step}
 

@@ -71,6 +71,10 @@ def collect_command(
         "--budget", min=1, help="Targeted collection: teacher episodes to spend (default 10).")] = None,
     group_by: Annotated[str, typer.Option(
         "--group-by", help="Targeted collection: nearby = same template (else kind) | kind | none.")] = "template",
+    recovery: Annotated[Optional[float], typer.Option(
+        "--recovery", min=0.0, max=1.0,
+        help="Error-recovery augmentation: this share of the episodes (0-1] gets one slipped step (a string argument "
+             "misspelt) that the teacher then recovers from; the slip is shown to students, never trained on.")] = None,
 ) -> None:
     """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
     from agentkd.collect.job import CollectJob
@@ -91,7 +95,7 @@ def collect_command(
             samples_per_task=samples_per_task, max_steps=max_steps,
             sandbox=sandbox_config(sandbox, timeout_s=exec_timeout),
             backend=backend_config(backend, ray_address, workers), rate_limit=rate_limit_config(rpm, tpm),
-            on_failures=on_failures, budget=budget, group_by=group_by,
+            on_failures=on_failures, budget=budget, group_by=group_by, recovery=recovery,
         )
         stats, trajectories = execute(job)
     print_summary(stats, trajectories)

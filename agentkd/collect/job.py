@@ -10,6 +10,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.collect.collector import CollectStats
+from agentkd.collect.recovery import RecoveryInjector
 from agentkd.collect.targets import GroupBy, TargetingError, TargetPlan, targeted_tasks
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment, resolve_env_spec
@@ -82,11 +83,14 @@ class CollectJob(EpisodesJob):
     """Teacher episodes of a targeted collection (default 10)."""
     group_by: GroupBy = "template"
     """What "nearby" means in a targeted collection: same task template (else kind), same kind, or none."""
+    recovery: float | None = Field(None, gt=0.0, le=1.0)
+    """Error-recovery augmentation: this share of the episodes gets one slipped step before the teacher's
+    recovery (agentkd.collect.recovery); None: clean teacher episodes."""
 
     def identity(self) -> dict[str, Any]:
         """What makes a run folder this job's (compared before the environment is loaded)."""
         return {"command": "collect", **self.env.identity(), "teacher": teacher_label(self.teacher),
-                "split": self.split}
+                "split": self.split, "recovery": self.recovery}
 
 
 @dataclass
@@ -138,6 +142,11 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
     if job.teacher.kind == "reference" and env.reference_solver is None:
         raise EnvironmentDefinitionError(f"environment {env.name!r} has no reference solver; pass a model as --teacher")
     policy = build_policy(job.teacher, BuildContext(run=folder.layout))
+    if job.recovery is not None:
+        if job.backend.kind == "ray":
+            raise AgentKDError("--recovery runs on the local backend only (Ray workers rebuild the teacher from its "
+                               "spec, without the injected slips); drop --backend ray for this collection")
+        policy = RecoveryInjector(policy, job.recovery)
     folder.start(
         identity={**job.identity(), "env_version": env.version},
         details={**job.model_dump(mode="json", exclude={"run", "env", "teacher", "sandbox", "backend"}),

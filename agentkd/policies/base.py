@@ -41,6 +41,8 @@ class PolicyOutput:
     role_usage: dict[str, Usage] = field(default_factory=dict)
     resampled: dict[str, Any] | None = None
     """What the repeated-reply guard did, when it resampled (agentkd.policies.repeats)."""
+    injected: dict[str, Any] | None = None
+    """Set on a deliberately slipped step (error-recovery augmentation, agentkd.collect.recovery)."""
 
 
 @runtime_checkable

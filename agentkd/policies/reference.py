@@ -47,7 +47,9 @@ class ReferencePolicy:
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         started = time.perf_counter()
-        text = replay_reference(ctx.env, ctx.task, [s.observation for s in ctx.steps], ctx.state)
+        # a slipped step (error-recovery augmentation) changed nothing: the solver is replayed without it
+        observations = [s.observation for s in ctx.steps if not s.injected]
+        text = replay_reference(ctx.env, ctx.task, observations, ctx.state)
         return PolicyOutput(text=text, role="teacher", model=REFERENCE_MODEL, latency_s=time.perf_counter() - started)
 
 

@@ -86,7 +86,8 @@ def divergence_pairs(failed: Iterable[Trajectory], solved: dict[str, Trajectory]
 
 
 def _teacher_solved(trajectories: Iterable[Trajectory]) -> dict[str, Trajectory]:
-    return {t.task.id: t for t in trajectories if t.success and t.steps and all(s.role == "teacher" for s in t.steps)}
+    return {t.task.id: t for t in trajectories
+            if t.success and t.steps and all(s.role == "teacher" and not s.injected for s in t.steps)}
 
 
 def build_preferences(run: str | Path, include_test: bool = False) -> tuple[list[PreferencePair], dict[str, int]]:

@@ -28,10 +28,22 @@ class SFTExample(BaseModel):
         return sum(self.assistant_masks)
 
 
-def student_conversation(env: Environment, traj: Trajectory) -> list[dict[str, str]]:
+UNTRAINED = "train"
+"""Message key: an assistant message with `"train": False` is shown to the student but not trained on."""
+
+
+def student_conversation(env: Environment, traj: Trajectory) -> list[dict[str, Any]]:
     """The trajectory as the student will live it: short student system prompt, user turns = the task and
-    observations, assistant turns = thought + code."""
-    messages = [{"role": m["role"], "content": str(m.get("content") or "")} for m in traj.messages]
+    observations, assistant turns = thought + code. The reply of a step slipped on purpose (error-recovery
+    augmentation) is marked `"train": False`: the student sees the slip and learns the recovery, not the slip."""
+    messages: list[dict[str, Any]] = [{"role": m["role"], "content": str(m.get("content") or "")}
+                                      for m in traj.messages]
+    replies = iter(traj.steps)
+    for message in messages:
+        if message["role"] == "assistant":
+            step = next(replies, None)
+            if step is not None and step.injected and message["content"] == step.output:
+                message[UNTRAINED] = False
     return with_student_prompt(env, messages)
 
 
@@ -43,11 +55,14 @@ def assistant_char_spans(
     tokenizer: Any, messages: list[dict[str, str]], trained: set[int] | None = None
 ) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of each assistant reply (including the template's
-    end-of-turn marker, so the student learns to stop); only the replies at message indices `trained` when given."""
+    end-of-turn marker, so the student learns to stop); only the replies at message indices `trained` when given,
+    and never one marked `"train": False`."""
     text = _render(tokenizer, messages)
     spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant" or (trained is not None and i not in trained):
+            continue
+        if message.get(UNTRAINED) is False:
             continue
         before = _render(tokenizer, messages[:i], generation_prompt=True)
         through = _render(tokenizer, messages[: i + 1])
