@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from agentkd.errors import ModelError
+from agentkd.models.prefix import common_prefix
 
 ENV_VAR = "AGENTKD_HF_PREFIX_CACHE"
 _ON = {"", "1", "true", "yes", "on"}
@@ -38,16 +39,6 @@ def reuse_enabled() -> bool:
         return False
     raise PrefixCacheSettingError(f"{ENV_VAR}={raw!r}: give 1 (reuse the prompt prefix's KV cache, the default) or 0 "
                                   "(re-encode every prompt in full)")
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading tokens `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def cacheable(model: Any) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
+from agentkd.models.prefix import common_prefix
 from agentkd.models.llama_settings import default_n_ctx, default_threads, pool_size
 
 
@@ -103,7 +104,7 @@ class LlamaDoor:
         slot = self._acquire(tokens)
         try:
             for i in range(1 if temperature <= 0 else n):
-                cached += _common_prefix(slot.tokens, tokens)
+                cached += common_prefix(slot.tokens, tokens)
                 out = slot.llama.create_completion(
                     prompt=tokens, max_tokens=min(max_tokens, room - 1), temperature=max(temperature, 0.0),
                     top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=stop, seed=base_seed + i)
@@ -127,9 +128,9 @@ class LlamaDoor:
         with self._cond:
             while True:
                 free = [s for s in self._slots if not s.busy]
-                best = max(free, key=lambda s: _common_prefix(s.tokens, tokens), default=None)
+                best = max(free, key=lambda s: common_prefix(s.tokens, tokens), default=None)
                 grow = len(self._slots) + self._loading < self.pool
-                if best is not None and (not grow or _common_prefix(best.tokens, tokens) > 0 or not best.tokens):
+                if best is not None and (not grow or common_prefix(best.tokens, tokens) > 0 or not best.tokens):
                     best.busy = True
                     return best
                 if grow:
@@ -151,13 +152,6 @@ class LlamaDoor:
             self._cond.notify()
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _formatters(llama: Any) -> dict[bool, Any]:
