@@ -55,7 +55,8 @@ class PipelineSettings(BaseModel):
     samples: int = 3
     temperature: float = 0.7
     agreement: str = "result"
-    max_tokens: int = 96
+    max_tokens: int | None = None
+    """Student tokens per step; default 96 for the fine-tuned student (short replies), 256 for a frozen one."""
     concurrency: int = 2
     max_steps: int | None = None
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
@@ -77,6 +78,7 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     common = {"run": run, "split": "test", "n": s.eval_tasks, "concurrency": s.concurrency,
               "max_steps": s.max_steps, "sandbox": s.sandbox}
     student = TRAINED if s.route == "sft" else s.student or ICD_STUDENT
+    max_tokens = s.max_tokens or (96 if s.route == "sft" else 256)
     titles = {"teacher": "evaluate the teacher",
               "student": "evaluate the fine-tuned student" if s.route == "sft" else "evaluate the student alone",
               "icd": "evaluate the student with retrieved teacher steps (ICD)",
@@ -85,7 +87,7 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
 
     def evaluation(choice: str) -> Stage:
         spec = eval_policy_spec(choice, teacher, student=student, samples=s.samples, temperature=s.temperature,
-                                agreement=s.agreement, max_tokens=s.max_tokens, k=s.k)
+                                agreement=s.agreement, max_tokens=max_tokens, k=s.k)
         name = default_eval_name(choice, student)
         return Stage(titles[choice], EvalJob(policy=spec, name=name, **common), name)
 

@@ -49,7 +49,7 @@ def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(
     assert [s.report for s in planned if s.report] == ["teacher", "student", "icd", "cascade"]
     specs = {s.report: s.job.policy for s in planned if s.report}
     assert specs["icd"].kind == "icd" and specs["icd"].settings["model"] == "gguf/qwen2.5-coder-0.5b"
-    assert specs["student"].kind == "student"
+    assert specs["student"].kind == "student" and specs["icd"].settings["max_tokens"] == 256
     cascade = specs["cascade"].settings
     assert cascade["student"]["kind"] == "icd" and cascade["teacher"]["kind"] == specs["teacher"].kind
     chosen = stages(tmp_path / "r", PipelineSettings(route="icd", student="smollm2-135m"))

@@ -46,8 +46,9 @@ def pipeline_command(
         fail(f"unknown --route {route!r}: choose sft (fine-tune the student) or icd (frozen student + demonstrations)")
     try:
         settings = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
-                                    teacher=teacher, route=route, student=student, train_tasks=train_tasks, epochs=epochs, eval_tasks=eval_tasks,
-                                    samples=samples, max_steps=max_steps, sandbox=sandbox_config(sandbox))
+                                    teacher=teacher, route=route, student=student, train_tasks=train_tasks,
+                                    epochs=epochs, eval_tasks=eval_tasks, samples=samples, max_steps=max_steps,
+                                    sandbox=sandbox_config(sandbox))
         planned = stages(run, settings)
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
