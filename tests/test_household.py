@@ -87,3 +87,30 @@ def test_commands_answer_like_a_text_game(household, game):
     assert "take" not in " ".join(state.admissible())
     assert state.act(f"open {closed}").startswith(f"You open the {closed}.")
     assert f"close {closed}" in state.admissible()
+
+
+def test_the_reference_solver_takes_over_from_wherever_a_student_left_the_house(household):
+    """A cascade defers single steps to the teacher: after a student wandered (random admissible commands: picking
+    things up, opening, walking away) the reference solver must act from the state as it is, not replay its plan."""
+    import random
+
+    teacher = ReferencePolicy()
+
+    class Wanderer:
+        name = "wanderer"
+
+        def __init__(self, steps: int, seed: int) -> None:
+            self.steps, self.rng = steps, random.Random(seed)
+
+        async def act(self, ctx):
+            if ctx.step_index < self.steps:
+                command = self.rng.choice(ctx.state.admissible())
+                return PolicyOutput(text=f'Thought: let me see.\n```python\nprint(act("{command}"))\n```',
+                                    role="student")
+            return await teacher.act(ctx)
+
+    for i, task in enumerate(household.tasks("test")[:12]):
+        for wandered in (2, 6):
+            traj = CodeActAgent(household, Wanderer(wandered, i)).run(task)
+            assert traj.success, (task.id, wandered, [s.action for s in traj.steps])
+            assert all(s.observation != "Nothing happens." for s in traj.steps[wandered:])  # no blind replay
