@@ -11,7 +11,7 @@ from typing import Generator
 
 from agentkd import Task
 
-from .game import HouseState
+from .game import NOTHING, HouseState
 from .world import FOUND_IN, OPENABLE, build_house, object_kind
 
 TREAT = {"clean": ("sinkbasin", "clean", "clean it"), "heat": ("microwave", "heat", "heat it"),
@@ -125,6 +125,12 @@ def next_step(state: HouseState, goal: dict) -> tuple[str, str] | None:
             or (f"I see the {obj} here. I take it.", f"take {obj} from {name}"))
 
 
+def _effective(task: Task, actions: list[str]) -> list[str]:
+    """The episode's commands without those that did nothing (a slip, a command the world does not know)."""
+    world = HouseState.start(build_house(task.metadata["seed"]))
+    return [a for a in actions if world.act(a) != NOTHING]
+
+
 def reference_solver(task: Task, state: HouseState | None = None) -> Generator[str, str, None]:
     """Carry out the plan, one command per step, then finish. Given the episode's live `state` (the agent loop
     does), it follows the plan while the episode's commands are the plan's, and otherwise acts from the state as
@@ -136,8 +142,9 @@ def reference_solver(task: Task, state: HouseState | None = None) -> Generator[s
         yield DONE
         return
     while True:  # replayed once per step; every answer is computed from the state as it is now
-        done = len(state.actions)
-        if state.actions == [c for _t, c in steps[:done]]:
+        taken = _effective(task, state.actions)
+        done = len(taken)
+        if taken == [c for _t, c in steps[:done]]:
             yield _step(*steps[done]) if done < len(steps) else DONE
         else:
             following = next_step(state, task.metadata["goal"])
