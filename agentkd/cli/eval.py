@@ -106,15 +106,16 @@ def execute(job: EvalJob) -> EvalReport:
     from agentkd.run import RunLayout
 
     prepared = prepare_eval(job)
-    progress = progress_bar(f"eval {job.name}", "success {task.fields[success]:.0%}")
+    # success of the episodes run now (a resumed evaluation's earlier ones are in its report)
+    progress = progress_bar(f"eval {job.name}", "new {task.fields[new]}: success {task.fields[success]:.0%}")
     with progress:
-        bar = progress.add_task("eval", total=len(prepared.tasks), success=0.0)
+        bar = progress.add_task("eval", total=len(prepared.tasks), new=0, success=0.0)
 
         seen: list[CollectStats] = []
 
         def update(_traj: object, stats: CollectStats) -> None:
             seen[:] = [stats]
-            progress.update(bar, completed=stats.skipped + stats.done, success=stats.success_rate)
+            progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate)
 
         with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
                                     "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
