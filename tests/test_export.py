@@ -74,15 +74,24 @@ def test_export_command_refuses_another_architecture_before_reading_weights(tmp_
 def test_a_failed_export_after_training_is_reported_not_raised(tmp_path):
     """`agentkd train` exports after saving the merged weights: a failure must not lose them (nor leave the
     GGUF of an earlier student beside them)."""
-    from agentkd.train.trainer import _export_gguf
+    from agentkd.train.trainer import export_gguf_safely
 
     layout = RunLayout(tmp_path)
-    layout.student_merged.mkdir(parents=True)
-    (layout.student_merged / "config.json").write_text(json.dumps({**LLAMA, "model_type": "mistral"}))
-    layout.student_gguf.write_bytes(b"an earlier student")
-    path, error = _export_gguf(layout)
-    assert path is None and "ExportError" in error and "LLaMA" in error
-    assert not layout.student_gguf.exists() and (layout.student_merged / "config.json").is_file()
+    for merged, gguf, student in ((layout.student_merged, layout.student_gguf, "trained"),
+                                  (layout.dpo_merged, layout.dpo_gguf, "trained-dpo")):
+        merged.mkdir(parents=True)
+        (merged / "config.json").write_text(json.dumps({**LLAMA, "model_type": "mistral"}))
+        gguf.write_bytes(b"an earlier student")
+        path, error = export_gguf_safely(layout, student)
+        assert path is None and "ExportError" in error and "LLaMA" in error
+        assert not gguf.exists() and (merged / "config.json").is_file()
+
+
+def test_export_command_names_the_students_it_knows(tmp_path):
+    result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--student", "best"])
+    assert result.exit_code == 2 and "trained or trained-dpo" in result.output
+    result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--student", "trained-dpo"])
+    assert result.exit_code == 1 and "--stage dpo" in result.output  # no preference-trained student yet
 
 
 # -- slow: real exports run by llama.cpp -------------------------------------------------------------------------

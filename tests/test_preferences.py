@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 from agentkd import RunFolder, RunLayout, Step, Task, Trajectory
 from agentkd.cli import app
 from agentkd.evaluate import eval_folder
+from agentkd.policies.registry import BuildContext
+from agentkd.run.layout import is_trained_student
 from agentkd.train.preferences import build_preferences, deferral_pairs, divergence_pairs
 
 
@@ -92,5 +94,9 @@ def test_dpo_on_a_tiny_real_model_lowers_its_loss(tmp_path, factqa):
     losses = [e["loss"] for e in log if "loss" in e]
     assert len(losses) >= 4 and losses[-1] < losses[0]
     assert (layout.dpo_merged / "config.json").is_file() and layout.preferences.is_file()
+    # exported for llama.cpp like the SFT student, and `trained-dpo` resolves to that file with the student prompt
+    assert layout.dpo_gguf.is_file() and f"llama.cpp: {layout.dpo_gguf}" in result.output.replace("\n", "")
+    resolved = BuildContext(run=layout).model("trained-dpo")
+    assert resolved == f"gguf/{layout.dpo_gguf.resolve()}" and is_trained_student(resolved)
     again = CliRunner().invoke(app, ["train", "--run", str(run), "--stage", "dpo"])
     assert again.exit_code == 1 and "--overwrite" in again.output

@@ -21,6 +21,9 @@ def export_command(
     outtype: Annotated[str, typer.Option(
         "--type", help="gguf: weight type of the matrices: f16 (default: greedy-identical to transformers in the "
                        "benchmark), q8_0 (about 15% faster, may tip near-ties), or f32.")] = "f16",
+    student: Annotated[str, typer.Option(
+        "--student", help="gguf: trained (RUN/student, the default) | trained-dpo (RUN/student-dpo, the preference "
+                          "stage).")] = "trained",
     base: Annotated[Optional[Path], typer.Option(
         "--base", help="gguf: GGUF of the student's base model, for its tokenizer and metadata (default: the packaged "
                        "SmolLM2-135M-Instruct GGUF).")] = None,
@@ -35,7 +38,8 @@ def export_command(
         "--config", help="Datasets, sft: a training YAML whose `filters` decide which trajectories are kept.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Datasets: replace an earlier export in --out.")] = False,
 ) -> None:
-    """Write RUN/student/merged as RUN/student/student.gguf (`agentkd train` does this itself; use this to retry),
+    """Write RUN/student/merged as RUN/student/student.gguf (RUN/student-dpo/... with --student trained-dpo;
+    `agentkd train` does this itself; use this to retry),
     or with --format hf|parquet|jsonl the run's trajectories / SFT conversations / preference pairs as a dataset
     (read back with `datasets`; train on it with `agentkd train --dataset`)."""
     if format == "gguf":
@@ -44,10 +48,13 @@ def export_command(
                                           ("--overwrite", overwrite)) if value]
         if given:
             fail(f"{', '.join(given)} apply to dataset exports: add --format hf|parquet|jsonl", code=2)
+        from agentkd.run.layout import TRAINED_NAMES
         from agentkd.train.export import export_student
 
-        with exit_on_error(), console.status(f"exporting {run}/student/merged to GGUF ({outtype})..."):
-            result = export_student(run, outtype=outtype, base=base)
+        if student not in TRAINED_NAMES:
+            fail(f"unknown --student {student!r}; choose {' or '.join(TRAINED_NAMES)}", code=2)
+        with exit_on_error(), console.status(f"exporting the {student} student of {run} to GGUF ({outtype})..."):
+            result = export_student(run, outtype=outtype, base=base, student=student)
         console.print(f"wrote {result.path} ({result.outtype}, {result.tensors} tensors, "
                       f"{result.bytes / 1e6:.0f} MB) in {result.seconds:.1f} s", soft_wrap=True)
         return

@@ -63,12 +63,12 @@ def train_command(
                   f"({result.tokens_per_s:.0f} tokens/s), final loss {loss}")
     alias = "trained-dpo" if stage == "dpo" else "trained"
     console.print(f"student: {result.merged_dir} (use it with --student {result.merged_dir} or --student {alias})")
-    if stage == "sft" and result.gguf is not None:
+    if result.gguf is not None:
         console.print(f"llama.cpp: {result.gguf}")
-    elif stage == "sft":
+    else:
+        retry = f"agentkd export --run {run}" + (" --student trained-dpo" if stage == "dpo" else "")
         console.print(f"[bold yellow]warning:[/] the GGUF export for llama.cpp failed ({result.gguf_error}); the "
-                      f"trained weights are safe in {result.merged_dir}; retry with `agentkd export --run {run}`",
-                      soft_wrap=True)
+                      f"trained weights are safe in {result.merged_dir}; retry with `{retry}`", soft_wrap=True)
 
 
 def execute(job: TrainJob) -> TrainResult:

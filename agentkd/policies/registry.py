@@ -72,8 +72,8 @@ class BuildContext:
         if self.run is None:
             raise SpecError(f"the student {name!r} means a run's fine-tuned student; give the run folder")
         folder = self.run.trained_model(name)
-        if name == TRAINED_NAMES[0] and self.run.student_gguf.is_file():
-            return f"gguf/{self.run.student_gguf.resolve()}"
+        if self.run.gguf_of(name).is_file():
+            return f"gguf/{self.run.gguf_of(name).resolve()}"
         return f"hf/{folder.resolve()}"
 
 

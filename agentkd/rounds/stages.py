@@ -165,9 +165,11 @@ def _has_pairs(layout: RunLayout, s: ImproveSettings) -> bool:
 
 
 def student_model(layout: RunLayout) -> str:
-    """The model string of a run folder's final student: the DPO stage's when there is one, else the SFT student's
-    GGUF export (llama.cpp) when present, else its merged weights."""
+    """The model string of a run folder's final student: the DPO stage's when there is one, else the SFT student;
+    each as its GGUF export (llama.cpp) when present, else its merged weights."""
     if (layout.dpo_merged / "config.json").is_file():
+        if layout.dpo_gguf.is_file():
+            return f"gguf/{layout.dpo_gguf.resolve()}"
         return f"hf/{layout.dpo_merged.resolve()}"
     if layout.student_gguf.is_file():
         return f"gguf/{layout.student_gguf.resolve()}"

@@ -127,6 +127,15 @@ class RunLayout:
         return self.dpo_dir / "merged"
 
     @property
+    def dpo_gguf(self) -> Path:
+        """The preference-trained student as one GGUF file for llama.cpp (`agentkd train --stage dpo`)."""
+        return self.dpo_dir / "student.gguf"
+
+    def gguf_of(self, name: str) -> Path:
+        """Where the GGUF export of `trained` (RUN/student/student.gguf) or `trained-dpo` lives."""
+        return self.dpo_gguf if name == TRAINED_DPO else self.student_gguf
+
+    @property
     def dpo_train_log(self) -> Path:
         return self.dpo_dir / "train_log.jsonl"
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
-from agentkd.run.layout import STUDENT_MARKER, RunLayout
+from agentkd.run.layout import STUDENT_MARKER, TRAINED_DPO, RunLayout
 from agentkd.train.config import TrainConfig
 from agentkd.train.preferences import PreferencePair, build_preferences, write_preferences
 from agentkd.train.trainer import (
@@ -23,6 +23,7 @@ from agentkd.train.trainer import (
     quiet_libraries,
     write_log,
     context_length,
+    export_gguf_safely,
     keep_freed_memory,
     use_bf16,
 )
@@ -102,8 +103,9 @@ def train_dpo(
     (layout.dpo_merged / STUDENT_MARKER).write_text(json.dumps({"prompt": "student", "base": str(base),
                                                                "stage": "dpo", "pairs": len(pairs)}, indent=2))
     write_log(layout.dpo_train_log, trainer.state.log_history, 0, seconds)
+    gguf, gguf_error = export_gguf_safely(layout, TRAINED_DPO)
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     report = FilterReport(seen=counts["found"])
     return TrainResult(student_dir=out, merged_dir=layout.dpo_merged, adapter_dir=adapter, filters=report,
                        examples=len(pairs), too_long=0, train_tokens=0, seconds=seconds,
-                       final_loss=losses[-1] if losses else output.training_loss)
+                       final_loss=losses[-1] if losses else output.training_loss, gguf=gguf, gguf_error=gguf_error)

@@ -290,9 +290,11 @@ def _add_tensors(writer: Any, model_dir: Path, config: dict[str, Any], qtype: An
     return count
 
 
-def export_student(run: str | Path, outtype: str = DEFAULT_OUTTYPE, base: str | Path | None = None) -> ExportResult:
-    """RUN/student/merged -> RUN/student/student.gguf (RunLayout.student_gguf)."""
+def export_student(run: str | Path, outtype: str = DEFAULT_OUTTYPE, base: str | Path | None = None,
+                   student: str = "trained") -> ExportResult:
+    """RUN/student/merged -> RUN/student/student.gguf (RunLayout.student_gguf); with `student="trained-dpo"`,
+    RUN/student-dpo/merged -> RUN/student-dpo/student.gguf."""
     from agentkd.run.layout import RunLayout
 
     layout = RunLayout(run)
-    return export_gguf(layout.trained_student(), layout.student_gguf, outtype=outtype, base=base)
+    return export_gguf(layout.trained_model(student), layout.gguf_of(student), outtype=outtype, base=base)

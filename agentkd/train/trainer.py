@@ -19,7 +19,7 @@ from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError
 from agentkd.records import Trajectory
 from agentkd.run.folder import RunFolder
-from agentkd.run.layout import STUDENT_MARKER, RunLayout
+from agentkd.run.layout import STUDENT_MARKER, TRAINED, TRAINED_DPO, RunLayout
 from agentkd.train.config import TrainConfig
 from agentkd.train.filters import FilterReport, filter_trajectories
 from agentkd.train.sft_data import SFTExample, build_examples
@@ -299,7 +299,7 @@ def train_student(
         adapter_dir = _save(trainer, tokenizer, layout, config)
         write_log(layout.train_log, trainer.state.log_history, train_tokens, seconds,
                   processes=state.num_processes)
-        gguf, gguf_error = _export_gguf(layout)
+        gguf, gguf_error = export_gguf_safely(layout)
     state.wait_for_everyone()  # no process reports success before the student is on disk
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return TrainResult(student_dir=out, merged_dir=layout.student_merged, adapter_dir=adapter_dir, filters=report,
@@ -371,19 +371,20 @@ def _save(trainer: Any, tokenizer: Any, layout: RunLayout, config: TrainConfig) 
     return adapter_dir
 
 
-def _export_gguf(layout: RunLayout) -> tuple[Path | None, str | None]:
-    """RUN/student/student.gguf from the merged weights just saved: (path, None), or (None, why) on failure.
-
-    Never raises: the trained weights are on disk already and must not be lost to an export problem."""
+def export_gguf_safely(layout: RunLayout, student: str = TRAINED) -> tuple[Path | None, str | None]:
+    """The GGUF of the merged weights just saved (`trained` or `trained-dpo`): (path, None), or (None, why) on
+    failure. Never raises: the trained weights are on disk already and must not be lost to an export problem."""
     from agentkd.train.export import export_student
 
-    layout.student_gguf.unlink(missing_ok=True)  # never leave the GGUF of an earlier student beside new weights
+    gguf = layout.gguf_of(student)
+    gguf.unlink(missing_ok=True)  # never leave the GGUF of an earlier student beside new weights
     try:
-        return export_student(layout.root).path, None
+        return export_student(layout.root, student=student).path, None
     except Exception as exc:  # noqa: BLE001 - reported, and retried with `agentkd export`
         reason = f"{type(exc).__name__}: {exc}"
-        logger.warning("GGUF export failed (%s); the trained weights are saved in %s; retry with "
-                       "`agentkd export --run %s`", reason, layout.student_merged, layout.root)
+        retry = f"agentkd export --run {layout.root}" + (" --student trained-dpo" if student == TRAINED_DPO else "")
+        logger.warning("GGUF export failed (%s); the trained weights are saved in %s; retry with `%s`",
+                       reason, layout.trained_model(student), retry)
         return None, reason
 
 
