@@ -100,3 +100,30 @@ def test_dpo_on_a_tiny_real_model_lowers_its_loss(tmp_path, factqa):
     assert resolved == f"gguf/{layout.dpo_gguf.resolve()}" and is_trained_student(resolved)
     again = CliRunner().invoke(app, ["train", "--run", str(run), "--stage", "dpo"])
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_dpo_scores_only_the_assistant_step_of_each_pair(tmp_path, factqa):
+    """TRL tokenises a row into prompt and completion ids: the whole history (system prompt, task, earlier steps and
+    observations) must land in the prompt, so the loss sees the chosen / rejected step and nothing else."""
+    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.train.config import TrainConfig
+    from agentkd.train.dpo import build_dpo_trainer, dpo_rows
+    from agentkd.train.preferences import PreferencePair
+
+    history = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Who wrote Dune?"},
+               {"role": "assistant", "content": block('print(search("Dune"))', "look it up")},
+               {"role": "user", "content": "Observation:\nDune is a novel by Frank Herbert."}]
+    pair = PreferencePair(id="p", task_id="train-00001", split="train", step_index=1, prompt=history,
+                          chosen=block('final_answer("Frank Herbert")', "the article says"),
+                          rejected=block('print(search("Dune"))', "search again"), source="divergence")
+    trainer = build_dpo_trainer(resolve_local_model("smollm2-135m"), dpo_rows(factqa, [pair]), TrainConfig(),
+                                tmp_path / "checkpoints")
+    row = trainer.train_dataset[0]
+    decode = trainer.processing_class.decode
+    prompt, chosen, rejected = decode(row["prompt_ids"]), decode(row["chosen_ids"]), decode(row["rejected_ids"])
+    assert "Who wrote Dune?" in prompt and "Frank Herbert." in prompt and 'search("Dune")' in prompt
+    assert 'final_answer("Frank Herbert")' in chosen and "Who wrote" not in chosen and "Observation" not in chosen
+    assert 'search("Dune")' in rejected and "Observation" not in rejected and "the article says" not in rejected
+    batch = trainer.data_collator([row])
+    scored = batch["input_ids"][0][batch["completion_mask"][0].bool()].tolist()
+    assert scored == list(row["chosen_ids"])  # the chosen sequence's loss mask covers its completion exactly

@@ -36,17 +36,41 @@ def dpo_rows(env: Environment, pairs: list[PreferencePair]) -> list[dict[str, An
              "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
 
 
-def train_dpo(
-    run: str | Path, env: Environment, config: TrainConfig, overwrite: bool = False,
-    on_progress: ProgressFn | None = None, on_pairs: Callable[[dict[str, int]], None] | None = None,
-) -> TrainResult:
-    """Build RUN/preferences.jsonl and train the SFT student on it with DPO; writes RUN/student-dpo/."""
+def build_dpo_trainer(base: Path, rows: list[dict[str, Any]], config: TrainConfig, checkpoints: Path,
+                      callbacks: list[Any] | None = None) -> Any:
+    """TRL's DPOTrainer with a LoRA adapter on the student at `base`; TRL tokenises each row into prompt and
+    completion ids and scores the completion (the assistant step) only."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        keep_freed_memory()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    settings = config.dpo
+    args = DPOConfig(
+        output_dir=str(checkpoints), num_train_epochs=settings.epochs, learning_rate=settings.lr,
+        per_device_train_batch_size=1, gradient_accumulation_steps=settings.batch_size, beta=settings.beta,
+        loss_type=[settings.loss_type], max_length=config.filters.max_tokens or context_length(base, tokenizer),
+        lr_scheduler_type=config.scheduler, warmup_steps=0, bf16=use_bf16(config.precision) and cuda,
+        use_cpu=not cuda, seed=config.seed, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft = LoraConfig(r=max(config.lora_r, 1), lora_alpha=config.alpha or 2, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules, task_type="CAUSAL_LM")
+    return DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      peft_config=peft, callbacks=callbacks or [])
+
+
+def train_dpo(
+    run: str | Path, env: Environment, config: TrainConfig, overwrite: bool = False,
+    on_progress: ProgressFn | None = None, on_pairs: Callable[[dict[str, int]], None] | None = None,
+) -> TrainResult:
+    """Build RUN/preferences.jsonl and train the SFT student on it with DPO; writes RUN/student-dpo/."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise TrainingError("the preference (dpo) stage runs in one process: start it with `agentkd train --stage dpo`, "
@@ -68,25 +92,9 @@ def train_dpo(
             "trained --split train --n 50` (deferred steps) or `--policy student` (failed episodes)")
     write_preferences(layout.preferences, pairs)
     quiet_libraries()
-    cuda = torch.cuda.is_available()
-    if not cuda:
-        keep_freed_memory()
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    settings = config.dpo
-    args = DPOConfig(
-        output_dir=str(out / "checkpoints"), num_train_epochs=settings.epochs, learning_rate=settings.lr,
-        per_device_train_batch_size=1, gradient_accumulation_steps=settings.batch_size, beta=settings.beta,
-        loss_type=[settings.loss_type], max_length=config.filters.max_tokens or context_length(base, tokenizer),
-        lr_scheduler_type=config.scheduler, warmup_steps=0, bf16=use_bf16(config.precision) and cuda,
-        use_cpu=not cuda, seed=config.seed, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    peft = LoraConfig(r=max(config.lora_r, 1), lora_alpha=config.alpha or 2, lora_dropout=config.lora_dropout,
-                      target_modules=config.target_modules, task_type="CAUSAL_LM")
     callbacks = [log_last_step(), *([progress_callback(on_progress)] if on_progress else [])]
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(dpo_rows(env, pairs)),
-                         processing_class=tokenizer, peft_config=peft, callbacks=callbacks)
+    trainer = build_dpo_trainer(base, dpo_rows(env, pairs), config, out / "checkpoints", callbacks)
+    tokenizer = trainer.processing_class
     if on_progress:
         from transformers.trainer_callback import PrinterCallback
 
