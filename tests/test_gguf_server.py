@@ -1,14 +1,6 @@
 """`agentkd serve` + `hosted_vllm/`: llama.cpp's OpenAI-compatible server on 127.0.0.1 with the real SmolLM2."""
 
 import asyncio
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,47 +8,17 @@ from typer.testing import CliRunner
 from agentkd import ModelClient
 from agentkd.cli import app
 from agentkd.run import RunFolder
+from servers import agentkd_server, wait_for_models
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server():
     """`agentkd serve smollm2-135m` started from this checkout; stopped by its pid at the end."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AGENTKD_LLAMA_THREADS": "1", "AGENTKD_LLAMA_CTX": "4096"}
-    process = subprocess.Popen([sys.executable, "-m", "agentkd.cli", "serve", "smollm2-135m", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as answer:
-                    models = json.load(answer)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail(f"the server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail("the server did not answer within 90 s")
-                time.sleep(0.5)
-        assert [m["id"] for m in models["data"]] == ["smollm2-135m"]
+    with agentkd_server("smollm2-135m") as (process, base):
+        assert wait_for_models(base, process, seconds=90) == ["smollm2-135m"]
         yield base
-    finally:
-        process.terminate()  # `agentkd serve` execs the server: this pid is the server's
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_served_model_answers_through_hosted_vllm_without_a_key(server):

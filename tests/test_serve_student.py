@@ -3,12 +3,6 @@ train a student from the export, serve it with llama.cpp and run the cascade aga
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -17,9 +11,9 @@ from agentkd import ReferencePolicy
 from agentkd.cli import app
 from agentkd.collect import collect
 from agentkd.run import RunFolder, RunLayout
+from servers import agentkd_server, wait_for_models
 from agentkd.train.serving import StudentServerError, choose_backend, vllm_command, vllm_usable
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_backend_is_vllm_only_where_it_can_run():
@@ -50,28 +44,6 @@ def test_serve_refuses_bad_input(tmp_path):
     assert result.exit_code == 1 and "agentkd train" in result.output  # no trained student in an empty folder
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_models(base: str, process: subprocess.Popen, seconds: float = 120) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/models", timeout=2) as answer:
-                return [m["id"] for m in json.load(answer)["data"]]
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within {seconds} s")
-            time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_a_student_trained_from_an_export_serves_the_cascade(factqa, tmp_path):
     source = tmp_path / "source"
@@ -95,13 +67,7 @@ def test_a_student_trained_from_an_export_serves_the_cascade(factqa, tmp_path):
     assert json.loads(layout.student_data.read_text())["dataset"] == str(export.resolve())
     layout.student_gguf.unlink()  # `agentkd serve` exports it again when it is missing
 
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AGENTKD_LLAMA_THREADS": "1", "AGENTKD_LLAMA_CTX": "4096"}
-    process = subprocess.Popen([sys.executable, "-m", "agentkd.cli", "serve", "--student", str(run), "--port", str(port),
-                                "--name", "tiny-student"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
+    with agentkd_server("--student", str(run), "--name", "tiny-student") as (process, base):
         assert wait_for_models(base, process) == ["tiny-student"]
         assert layout.student_gguf.is_file()
         result = runner.invoke(app, ["eval", "--run", str(run), "--policy", "cascade", "--student", "trained",
@@ -115,13 +81,6 @@ def test_a_student_trained_from_an_export_serves_the_cascade(factqa, tmp_path):
         deployed = agent.run(factqa.tasks("test")[1])
         assert deployed.policy == "cascade:hosted_vllm/tiny-student+teacher:reference" and deployed.steps
         assert deployed.usage_by_role()["student"].completion_tokens > 0
-    finally:
-        process.terminate()  # `agentkd serve` execs the server: this pid is the server's
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     trajectory = json.loads(layout.eval_trajectories("cascade-sft").read_text().splitlines()[0])
     student = trajectory["policy_spec"]["settings"]["student"]
     assert student["kind"] == "student" and student["settings"]["model"] == "trained"  # short prompt, no demos
