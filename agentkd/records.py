@@ -36,6 +36,9 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     calls: int = 0
+    cached_prompt_tokens: int = 0
+    """The part of prompt_tokens the model server read from its prompt cache (as it reports them; 0 if it does not):
+    APIs with prompt caching bill these for less."""
 
     @property
     def total_tokens(self) -> int:
@@ -47,6 +50,7 @@ class Usage(BaseModel):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
             calls=self.calls + other.calls,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
         )
 
 

@@ -66,3 +66,19 @@ def test_deferral_by_quarter_follows_run_order():
     assert deferral_by_quarter(trajs) == [1.0, 0.5, 0.0, 0.0]
     assert deferral_by_quarter([Trajectory(task=Task(id="x", prompt="q", answer=1), policy="p",
                                            steps=[Step(index=0, role="teacher", output="x")])]) == []
+
+
+def test_cached_prompt_tokens_are_billed_at_the_cached_share():
+    use = {"student": Usage(prompt_tokens=1000, completion_tokens=100, calls=1, cached_prompt_tokens=800),
+           "teacher": Usage(prompt_tokens=400, completion_tokens=40, calls=1, cached_prompt_tokens=0)}
+    evaluations = {"teacher": [traj("a", ["teacher"], True, {"teacher": use["teacher"]})],
+                   "cascade": [traj("a", ["student", "teacher"], True, use)]}
+    list_prices = cost_table("e", "test", evaluations, [], SETTINGS).rows[1]
+    assert list_prices.cost_usd == pytest.approx((1000 * 0.4 + 100 * 1.6 + 400 * 3 + 40 * 15) / 1e6)  # no discount
+    cached = cost_table("e", "test", evaluations, [], SETTINGS.model_copy(update={"cached_share": 0.1})).rows[1]
+    assert cached.cost_usd == pytest.approx(((200 + 80) * 0.4 + 100 * 1.6 + 400 * 3 + 40 * 15) / 1e6)
+    assert cached.tokens["student"] == {"prompt": 1000, "completion": 100, "cached": 800}
+    assert (Usage(prompt_tokens=5, cached_prompt_tokens=3) + Usage(prompt_tokens=5, cached_prompt_tokens=2)
+            ).cached_prompt_tokens == 5
+    with pytest.raises(ValueError):
+        PriceSettings(cached_share=1.5)

@@ -92,6 +92,12 @@ def alias(model: str) -> str:
     return model.split("/", 1)[-1]
 
 
+def _tokens(role: dict[str, float]) -> str:
+    """prompt/completion tokens per episode, with the cached part of the prompt when the server reported one."""
+    cached = f" ({role['cached']:.0f} cached)" if role.get("cached") else ""
+    return f"{role.get('prompt', 0):.0f}{cached}/{role.get('completion', 0):.0f}"
+
+
 def print_table(table: CostTable, title: str) -> None:
     out = Table(title=title)
     for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
@@ -104,7 +110,7 @@ def print_table(table: CostTable, title: str) -> None:
         out.add_row(
             row.name, f"{row.success_rate:.0%} ({lo:.0%}–{hi:.0%})", f"{row.teacher_share_of_steps:.0%}",
             f"{row.mean_steps:.2f}", f"{row.calls_per_step:.2f}",
-            f"{t.get('prompt', 0):.0f}/{t.get('completion', 0):.0f}", f"{s.get('prompt', 0):.0f}/{s.get('completion', 0):.0f}",
+            _tokens(t), _tokens(s),
             f"{row.cost_usd:.5f}", "" if row.cost_ratio is None else f"{row.cost_ratio:.2f}",
             f"{row.flops / 1e12:.2f}", "" if row.flops_ratio is None else f"{row.flops_ratio:.2f}",
             "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}",
@@ -147,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: the paper's 3 / 15)")
     parser.add_argument("--student-price", type=float, nargs=2, default=PAPER_PRICES["student"],
                         metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: 0.40 / 1.60)")
+    parser.add_argument("--cached-share", type=float, default=1.0, metavar="SHARE",
+                        help="share of the prompt price paid for prompt tokens the server read from its cache "
+                             "(default 1: list prices, no discount; ~0.1 Anthropic cache reads, 0.5 OpenAI)")
     parser.add_argument("--partial", action="store_true",
                         help="build the table now, on the tasks every evaluation has finished (others may still run)")
     parser.add_argument("--table-only", action="store_true", help="run nothing; build the table from what is there")
@@ -174,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     collected = [t for t in RunFolder(run).iter_trajectories()]
     student_params = PARAMS.get(alias(args.student), 0.0)
     settings = PriceSettings(prices={"teacher": tuple(args.teacher_price), "student": tuple(args.student_price)},
-                             params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params})
+                             params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params},
+                             cached_share=args.cached_share)
     table = cost_table(args.env, args.split, evaluations, collected, settings)
-    path = layout.eval_table(eval_name("icd", args.split))
+    cached = "" if args.cached_share == 1.0 else f"-cached{args.cached_share:g}"
+    path = layout.eval_table(eval_name(f"icd{cached}", args.split))
     path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {**table.model_dump(mode="json"), "teacher": args.teacher, "student": args.student,
                               "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),

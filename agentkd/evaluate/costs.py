@@ -27,10 +27,15 @@ class PriceSettings(BaseModel):
     prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(PAPER_PRICES))
     params: dict[str, float] = Field(default_factory=dict)
     """role -> parameters of the model acting in that role (for FLOPs); a role left out counts 0 FLOPs."""
+    cached_share: float = Field(1.0, ge=0.0, le=1.0)
+    """The share of the prompt price paid for prompt tokens the server read from its cache (1: no discount, as at
+    the paper's list prices; about 0.1 for Anthropic's cache reads, 0.5 for OpenAI's cached input)."""
 
     def dollars(self, role: str, usage: Usage) -> float:
         per_prompt, per_completion = self.prices.get(role, (0.0, 0.0))
-        return (usage.prompt_tokens * per_prompt + usage.completion_tokens * per_completion) / 1e6
+        cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+        prompt = (usage.prompt_tokens - cached) + cached * self.cached_share
+        return (prompt * per_prompt + usage.completion_tokens * per_completion) / 1e6
 
     def flops(self, role: str, usage: Usage) -> float:
         return 2.0 * self.params.get(role, 0.0) * (usage.prompt_tokens + usage.completion_tokens)
@@ -48,7 +53,7 @@ class CostRow(BaseModel):
     mean_steps: float
     teacher_share_of_steps: float
     tokens: dict[str, dict[str, float]]
-    """role -> mean prompt / completion tokens per episode."""
+    """role -> mean prompt / completion / cached (prompt tokens read from the server's cache) tokens per episode."""
     calls_per_step: float
     cost_usd: float
     flops: float
@@ -107,8 +112,8 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
         name=name, policy=trajs[0].policy, episodes=n, successes=successes, success_rate=successes / n,
         success_ci95=wilson_interval(successes, n), mean_steps=len(steps) / n,
         teacher_share_of_steps=sum(s.role == "teacher" for s in steps) / len(steps) if steps else 0.0,
-        tokens={role: {"prompt": u.prompt_tokens / n, "completion": u.completion_tokens / n}
-                for role, u in sorted(totals.items())},
+        tokens={role: {"prompt": u.prompt_tokens / n, "completion": u.completion_tokens / n,
+                       "cached": u.cached_prompt_tokens / n} for role, u in sorted(totals.items())},
         calls_per_step=sum(u.calls for u in totals.values()) / len(steps) if steps else 0.0,
         cost_usd=dollars, flops=flops, wall_s=sum(t.duration_s for t in trajs) / n,
         deferral_by_quarter=deferral_by_quarter(trajs),

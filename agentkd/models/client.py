@@ -253,7 +253,8 @@ class ModelClient:
         u = getattr(response, "usage", None)
         prompt = int(getattr(u, "prompt_tokens", 0) or 0)
         completion = int(getattr(u, "completion_tokens", 0) or 0)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=self._cost(response, prompt, completion), calls=1)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=self._cost(response, prompt, completion),
+                     calls=1, cached_prompt_tokens=min(_cached_tokens(u), prompt))
 
     def _cost(self, response: Any, prompt: int, completion: int) -> float:
         if self.input_cost_per_token is not None or self.output_cost_per_token is not None:
@@ -267,6 +268,14 @@ class ModelClient:
             return float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # models missing from the price map cost "unknown" -> 0
             return 0.0
+
+
+def _cached_tokens(usage: Any) -> int:
+    """`usage.prompt_tokens_details.cached_tokens` (OpenAI's field, which litellm maps other providers' to), an object
+    or a dict; 0 when the server does not say."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    value = details.get("cached_tokens") if isinstance(details, dict) else getattr(details, "cached_tokens", None)
+    return int(value or 0)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -32,6 +32,7 @@ class LlamaGeneration:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    """The part of the prompt (counted once, like prompt_tokens) already in the chosen context's KV cache."""
     latency_s: float
 
 
@@ -104,7 +105,8 @@ class LlamaDoor:
         slot = self._acquire(tokens)
         try:
             for i in range(1 if temperature <= 0 else n):
-                cached += common_prefix(slot.tokens, tokens)
+                if i == 0:  # the prompt is counted once; llama.cpp always evaluates its last token again
+                    cached = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)
                 out = slot.llama.create_completion(
                     prompt=tokens, max_tokens=min(max_tokens, room - 1), temperature=max(temperature, 0.0),
                     top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=stop, seed=base_seed + i)
