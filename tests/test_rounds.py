@@ -57,3 +57,70 @@ def test_round_rows_and_their_plot(tmp_path, factqa):
     figure = rounds_figure(gather(run))
     assert figure.svg is not None and figure.svg.count("<polyline") == 3
     assert "round 1: student success 50%, 95% CI 20%–80%; 4 teacher episodes" in figure.svg
+
+
+def _write(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value if isinstance(value, str) else json.dumps(value))
+
+
+def _failed_student_copy(trajectory):
+    """The teacher's episode as a failed student episode that left its path at step 0."""
+    steps = [s.model_copy(update={"role": "student"}) for s in trajectory.steps]
+    steps[0] = steps[0].model_copy(update={"output": 'Thought: guess.\n```python\nfinal_answer("nobody")\n```'})
+    return trajectory.model_copy(update={"steps": steps, "success": False, "score": 0.0, "policy": "student"})
+
+
+def _model(spec):
+    """The student model of a student or cascade policy spec."""
+    return spec.settings["model"] if spec.kind == "student" else spec.settings["student"]["settings"]["model"]
+
+
+def test_a_dpo_round_trains_the_preference_stage_on_its_pairs_and_evaluates_that_student(tmp_path, factqa):
+    """With --dpo, after the round's SFT student the stage machine asks for the preference stage when the round's
+    files give pairs (a failed probe episode of a task the round's teacher solved), then evaluates the DPO student
+    under -dpo names; a round without pairs evaluates its SFT student instead (scripted files, nothing trained)."""
+    from agentkd import CodeActAgent, ReferencePolicy, RunFolder
+    from agentkd.collect.targets import TargetChoice, TargetPlan
+    from agentkd.run.layout import TRAINED, TRAINED_DPO
+
+    settings = ImproveSettings(rounds=1, budget=1, probe_tasks=1, dpo=True)
+    run = tmp_path / "r"
+    base = RunFolder(run)
+    base.start({"command": "collect", "teacher": "reference"}, {})
+    train = factqa.tasks("train", 2)
+    base.append(CodeActAgent(factqa, ReferencePolicy()).run(train[0]))
+    base.close()
+    layout = RunLayout(run)
+    _write(layout.student_merged / "config.json", "{}")
+    for name in ("student-sft", "cascade-sft"):
+        _write(layout.eval_report(name), report(0.5))
+    one = layout.round_layout(1)
+    _write(one.round_plan, {"round": 1, "settings": settings.identity(), "probe": [train[1].id]})
+    _write(one.eval_report("probe"), report(0.0))
+    solved = CodeActAgent(factqa, ReferencePolicy()).run(train[1])
+    _write(one.targets("probe"), TargetPlan(eval="probe", budget=1, chosen=[TargetChoice(
+        task_id=train[1].id, reason="failed", score=1.0)]).model_dump_json())
+    folder = RunFolder(one.root)
+    folder.start({"command": "collect", "teacher": "reference"}, {})
+    folder.append(solved)
+    folder.close()
+    _write(one.student_merged / "config.json", "{}")
+
+    # no pair yet (the probe's episodes are not written): the round evaluates its SFT student
+    stage = next_stage(run, settings)
+    assert (stage.round, stage.name) == (1, "eval-student")
+    assert stage.action.name == "student-sft" and _model(stage.action.policy) == TRAINED
+
+    _write(one.eval_trajectories("probe"), _failed_student_copy(solved).model_dump_json() + "\n")
+    stage = next_stage(run, settings)
+    assert (stage.round, stage.name) == (1, "dpo")
+    assert stage.action.stage == "dpo" and stage.action.run == one.root
+
+    _write(one.dpo_merged / "config.json", "{}")
+    stage = next_stage(run, settings)
+    assert (stage.round, stage.name) == (1, "eval-student")
+    assert stage.action.name == "student-dpo" and _model(stage.action.policy) == TRAINED_DPO
+    _write(one.eval_report("student-dpo"), report(0.6))
+    stage = next_stage(run, settings)
+    assert stage.action.name == "cascade-dpo" and _model(stage.action.policy) == TRAINED_DPO
