@@ -27,10 +27,11 @@ FIELDS = ("arm", "teacher_episodes", "labelling_teacher_steps", "student_success
 
 
 def by_kind(run: Path, name: str) -> dict[str, list[int]]:
-    """kind (task metadata) -> [solved, episodes] of one evaluation."""
+    """kind (task metadata; its template where tasks have no kind) -> [solved, episodes] of one evaluation."""
     out: dict[str, list[int]] = {}
     for traj in eval_folder(run, name).iter_trajectories():
-        cell = out.setdefault(str(traj.task.metadata.get("kind", "-")), [0, 0])
+        meta = traj.task.metadata
+        cell = out.setdefault(str(meta.get("kind") or meta.get("template") or "-"), [0, 0])
         cell[0] += int(traj.success)
         cell[1] += 1
     return dict(sorted(out.items()))
