@@ -147,6 +147,18 @@ def test_env_specs_resolve_to_location_independent_targets(tmp_path, monkeypatch
         resolve_env_spec("nope")
 
 
+def test_a_run_folder_named_after_its_env_does_not_shadow_the_built_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "factqa").mkdir()  # `agentkd collect --env factqa --run factqa`, then run again from here
+    (tmp_path / "factqa" / "run.json").write_text("{}")
+    assert resolve_env_spec("factqa").target == "agentkd_envs.factqa"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(Exception, match="mine is a folder without __init__.py"):
+        resolve_env_spec("mine")
+    (tmp_path / "mine" / "__init__.py").write_text("")  # a package folder here is an environment path
+    assert resolve_env_spec("mine").target == str(tmp_path / "mine")
+
+
 def test_env_args_parse_and_reach_the_environment_function():
     assert parse_env_args(["n_tasks=5", "prefix=q", "ratio=0.5", "flags=[1, 2]", "on=true"]) == {
         "n_tasks": 5, "prefix": "q", "ratio": 0.5, "flags": [1, 2], "on": True}

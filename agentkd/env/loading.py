@@ -73,7 +73,14 @@ def _split_attr(text: str) -> tuple[str, str]:
 
 
 def _is_path(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or Path(target).exists()
+    """A path when it says so (a `/`, a `.py`), or when a bare name is an environment file or package folder here.
+
+    A bare name that is some other folder here (a run folder named after its env: `--env factqa --run factqa`)
+    is not a path, so it cannot shadow the built-in or module of that name."""
+    if target.endswith(".py") or "/" in target:
+        return True
+    local = Path(target)
+    return local.is_file() or (local / "__init__.py").is_file()
 
 
 def resolve_env_spec(spec: str | os.PathLike[str] | EnvSpec, kwargs: dict[str, Any] | None = None) -> EnvSpec:
@@ -104,10 +111,11 @@ def resolve_env_spec(spec: str | os.PathLike[str] | EnvSpec, kwargs: dict[str, A
             found = None
         if found is None:
             where = builtin_envs_dir()
+            folder = f" (./{target} is a folder without __init__.py, not an environment)" if Path(target).is_dir() else ""
             raise EnvironmentLoadError(
                 f"cannot find environment {target!r}: not a file, not a built-in env"
                 f"{f' in {where}' if where else ''} ({', '.join(builtin_names()) or 'none installed'}), "
-                "and not an importable module"
+                f"and not an importable module{folder}"
             )
         resolved = f"{target}{suffix}"
     return EnvSpec(target=resolved, kwargs=dict(kwargs or {}), given=given or spec)
