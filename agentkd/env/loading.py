@@ -104,6 +104,9 @@ def resolve_env_spec(spec: str | os.PathLike[str] | EnvSpec, kwargs: dict[str, A
         resolved = f"{path.resolve()}{suffix}"
     elif "." not in target and _builtin(target):
         resolved = _builtin(target) + suffix  # type: ignore[operator]
+    elif Path(target).is_dir():  # not a package folder (_is_path), and not to be imported as a namespace package
+        raise EnvironmentLoadError(f"./{target} is a folder without __init__.py, not an environment: point at its "
+                                   f".py file, or name a built-in env ({', '.join(builtin_names()) or 'none installed'})")
     else:
         try:
             found = importlib.util.find_spec(target)
@@ -111,11 +114,10 @@ def resolve_env_spec(spec: str | os.PathLike[str] | EnvSpec, kwargs: dict[str, A
             found = None
         if found is None:
             where = builtin_envs_dir()
-            folder = f" (./{target} is a folder without __init__.py, not an environment)" if Path(target).is_dir() else ""
             raise EnvironmentLoadError(
                 f"cannot find environment {target!r}: not a file, not a built-in env"
                 f"{f' in {where}' if where else ''} ({', '.join(builtin_names()) or 'none installed'}), "
-                f"and not an importable module{folder}"
+                "and not an importable module"
             )
         resolved = f"{target}{suffix}"
     return EnvSpec(target=resolved, kwargs=dict(kwargs or {}), given=given or spec)
