@@ -148,6 +148,8 @@ def test_split_slices_select_a_dev_slice_that_collection_never_reaches():
     assert {t.split for t in env.tasks("train[6:9]")} == {"train"}
     with pytest.raises(UnknownSplitError, match="unknown split 'dev'"):
         env.tasks("dev[0:2]")
+    with pytest.raises(UnknownSplitError, match=r"'train\[10:20\]' holds no tasks: train has 10 \(tasks 0 to 9\)"):
+        env.tasks("train[10:20]")
 
 
 def test_tool_name_clash_state_without_setup_and_bad_solver():

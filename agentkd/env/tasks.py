@@ -97,7 +97,11 @@ class TaskSet:
         if sliced:
             start, stop = sliced["start"], sliced["stop"]
             tasks = self.get(sliced["split"])
-            return tasks[int(start) if start else None:int(stop) if stop else None]
+            chosen = tasks[int(start) if start else None:int(stop) if stop else None]
+            if tasks and not chosen:
+                raise UnknownSplitError(f"the slice {split!r} holds no tasks: {sliced['split']} has {len(tasks)} "
+                                        f"(tasks 0 to {len(tasks) - 1}); choose a slice inside that range")
+            return chosen
         if split not in self.splits:
             raise UnknownSplitError(f"unknown split {split!r}; this environment has {self.splits}")
         if self._generator is not None:
