@@ -39,6 +39,11 @@ def test_cost_ratio_break_even_and_flops_against_the_teacher():
     assert cascade_row.calls_per_step == pytest.approx(3 / 2)  # student call + the deferred step's teacher call
     assert (teacher_row.success_rate, cascade_row.success_rate) == (0.5, 1.0)
     assert teacher_row.cost_ratio is None
+    student_usd = (1000 * 0.4 + 300 * 1.6) / 1e6
+    assert cascade_row.cost_by_role == pytest.approx({"student": student_usd, "teacher": (500 * 3 + 50 * 15) / 1e6})
+    # no deferral rate can take the cascade past what its student samples alone cost
+    assert cascade_row.cost_ratio_bound == pytest.approx(teacher_row.cost_usd / student_usd)
+    assert cascade_row.cost_ratio < cascade_row.cost_ratio_bound and teacher_row.cost_ratio_bound is None
 
 
 def test_no_saving_means_no_break_even_and_tasks_must_match():

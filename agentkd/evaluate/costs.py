@@ -56,6 +56,8 @@ class CostRow(BaseModel):
     """role -> mean prompt / completion / cached (prompt tokens read from the server's cache) tokens per episode."""
     calls_per_step: float
     cost_usd: float
+    cost_by_role: dict[str, float] = Field(default_factory=dict)
+    """role -> $ per episode (they add up to cost_usd)."""
     flops: float
     wall_s: float
     cost_ratio: float | None = None
@@ -63,6 +65,10 @@ class CostRow(BaseModel):
     flops_ratio: float | None = None
     break_even_episodes: float | None = None
     """Collection cost ÷ $ saved per episode against the teacher; None when nothing is saved."""
+    cost_ratio_bound: float | None = None
+    """Cascades: the teacher's $ per episode ÷ what this row's student calls alone cost per episode: the ratio it
+    would reach if no step had been deferred (the student's samples are paid on every step, deferred or not), so no
+    deferral rate can take cost_ratio above it. None for rows without both roles."""
     deferral_by_quarter: list[float | None] = Field(default_factory=list)
     """Cascades: the share of voted steps deferred to the teacher in each quarter of the episodes, in the order they
     ran (an online store should make the last quarter's lower than the first's)."""
@@ -106,6 +112,7 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
         raise ValueError(f"evaluation {name!r} has no trajectories")
     n = len(trajs)
     totals, dollars, flops = _per_episode(trajs, settings)
+    by_role = {role: settings.dollars(role, u) / n for role, u in sorted(totals.items())}
     steps = [s for t in trajs for s in t.steps]
     successes = sum(t.success for t in trajs)
     return CostRow(
@@ -115,7 +122,7 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
         tokens={role: {"prompt": u.prompt_tokens / n, "completion": u.completion_tokens / n,
                        "cached": u.cached_prompt_tokens / n} for role, u in sorted(totals.items())},
         calls_per_step=sum(u.calls for u in totals.values()) / len(steps) if steps else 0.0,
-        cost_usd=dollars, flops=flops, wall_s=sum(t.duration_s for t in trajs) / n,
+        cost_usd=dollars, cost_by_role=by_role, flops=flops, wall_s=sum(t.duration_s for t in trajs) / n,
         deferral_by_quarter=deferral_by_quarter(trajs),
     )
 
@@ -144,4 +151,7 @@ def cost_table(env: str, split: str, evaluations: dict[str, list[Trajectory]], c
         row.flops_ratio = base.flops / row.flops if row.flops > 0 else None
         saving = base.cost_usd - row.cost_usd
         row.break_even_episodes = collection["cost_usd"] / saving if saving > 0 else None
+        student_usd = row.cost_by_role.get("student", 0.0)
+        if "teacher" in row.cost_by_role and student_usd > 0:
+            row.cost_ratio_bound = base.cost_usd / student_usd
     return CostTable(env=env, split=split, tasks=len(reference), settings=settings, collection=collection, rows=rows)
