@@ -36,8 +36,19 @@ class EvalJob(EpisodesJob):
     """role -> ($ per 1M prompt tokens, $ per 1M completion tokens), for unpriced or local models."""
 
     def identity(self) -> dict[str, Any]:
-        """What makes an existing evaluation of this name the same job (resuming is refused otherwise)."""
-        return {"policy": self.policy.model_dump(mode="json"), "split": self.split, "max_steps": self.max_steps}
+        """What makes an existing evaluation of this name the same job (resuming is refused otherwise). Where a
+        model is served (`api_base`) is not part of it: the same model served on another port resumes."""
+        return {"policy": without_addresses(self.policy.model_dump(mode="json")), "split": self.split,
+                "max_steps": self.max_steps}
+
+
+def without_addresses(data: Any) -> Any:
+    """`data` with every `api_base` key left out, at any depth (a cascade's teacher and student have their own)."""
+    if isinstance(data, dict):
+        return {k: without_addresses(v) for k, v in data.items() if k != "api_base"}
+    if isinstance(data, list):
+        return [without_addresses(v) for v in data]
+    return data
 
 
 @dataclass
@@ -52,7 +63,7 @@ class PreparedEval:
         job = self.job
         prices: Prices = dict(job.prices)
         return await evaluate(self.env, self.policy, self.tasks, job.run, job.name, job.split, job.identity(),
-                              prices=prices, on_trajectory=on_trajectory, env_spec=self.env_spec,
+                              prices=prices, details={"policy": job.policy.model_dump(mode="json")}, on_trajectory=on_trajectory, env_spec=self.env_spec,
                               **job.episode_options())
 
 
@@ -61,7 +72,11 @@ def prepare_eval(job: EvalJob) -> PreparedEval:
     job = job.model_copy(update={"policy": validate_policy_spec(job.policy)})
     folder = RunFolder(job.run)
     env_spec = folder.env_spec()  # "not a run folder" when there is none
-    eval_folder(job.run, job.name).check(job.identity())
+    evaluation = eval_folder(job.run, job.name)
+    recorded = (evaluation.read_config() or {}).get("identity")
+    if recorded and recorded != job.identity() and without_addresses(recorded) == job.identity():
+        evaluation.amend_identity(job.identity())  # recorded by an agentkd that kept the server address in it
+    evaluation.check(job.identity())
     PythonSandbox(config=job.sandbox)
     env = load_environment(env_spec)
     tasks = job.choose_tasks(env)

@@ -45,13 +45,15 @@ async def evaluate(
     backend: Backend | None = None,
     env_spec: EnvSpec | None = None,
     rate_limit: RateLimit | None = None,
+    details: dict[str, Any] | None = None,
 ) -> EvalReport:
     """Evaluate (resuming an interrupted evaluation with the same settings) and write the report.
 
     `backend` runs the episodes on Ray workers (they rebuild the environment from `env_spec` and the policy
-    from its spec); `rate_limit` is a shared budget per API model the policy calls."""
+    from its spec); `rate_limit` is a shared budget per API model the policy calls; `details` are recorded beside the
+    identity (e.g. the whole policy spec, server addresses included)."""
     folder = eval_folder(run, name)
-    folder.start(identity=identity, details={"tasks": len(tasks)})
+    folder.start(identity=identity, details={"tasks": len(tasks), **(details or {})})
     await run_episodes(env, policy, tasks, folder, concurrency=concurrency, on_trajectory=on_trajectory,
                        agent_kwargs=agent_kwargs, backend=backend, env_spec=env_spec, rate_limit=rate_limit)
     wanted = {t.id for t in tasks}
