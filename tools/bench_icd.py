@@ -51,10 +51,12 @@ PARAMS = {"qwen2.5-coder-1.5b": 1.54e9, "qwen2.5-coder-0.5b": 0.49e9, "smollm2-1
 CASCADE = re.compile(r"^cascade(?P<sft>-sft)?-(?P<mode>code|result|majority)(?:-n(?P<n>\d+))?(?:-t(?P<t>[\d.]+))?"
                      r"(?:-m(?P<m>\d+))?(?P<online>-online)?$")
 NO_FOLLOWUP = "-nofollow"
+DEMOS = re.compile(r"-k(?P<k>\d+)$")
 POLICY_HELP = ("teacher | student | icd | sft | cascade[-sft]-MODE[-nN][-tT][-mM] with MODE code, result or majority, "
                "N samples (3), T temperature (0.7), M samples that must agree (all; majority: N//2+1); "
                "-sft: the fine-tuned student (needs --sft); -online: deferred teacher steps join the store at once; "
-               f"a trailing {NO_FOLLOWUP}: the untrained student's replies without code are not continued")
+               f"a trailing {NO_FOLLOWUP}: the untrained student's replies without code are not continued; "
+               "a trailing -kK (before it): K demonstrations per step instead of --k")
 
 
 def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens: int) -> PolicySpec:
@@ -62,6 +64,9 @@ def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens
     common: dict[str, Any] = {"max_tokens": max_tokens}
     if name.endswith(NO_FOLLOWUP) and name != "teacher" + NO_FOLLOWUP:
         name, common["code_followup"] = name.removesuffix(NO_FOLLOWUP), False
+    demos = DEMOS.search(name)
+    if demos and name != "teacher":
+        name, k = name[:demos.start()], int(demos["k"])
     if name == "teacher":
         return teacher
     if name == "student":
