@@ -22,6 +22,8 @@ def test_cascade_names_carry_samples_agreement_demos_and_follow_up():
         2, 0.5, "code", 2, True)
     assert varied["student"]["settings"]["k"] == 2 and varied["student"]["settings"]["code_followup"] is False
     assert spec("icd-k1")["settings"]["k"] == 1 and spec("student")["kind"] == "student"
+    held = spec("cascade-result-hold-k2")["settings"]["student"]["settings"]
+    assert held["code_before_end"] is True and held["k"] == 2 and "code_before_end" not in spec("icd")["settings"]
     assert spec("teacher") == TEACHER.model_dump(mode="json")
     with pytest.raises(SystemExit, match="unknown policy 'cascade-vote'"):
         spec("cascade-vote")

@@ -88,3 +88,15 @@ def test_unknown_or_missing_gguf_models_fail_at_construction(tmp_path, monkeypat
     with pytest.raises(ModelError, match="agentkd models install qwen2.5-coder-1.5b") as caught:
         ModelClient("qwen2.5-coder-1.5b")  # a bare GGUF alias means gguf/
     assert caught.value.fatal
+
+
+def test_end_of_turn_is_held_until_the_required_text():
+    client = ModelClient("gguf/smollm2-135m", max_tokens=40)
+    free = asyncio.run(client.complete(ASK, temperature=0.0))
+    held = asyncio.run(client.complete(ASK, temperature=0.0, end_only_after="```"))
+    assert free.finish_reasons == ["stop"] and "```" not in free.text  # it ends its turn on its own
+    # greedy: the same tokens up to where it ended; then it must go on until it opens a fence or runs out of tokens
+    assert held.text.startswith(free.text.rstrip()) and len(held.text) > len(free.text)
+    assert "```" in held.text or held.finish_reasons == ["length"]
+    assert client.holds_end and not ModelClient("hf/smollm2-135m").holds_end
+    assert not ModelClient("openai/gpt-4o-mini", api_key="sk-unused").holds_end  # other providers never get it

@@ -52,21 +52,28 @@ CASCADE = re.compile(r"^cascade(?P<sft>-sft)?-(?P<mode>code|result|majority)(?:-
                      r"(?:-m(?P<m>\d+))?(?P<online>-online)?$")
 NO_FOLLOWUP = "-nofollow"
 DEMOS = re.compile(r"-k(?P<k>\d+)$")
+HOLD = "-hold"
 POLICY_HELP = ("teacher | student | icd | sft | cascade[-sft]-MODE[-nN][-tT][-mM] with MODE code, result or majority, "
                "N samples (3), T temperature (0.7), M samples that must agree (all; majority: N//2+1); "
                "-sft: the fine-tuned student (needs --sft); -online: deferred teacher steps join the store at once; "
                f"a trailing {NO_FOLLOWUP}: the untrained student's replies without code are not continued; "
-               "a trailing -kK (before it): K demonstrations per step instead of --k")
+               "-kK: K demonstrations per step instead of --k; -hold: the student may not end its turn before "
+               "opening a code block (code_before_end); these three go at the end, in any order")
 
 
 def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens: int) -> PolicySpec:
     """The spec of one policy name of --policies."""
     common: dict[str, Any] = {"max_tokens": max_tokens}
-    if name.endswith(NO_FOLLOWUP) and name != "teacher" + NO_FOLLOWUP:
-        name, common["code_followup"] = name.removesuffix(NO_FOLLOWUP), False
-    demos = DEMOS.search(name)
-    if demos and name != "teacher":
-        name, k = name[:demos.start()], int(demos["k"])
+    while name != "teacher":  # the student's options, in any order at the end of the name
+        demos = DEMOS.search(name)
+        if name.endswith(NO_FOLLOWUP):
+            name, common["code_followup"] = name.removesuffix(NO_FOLLOWUP), False
+        elif name.endswith(HOLD):
+            name, common["code_before_end"] = name.removesuffix(HOLD), True
+        elif demos:
+            name, k = name[:demos.start()], int(demos["k"])
+        else:
+            break
     if name == "teacher":
         return teacher
     if name == "student":

@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import litellm  # noqa: E402
 
 from agentkd.errors import ModelError, TransientModelError  # noqa: E402
-from agentkd.models import gguf_provider, hf_provider  # noqa: E402
+from agentkd.models import gguf_provider, hf_provider, local_provider  # noqa: E402
 from agentkd.models.catalog import CATALOG as GGUF_CATALOG  # noqa: E402
 from agentkd.models.catalog import resolve_gguf  # noqa: E402
 from agentkd.models.local_hf import ALIASES  # noqa: E402
@@ -166,6 +166,11 @@ class ModelClient:
         """The budget every request draws from; None: the one installed for this model in the process
         (`agentkd.models.rate_limit.rate_limited`), if any."""
 
+    @property
+    def holds_end(self) -> bool:
+        """Whether this model honours `end_only_after` (in-process llama.cpp models do)."""
+        return local_provider.holds_end(self.model)
+
     async def complete(
         self,
         messages: list[dict[str, Any]],
@@ -173,8 +178,12 @@ class ModelClient:
         temperature: float | None = None,
         stop: list[str] | None = None,
         max_tokens: int | None = None,
+        end_only_after: str | None = None,
     ) -> Completion:
-        """n completions of `messages`. Retries transient errors; raises ModelError on permanent ones."""
+        """n completions of `messages`. Retries transient errors; raises ModelError on permanent ones.
+
+        `end_only_after`: the model may not end its turn before writing this text (an in-process llama.cpp model
+        masks its end-of-turn tokens until then; other providers ignore it: see `holds_end`)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -185,6 +194,8 @@ class ModelClient:
         }
         if n > 1:
             kwargs["n"] = n
+        if end_only_after and self.holds_end:
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), "end_only_after": end_only_after}
         stops = stop if stop is not None else self.stop
         if stops:
             kwargs["stop"] = stops

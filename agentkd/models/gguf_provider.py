@@ -16,6 +16,7 @@ class LlamaCppProvider(local_provider.InProcessProvider):
     """litellm custom provider running GGUF models with llama.cpp in this process."""
 
     provider = PROVIDER
+    holds_end = True
 
     def generate(self, model: str, messages: list, **params: Any) -> Any:
         from agentkd.models.llama_door import generate

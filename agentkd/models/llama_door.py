@@ -88,8 +88,11 @@ class LlamaDoor:
         return tokens
 
     def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = 512,
-                 stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None) -> LlamaGeneration:
-        """n completions of a chat (greedy when temperature is 0: one decode, repeated)."""
+                 stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None,
+                 end_only_after: str | None = None) -> LlamaGeneration:
+        """n completions of a chat (greedy when temperature is 0: one decode, repeated). With `end_only_after`, the
+        end-of-turn tokens cannot be sampled until the completion contains that text (it still ends at a stop
+        string or max_tokens)."""
         started = time.perf_counter()
         tokens = self.prompt_tokens(messages)
         room = self.n_ctx - len(tokens)
@@ -103,13 +106,15 @@ class LlamaDoor:
         completion_tokens = 0
         cached = 0
         slot = self._acquire(tokens)
+        hold = None if end_only_after is None else self._end_hold(slot.llama, len(tokens), end_only_after)
         try:
             for i in range(1 if temperature <= 0 else n):
                 if i == 0:  # the prompt is counted once; llama.cpp always evaluates its last token again
                     cached = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)
                 out = slot.llama.create_completion(
                     prompt=tokens, max_tokens=min(max_tokens, room - 1), temperature=max(temperature, 0.0),
-                    top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=stop, seed=base_seed + i)
+                    top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=stop, seed=base_seed + i,
+                    logits_processor=hold)
                 choice = out["choices"][0]
                 texts.append(choice["text"])
                 reasons.append(choice.get("finish_reason") or "stop")
@@ -124,6 +129,26 @@ class LlamaDoor:
             texts, reasons = texts * n, reasons * n
             completion_tokens *= n
         return LlamaGeneration(texts, reasons, len(tokens), completion_tokens, cached, time.perf_counter() - started)
+
+    @staticmethod
+    def _end_hold(llama: Any, prompt_len: int, needed: str) -> Any:
+        """A logits processor that forbids the end-of-turn tokens while the generated text lacks `needed`."""
+        from llama_cpp import LogitsProcessorList
+
+        ends = {llama.token_eos()}
+        for piece in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            ids = llama.tokenize(piece.encode(), add_bos=False, special=True)
+            if len(ids) == 1:
+                ends.add(ids[0])
+        ends = [e for e in ends if 0 <= e < llama.n_vocab()]
+
+        def hold(input_ids: Any, scores: Any) -> Any:
+            text = llama.detokenize(list(input_ids[prompt_len:])).decode("utf-8", errors="ignore")
+            if needed not in text:
+                scores[ends] = -float("inf")
+            return scores
+
+        return LogitsProcessorList([hold])
 
     def _acquire(self, tokens: list[int]) -> _Slot:
         """The free context sharing the longest prefix with `tokens` (a new one while the pool has room)."""

@@ -17,6 +17,8 @@ class InProcessProvider(CustomLLM):
     `texts`, `finish_reasons`, `prompt_tokens`, `completion_tokens` (and optionally `cached_tokens`)."""
 
     provider = ""
+    holds_end = False
+    """Whether `generate` takes `end_only_after` (see `ModelClient.complete`)."""
 
     def generate(self, model: str, messages: list, **params: Any) -> Any:
         raise NotImplementedError
@@ -33,6 +35,7 @@ class InProcessProvider(CustomLLM):
             stop=_as_list(params.get("stop")),
             top_p=float(params.get("top_p") or 1.0),
             seed=int(seed) if seed is not None else None,
+            **self._hold(params),
         )
         cached = getattr(gen, "cached_tokens", None)
         return ModelResponse(
@@ -50,6 +53,10 @@ class InProcessProvider(CustomLLM):
             ),
         )
 
+    def _hold(self, params: dict[str, Any]) -> dict[str, Any]:
+        held = (params.get("extra_body") or {}).get("end_only_after")
+        return {"end_only_after": held} if held and self.holds_end else {}
+
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
         return await asyncio.get_running_loop().run_in_executor(None, lambda: self.completion(model, messages, **kwargs))
 
@@ -65,3 +72,10 @@ def register(handler: InProcessProvider) -> None:
     if any(entry.get("provider") == handler.provider for entry in litellm.custom_provider_map):
         return
     litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": handler.provider, "custom_handler": handler}]
+
+
+def holds_end(model: str) -> bool:
+    """Whether `model` (a litellm model string) is served by an in-process provider that takes `end_only_after`."""
+    prefix = model.split("/", 1)[0]
+    handler = next((e["custom_handler"] for e in litellm.custom_provider_map if e.get("provider") == prefix), None)
+    return bool(getattr(handler, "holds_end", False))

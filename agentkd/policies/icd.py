@@ -21,6 +21,7 @@ OBSERVATION_PREFILL = "Thought: The observation shows"
 """How an untrained student's reply after an observation starts: small models given only `Thought:` there tend to
 copy their previous reply word for word (the same search again); starting the thought from the observation makes
 them read it (on a factqa dev slice the 0.5B then answered the single-hop questions it had looped on)."""
+CODE_FENCE = "```"
 CODE_OPENING = "\n```python\n"
 """What a reply that ended without a code block is continued from (`code_followup`)."""
 
@@ -52,6 +53,10 @@ class StudentSettings(BaseModel):
     """A reply that ends after its thought with no code block is continued once from an opened python fence
     (the full prompt only). Untrained small students often stop after the thought: in the 0.5B's cascade on
     factqa 41% of the samples had no code, and they caused 53 of its 66 deferrals."""
+    code_before_end: bool = False
+    """The model may not end its turn before it opens a code block (the full prompt only; honoured by in-process
+    llama.cpp students, ignored by other providers): the code comes in the same call instead of a follow-up call
+    that sends the whole prompt again."""
 
     @model_serializer(mode="wrap")
     def _without_unused_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -61,6 +66,8 @@ class StudentSettings(BaseModel):
         if self.prompt == "short" or (self.prompt == "auto" and is_trained_student(self.model)):
             data.pop("observation_prefill", None)
             data.pop("code_followup", None)
+        if not self.code_before_end:  # off: recorded as before the setting existed
+            data.pop("code_before_end", None)
         return data
 
 
@@ -91,6 +98,7 @@ class StudentPolicy:
         history_steps: int | None = None,
         observation_prefill: str | None = None,
         code_followup: bool = False,
+        code_before_end: bool = False,
     ) -> None:
         self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
         self.store = store
@@ -104,12 +112,14 @@ class StudentPolicy:
         self.history_steps = history_steps
         self.observation_prefill = observation_prefill
         self.code_followup = code_followup
+        self.code_before_end = code_before_end
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
         settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
                                    temperature=self.client.temperature, api_base=self.client.api_base,
                                    prompt="short" if student_prompt else "full", history_steps=history_steps,
-                                   observation_prefill=observation_prefill, code_followup=code_followup)
+                                   observation_prefill=observation_prefill, code_followup=code_followup,
+                                   code_before_end=code_before_end)
         if store is not None:
             settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight)
         self.spec = PolicySpec(kind="icd" if store is not None else "student", settings=settings.model_dump(mode="json"))
@@ -135,11 +145,12 @@ class StudentPolicy:
         prefill = (self.observation_prefill or self.prefill) if ctx.steps and self.prefill else self.prefill
         if prefill:  # small models keep the CodeAct format far better when the reply is started for them
             messages.append({"role": "assistant", "content": prefill})
-        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop)
+        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop,
+                                                end_only_after=CODE_FENCE if self.code_before_end else None)
         texts = [_with_prefix(t, prefill) for t in completion.texts]
         if self.code_followup:
             texts = [await self._follow_up(messages[:-1] if prefill else messages, t, temperature, completion)
-                     if "```" not in t else t for t in texts]
+                     if CODE_FENCE not in t else t for t in texts]
         completion.texts = [finish_reply(t) for t in texts]
         return completion
 
@@ -182,7 +193,8 @@ def _student(settings: StudentSettings, context: BuildContext, store: Any = None
     return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short,
                          history_steps=settings.history_steps,
                          observation_prefill=None if short else settings.observation_prefill,
-                         code_followup=settings.code_followup and not short)
+                         code_followup=settings.code_followup and not short,
+                         code_before_end=settings.code_before_end and not short)
 
 
 @register_policy("student", StudentSettings)
