@@ -234,3 +234,29 @@ def test_the_code_followup_is_on_for_untrained_students_and_left_out_of_a_fine_t
 
     assert student_spec("gguf/qwen2.5-coder-0.5b", demos=True).settings["code_followup"] is True
     assert "code_followup" not in student_spec("trained", demos=False).settings
+
+
+def test_code_before_end_asks_the_model_to_hold_its_end_of_turn_until_a_fence():
+    from agentkd.policies.base import PolicyContext
+
+    class Holding(ModelClient):
+        """A labelled test double that writes code only when asked to hold its end of turn until a fence."""
+
+        def __init__(self) -> None:
+            super().__init__("hosted_vllm/scripted")
+            self.asked = []
+
+        async def complete(self, messages, n=1, temperature=None, stop=None, max_tokens=None, end_only_after=None):
+            self.asked.append(end_only_after)
+            text = " the answer.\n```python\nfinal_answer(42)" if end_only_after == "```" else " the answer."
+            return Completion(texts=[text] * n, usage=Usage(prompt_tokens=10, completion_tokens=5, calls=1),
+                              latency_s=0.01, model=self.model)
+
+    head = [{"role": "system", "content": "s"}, {"role": "user", "content": "t"}]
+    model = Holding()
+    held = asyncio.run(StudentPolicy(model, code_before_end=True, code_followup=True)
+                       .sample(PolicyContext(ENV, TASK, head, []), 3, 0.7))
+    assert held.texts == ["Thought: the answer.\n```python\nfinal_answer(42)\n```"] * 3
+    assert held.usage.calls == 1 and model.asked == ["```"]  # no follow-up call was needed
+    spec = StudentPolicy(model, code_before_end=True).spec.settings
+    assert spec["code_before_end"] is True and "code_before_end" not in StudentPolicy(model).spec.settings

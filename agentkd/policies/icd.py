@@ -145,8 +145,8 @@ class StudentPolicy:
         prefill = (self.observation_prefill or self.prefill) if ctx.steps and self.prefill else self.prefill
         if prefill:  # small models keep the CodeAct format far better when the reply is started for them
             messages.append({"role": "assistant", "content": prefill})
-        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop,
-                                                end_only_after=CODE_FENCE if self.code_before_end else None)
+        hold = {"end_only_after": CODE_FENCE} if self.code_before_end else {}  # clients written before it still fit
+        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop, **hold)
         texts = [_with_prefix(t, prefill) for t in completion.texts]
         if self.code_followup:
             texts = [await self._follow_up(messages[:-1] if prefill else messages, t, temperature, completion)
