@@ -36,7 +36,7 @@ class CascadedAgent:
         store: Any = None,
         n: int = 3,
         temperature: float = 0.7,
-        agreement: AgreementMode = "code",
+        agreement: AgreementMode = "result",
         min_agree: int | None = None,
         k: int = 4,
         online: bool = False,

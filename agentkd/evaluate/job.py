@@ -97,7 +97,7 @@ def run_teacher_spec(run: str | Path, teacher: str | None = None, api_base: str 
 
 def eval_policy_spec(
     choice: str, teacher: PolicySpec, student: str = "smollm2-135m", samples: int = 3, temperature: float = 0.7,
-    agreement: str = "code", min_agree: int | None = None, k: int = 4, online: bool = False, max_tokens: int = 256,
+    agreement: str = "result", min_agree: int | None = None, k: int = 4, online: bool = False, max_tokens: int = 256,
     student_api_base: str | None = None, history_steps: int | None = None,
 ) -> PolicySpec:
     """The spec `agentkd eval --policy CHOICE` evaluates: the run's teacher, the student alone, the student with

@@ -25,7 +25,7 @@ class CascadeSettings(BaseModel):
     teacher: PolicySpec = Field(description="the policy a step is deferred to")
     samples: int = Field(3, ge=1)
     temperature: float = Field(0.7, ge=0.0)
-    agreement: AgreementMode = "code"
+    agreement: AgreementMode = "result"
     min_agree: int | None = Field(None, ge=1)
     online: bool = False
 
@@ -52,7 +52,7 @@ class CascadePolicy:
         teacher: Policy,
         n: int = 3,
         temperature: float = 0.7,
-        agreement: AgreementMode = "code",
+        agreement: AgreementMode = "result",
         min_agree: int | None = None,
         online: bool = False,
     ) -> None:
