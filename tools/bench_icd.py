@@ -9,9 +9,9 @@ Stages (each resumes when re-run, like the commands): collect `--train` teacher 
 (`--sft`: `agentkd train`), then evaluate every policy of `--policies` on the same `--n` tasks of `--split`
 (`agentkd eval`, RUN/eval/<policy>@<split>.json). Prints one table (success with its 95% interval, teacher share
 of steps, tokens by role, model calls per step, $ per episode under the price pair, FLOPs = 2*params*tokens, the
-cost ratio against the teacher (and for a cascade, "at most": the ratio it would reach with no step deferred, since its
-student samples are paid on every step), break-even episodes = collection $ / $ saved per episode, wall s per episode) and
-writes it to RUN/eval/tables/icd@<split>.json. Choose settings on a dev slice of train, never on test.
+cost ratio against the teacher (and for a cascade, "at most": the ratio it would reach with no step deferred, since
+its student samples are paid on every step), break-even episodes = collection $ / $ saved per episode, wall s per
+episode) and writes it to RUN/eval/tables/icd@<split>.json. Choose settings on a dev slice of train, never on test.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def _tokens(role: dict[str, float]) -> str:
 def print_table(table: CostTable, title: str) -> None:
     out = Table(title=title)
     for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
-                   "tokens S in/out", "$ / episode", "x cheaper", "at most", "TFLOPs / ep", "x fewer FLOPs", "break-even ep",
+                   "tokens S in/out", "$ / episode", "x cheaper", "at most", "TFLOPs / ep", "x fewer FLOPs",
+                   "break-even ep",
                    "s / episode", "deferred by quarter"):
         out.add_column(column)
     for row in table.rows:

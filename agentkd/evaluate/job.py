@@ -63,7 +63,8 @@ class PreparedEval:
         job = self.job
         prices: Prices = dict(job.prices)
         return await evaluate(self.env, self.policy, self.tasks, job.run, job.name, job.split, job.identity(),
-                              prices=prices, details={"policy": job.policy.model_dump(mode="json")}, on_trajectory=on_trajectory, env_spec=self.env_spec,
+                              prices=prices, details={"policy": job.policy.model_dump(mode="json")},
+                              on_trajectory=on_trajectory, env_spec=self.env_spec,
                               **job.episode_options())
 
 
