@@ -106,7 +106,6 @@ class LlamaDoor:
         completion_tokens = 0
         cached = 0
         slot = self._acquire(tokens)
-        hold = None if end_only_after is None else self._end_hold(slot.llama, len(tokens), end_only_after)
         try:
             for i in range(1 if temperature <= 0 else n):
                 if i == 0:  # the prompt is counted once; llama.cpp always evaluates its last token again
@@ -114,7 +113,8 @@ class LlamaDoor:
                 out = slot.llama.create_completion(
                     prompt=tokens, max_tokens=min(max_tokens, room - 1), temperature=max(temperature, 0.0),
                     top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=stop, seed=base_seed + i,
-                    logits_processor=hold)
+                    logits_processor=None if end_only_after is None else  # one per sample: it keeps state
+                    self._end_hold(slot.llama, len(tokens), end_only_after))
                 choice = out["choices"][0]
                 texts.append(choice["text"])
                 reasons.append(choice.get("finish_reason") or "stop")
@@ -142,9 +142,13 @@ class LlamaDoor:
                 ends.add(ids[0])
         ends = [e for e in ends if 0 <= e < llama.n_vocab()]
 
+        seen = False  # once the text holds `needed`, later tokens need no decoding
+
         def hold(input_ids: Any, scores: Any) -> Any:
-            text = llama.detokenize(list(input_ids[prompt_len:])).decode("utf-8", errors="ignore")
-            if needed not in text:
+            nonlocal seen
+            if not seen:
+                seen = needed in llama.detokenize(list(input_ids[prompt_len:])).decode("utf-8", errors="ignore")
+            if not seen:
                 scores[ends] = -float("inf")
             return scores
 
