@@ -19,6 +19,7 @@ from typing import Any
 
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
+from agentkd.models.llama_build import check_model_runs
 from agentkd.models.prefix import common_prefix
 from agentkd.models.llama_settings import default_n_ctx, default_threads, pool_size
 
@@ -54,6 +55,7 @@ class LlamaDoor:
         self._slots: list[_Slot] = []
         self._cond = threading.Condition()
         self._loading = 0
+        check_model_runs(path)
         first = self._new_llama()
         self._slots.append(_Slot(first))
         self._formatters = _formatters(first)

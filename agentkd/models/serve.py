@@ -8,6 +8,7 @@ import sys
 
 from agentkd.errors import AgentKDError
 from agentkd.models.catalog import is_alias, resolve_gguf
+from agentkd.models.llama_build import check_model_runs
 from agentkd.models.llama_settings import default_n_ctx, default_threads
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
@@ -27,6 +28,7 @@ def server_command(name: str, port: int, host: str = "127.0.0.1", threads: int |
             f"llama.cpp's server needs {', '.join(missing)}: pip install 'llama-cpp-python[server]' "
             "(./setup.sh installs it)")
     path = resolve_gguf(name)
+    check_model_runs(path)
     threads = threads or default_threads()
     return [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", alias or served_name(name),
             "--host", host, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
