@@ -52,5 +52,16 @@ class SandboxUnavailableError(SandboxError):
     """No isolation mechanism is available and unsandboxed execution was not asked for."""
 
 
+class SandboxStartError(SandboxUnavailableError):
+    """The sandbox could not start at all (bwrap refused, or the interpreter could not run inside it).
+
+    Every episode would fail the same way, so collections and evaluations stop on it. `detail` holds what
+    the sandbox itself (bwrap, or the interpreter) wrote on stderr."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 class RunFolderError(AgentKDError):
     """A run folder is inconsistent with the command (different env or teacher)."""

@@ -13,7 +13,7 @@ from agentkd.version import __version__
 from agentkd.codeact.parsing import parse_action
 from agentkd.codeact.prompts import format_observation, initial_messages, observation_message
 from agentkd.env.environment import Environment
-from agentkd.errors import AgentKDError, ModelError
+from agentkd.errors import AgentKDError, ModelError, SandboxUnavailableError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
 from agentkd.policies.repeats import StuckError
 from agentkd.records import Step, Task, Trajectory, Usage
@@ -102,6 +102,9 @@ class CodeActAgent:
             return self._failed(exc)
         except StuckError as exc:
             return {"done": True, "status": "stuck", "error": str(exc)}
+        except SandboxUnavailableError:  # a policy that tries candidates met a sandbox that cannot start
+            _close_soon(state.get("worker"))
+            raise
         except (AgentKDError, PolicyError) as exc:
             return self._failed(exc)
         except Exception as exc:  # noqa: BLE001 - an episode failure must never kill a collector
@@ -128,6 +131,8 @@ class CodeActAgent:
         else:
             try:
                 worker = await state["worker"]
+            except SandboxUnavailableError:  # it cannot start at all: every episode would fail alike
+                raise
             except AgentKDError as exc:
                 return {"steps": [*state["steps"], step], "pending": None, **self._failed(exc)}
             result = await worker.arun(step.action)
@@ -173,7 +178,8 @@ class CodeActAgent:
 
     # episodes ---------------------------------------------------------------------
     async def arun(self, task: Task, sample_index: int = 0) -> Trajectory:
-        """Run one episode and return its graded trajectory. Policy failures give status='error'."""
+        """Run one episode and return its graded trajectory. Policy failures give status='error'; a fatal
+        ModelError and a sandbox that cannot start (SandboxUnavailableError) are raised."""
         state: dict[str, Any] = {}
         try:
             async for state in self._graph.astream(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Coroutine, Iterator, NoReturn,
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ class CommandFailed(Exception):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """Print `message` verbatim (it may quote a tool's output, brackets included) and exit with `code`."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

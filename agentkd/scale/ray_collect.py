@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from agentkd.collect.collector import CollectStats, gather_or_cancel, plan_jobs
-from agentkd.errors import ModelError
+from agentkd.errors import ModelError, SandboxStartError
 from agentkd.models.rate_limit import RateLimit
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
@@ -195,6 +195,8 @@ async def _drive(ray: Any, pool: WorkerPool, jobs: list[tuple[Task, int]], run: 
                 raise BackendError(f"a Ray worker failed on task {task.id!r}: {_cause(exc)}") from exc
             if kind == "fatal":
                 raise ModelError(payload, fatal=True)
+            if kind == "sandbox":
+                raise SandboxStartError(f"on a Ray worker: {payload}", payload)
             if kind == "error":
                 raise BackendError(f"a Ray worker failed on task {task.id!r}: {payload}")
             record(Trajectory.model_validate_json(payload))

@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from agentkd.errors import AgentKDError, ModelError
+from agentkd.errors import AgentKDError, ModelError, SandboxUnavailableError
 from agentkd.models.rate_limit import BucketLimiter, RateLimit, RateLimitStats, install_rate_limiter
 from agentkd.records import Task
 
@@ -37,11 +37,14 @@ class EpisodeWorker:
         return os.getpid()
 
     async def run(self, task: dict[str, Any], sample_index: int) -> tuple[str, str]:
-        """("ok", trajectory JSON), or ("fatal", message) for an error that would fail every episode alike."""
+        """("ok", trajectory JSON), or ("fatal", message) / ("sandbox", message) for a model error or a sandbox
+        that cannot start: errors that would fail every episode alike."""
         try:
             trajectory = await self.agent.arun(Task.model_validate(task), sample_index)
         except ModelError as exc:  # only fatal model errors leave arun
             return ("fatal", str(exc))
+        except SandboxUnavailableError as exc:
+            return ("sandbox", str(exc))
         except AgentKDError as exc:
             return ("error", f"{type(exc).__name__}: {exc}")
         return ("ok", trajectory.model_dump_json())

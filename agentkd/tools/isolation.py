@@ -123,6 +123,64 @@ def _python_paths() -> list[Path]:
     return [p for i, p in enumerate(ordered) if not any(p.is_relative_to(q) for q in ordered[:i])]
 
 
+_SANDBOX_OWN = (Path("/proc"), Path("/dev"))
+"""Trees bwrap makes itself: a host symlink there cannot be recreated."""
+MAX_SYMLINKS = 40  # as the kernel's limit on links followed in one lookup
+
+
+def links_on_the_way(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """Every symlink met while resolving `path` as the kernel does, in order: (where the link is, with no
+    symlink in its parent folders; what it points to, as written). A missing part ends the walk."""
+    links: list[tuple[Path, str]] = []
+    text = os.fspath(path)
+    text = text if text.startswith("/") else os.path.join(os.getcwd(), text)  # no normpath: ".." follows links
+    todo = [part for part in reversed(text.split("/")) if part]
+    current = Path("/")
+    while todo:
+        part = todo.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
+        try:
+            target = os.readlink(candidate)
+        except OSError:  # not a link, or missing
+            if not candidate.exists():
+                break
+            current = candidate
+            continue
+        links.append((candidate, target))
+        if len(links) > MAX_SYMLINKS:
+            raise SandboxUnavailableError(f"too many levels of symbolic links in {path}; fix the link loop")
+        if target.startswith("/"):
+            current = Path("/")
+        todo += [p for p in reversed(target.split("/")) if p]
+    return links
+
+
+def _paths_used_inside(read_only: list[Path]) -> list[str]:
+    """The host paths the sandbox is reached through under their own names: the interpreter that bwrap
+    executes (and whose location Python uses to find its venv, pyvenv.cfg), its prefixes, site-packages
+    and the read-only paths."""
+    used = [sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix]
+    used += [entry for entry in sys.path if entry and "site-packages" in entry and os.path.isdir(entry)]
+    return used + [str(p) for p in read_only]
+
+
+def _links_to_recreate(paths: list[str], present: list[Path]) -> list[tuple[Path, str]]:
+    """Symlinks on the way to `paths` that do not already exist inside the sandbox (under a mount in
+    `present`), once each: (where, target)."""
+    wanted: dict[Path, str] = {}
+    for path in paths:
+        for link, target in links_on_the_way(path):
+            if any(link.is_relative_to(p) for p in [*present, *_SANDBOX_OWN]) or link == Path("/tmp"):
+                continue
+            wanted.setdefault(link, target)
+    return list(wanted.items())
+
+
 def bwrap_command(read_only: list[Path], tmp_bytes: int, workers: str = "shared") -> list[str]:
     """The bwrap prefix that starts the fork server in fresh namespaces.
 
@@ -153,12 +211,17 @@ def bwrap_command(read_only: list[Path], tmp_bytes: int, workers: str = "shared"
             cmd += ["--ro-bind", str(path), str(path)]
     for extra in ("/etc/ld.so.cache", "/etc/localtime"):
         cmd += ["--ro-bind-try", extra, extra]
-    mounts = _python_paths() + [Path(p).resolve() for p in read_only]
+    python = _python_paths()
+    given = [*python, *read_only]
+    mounts = [Path(p).resolve() for p in given]
     system = [Path("/usr"), Path("/bin"), Path("/sbin"), Path("/lib"), Path("/lib64"), Path("/lib32"), Path("/etc")]
     made: set[Path] = set()
-    for path in mounts:
+    for index, (asked, path) in enumerate(zip(given, mounts)):
         if not path.exists():
-            raise SandboxUnavailableError(f"cannot mount {path} into the sandbox: it does not exist")
+            raise SandboxUnavailableError(
+                f"cannot mount {asked} into the sandbox: it does not exist"
+                + (f" (it resolves to {path})" if str(asked) != str(path) else "")
+                + ("; create it or remove it from read_only" if index >= len(python) else ""))
         # folders leading to a mount are created world-traversable (bwrap would copy the host's modes, and a
         # 0700 /root would lock out workers that run under their own uid)
         for parent in reversed(path.parents) if bwrap_has_perms() else ():
@@ -167,6 +230,15 @@ def bwrap_command(read_only: list[Path], tmp_bytes: int, workers: str = "shared"
                 cmd += ["--perms", "0755", "--dir", str(parent)]
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(WORKER_DIR), SANDBOX_WORKER_DIR]
+    # a path reached through symlinks (a venv behind a linked folder, a linked data dir) is used inside under the
+    # name the host uses: the links on the way are recreated where the mounts above do not already hold them
+    present = [*mounts, *(Path("/") / top for top in ("usr", "bin", "sbin", "lib", "lib64", "lib32"))]
+    for link, target in _links_to_recreate(_paths_used_inside(read_only), present):
+        for parent in reversed(link.parents):  # world-traversable too (bwrap would make them 0700)
+            if parent != Path("/") and parent not in made and not any(parent.is_relative_to(p) for p in present):
+                made.add(parent)
+                cmd += [*(["--perms", "0755"] if bwrap_has_perms() else []), "--dir", str(parent)]
+        cmd += ["--symlink", target, str(link)]
     cmd += ["--remount-ro", "/"]  # bwrap's root is a tmpfs: only /tmp stays writable
     return cmd
 

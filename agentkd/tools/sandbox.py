@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.errors import SandboxError
+from agentkd.errors import SandboxError, SandboxStartError
 from agentkd.tools.isolation import (
     SANDBOX_WORKER_DIR,
     PidsCgroup,
@@ -159,46 +159,71 @@ class ForkServer:
 
     def _start(self) -> None:
         """Start the fork server with the worker strategy this host allows; if the sandbox cannot even
-        start with it (an old or setuid bwrap refusing --cap-add), start it with shared workers, loudly."""
+        start with it (an old or setuid bwrap refusing --cap-add), start it with shared workers, loudly.
+
+        Raises SandboxStartError, with the sandbox's own words, when it cannot start either way."""
         asked = worker_strategy(self.isolation)
         try:
             self._start_as(asked)
-        except SandboxError as exc:
-            if asked == "shared" or "did not answer" in str(exc):
-                raise
-            _warn_once(f"the sandbox could not start with per-episode {asked} isolation ({exc}); starting it "
-                       "with shared workers: episodes are NOT isolated from each other")
+            return
+        except SandboxStartError as exc:
+            if asked == "shared":
+                raise SandboxStartError(self._start_failure(exc.detail), exc.detail) from exc
+            first = exc
+        try:
             self._start_as("shared")
+        except SandboxStartError as exc:
+            detail = (exc.detail if exc.detail == first.detail else
+                      f"with per-episode {asked} isolation: {first.detail}; with shared workers: {exc.detail}")
+            raise SandboxStartError(self._start_failure(detail), detail) from exc
+        _warn_once(f"the sandbox could not start with per-episode {asked} isolation ({first.detail}); started it "
+                   "with shared workers: episodes are NOT isolated from each other")
+
+    def _start_failure(self, detail: str) -> str:
+        """The message of a sandbox that cannot start: its own words, and what to check."""
+        if self.isolation != "bwrap":
+            return f"the Python worker's server could not start: {detail}. Check that {sys.executable} runs"
+        return (f"the Python sandbox (bubblewrap) could not start: {detail}. Check that bwrap works here "
+                f"(bwrap --unshare-all --ro-bind / / true) and that {sys.executable} runs; only if you trust "
+                "the code the model writes, opt out with --sandbox none (isolation='none')")
 
     def _start_as(self, asked: str) -> None:
         # SEQPACKET keeps message boundaries: a kill and a spawn sent back to back stay two requests.
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
         try:
+            command = self._command(child_end.fileno(), asked)
             self._proc = subprocess.Popen(
-                self._command(child_end.fileno(), asked),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=[child_end.fileno()], env=env, start_new_session=True,
             )
-        except OSError as exc:
-            raise SandboxError(f"could not start the sandbox ({exc})") from exc
+        except (OSError, SandboxError) as exc:  # no bwrap binary, or a path that cannot be mounted
+            host_end.close()
+            raise SandboxStartError(str(exc), str(exc)) from exc
         finally:
             child_end.close()
+        os.set_blocking(self._proc.stderr.fileno(), False)  # type: ignore[union-attr]  # read only what is there
         host_end.settimeout(self.config.start_timeout_s)  # every exchange with the server has a deadline
         self._control = host_end
         self._replies = host_end.makefile("r", encoding="utf-8")
         try:
             line = self._replies.readline()
         except OSError as exc:
+            detail = self._stderr(wait_s=0.0)
             self._stop()
             raise SandboxError(
-                f"the sandbox did not answer within start_timeout_s={self.config.start_timeout_s:g} s ({exc})") from exc
+                f"the sandbox did not answer within start_timeout_s={self.config.start_timeout_s:g} s ({exc}"
+                f"{'; it said: ' + detail if detail else ''}); raise start_timeout_s on a very slow machine") from exc
         if not line:
-            detail = self._stderr()
+            detail = self._stderr() or "it exited without a word"
             self._stop()
-            raise SandboxError(f"the sandbox exited while starting: {detail}")
+            raise SandboxStartError(f"the sandbox exited while starting: {detail}", detail)
         hello = json.loads(line)
         self.generation += 1
+        if hello.get("prefix", sys.prefix) != sys.prefix:
+            _warn_once(f"the Python inside the sandbox runs with prefix {hello.get('prefix')}, not {sys.prefix} "
+                       f"as here: code in it may not see this environment's packages. Run agentkd with the "
+                       "virtualenv's own python (not with PYTHONHOME set)")
         cgroup = False
         if os.geteuid() == 0 and self.isolation == "bwrap":
             # after the hello, so that bwrap's own children (and the server) exist and move too; workers inherit it
@@ -229,7 +254,7 @@ class ForkServer:
             self._control.sendall(message)  # type: ignore[union-attr]
         line = self._replies.readline()
         if not line:
-            raise OSError(f"the sandbox exited: {self._stderr()}")
+            raise OSError(f"the sandbox exited: {self._stderr() or 'it exited without a word'}")
         reply = json.loads(line)
         if not isinstance(reply, dict):
             raise ValueError("the sandbox sent a malformed reply")
@@ -298,11 +323,32 @@ class ForkServer:
             status = reply.get("status")
             return int(status) if isinstance(status, int) else None
 
-    def _stderr(self) -> str:
+    def _stderr(self, wait_s: float = 2.0) -> str:
+        """What the sandbox (bwrap, the interpreter, the server) has written on stderr, after waiting up to
+        `wait_s` for it to exit, with its exit code; "" when it is still running and said nothing."""
         proc = self._proc
-        if proc is None or proc.stderr is None or proc.poll() is None:
-            return "no details"
-        return proc.stderr.read().decode(errors="replace").strip()[-500:] or f"exit code {proc.returncode}"
+        if proc is None or proc.stderr is None:
+            return ""
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            pass
+        chunks: list[bytes] = []
+        while sum(map(len, chunks)) < 1 << 20:
+            try:
+                chunk = os.read(proc.stderr.fileno(), 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        lines = [line.strip() for line in b"".join(chunks).decode(errors="replace").splitlines() if line.strip()]
+        text = " | ".join(lines)  # one line, for messages that must stay one line (a traceback's end matters most)
+        text = text if len(text) <= 2000 else "..." + text[-2000:]
+        if proc.returncode is None:
+            return text
+        code = f"exit code {proc.returncode}"
+        return f"{text} ({code})" if text else code
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -341,7 +341,8 @@ def _probe(workers, uid_base):
 
 
 def zygote(control_fd, settings=None):
-    """Fork server. Says {"op": "ready", "workers": strategy} first, then answers requests on the control socket:
+    """Fork server. Says {"op": "ready", "workers": strategy, "prefix": sys.prefix} first, then answers requests
+    on the control socket:
 
     - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
     - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session), and with the
@@ -392,7 +393,7 @@ def zygote(control_fd, settings=None):
 
     # dead workers (and orphans of theirs, which come here) are reaped at once: a zombie still holds a pid
     signal.signal(signal.SIGCHLD, reap)
-    control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why}) + "\n").encode())
+    control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why, "prefix": sys.prefix}) + "\n").encode())
 
     def kill_worker(pid):
         if pid in status_pipes:
