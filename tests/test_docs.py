@@ -168,6 +168,18 @@ def test_docs_agent_example_runs_on_the_readme_environment(tmp_path, monkeypatch
     assert namespace["graph"] is not None
 
 
+def test_readme_check_env_command_passes_on_the_readme_environment(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    (tmp_path / "myenv.py").write_text(next(b for b in blocks(README, "python") if "environment = Environment(" in b))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    line = next(line for b in blocks(README, "bash") for line in command_lines(b) if " check-env " in line)
+    result = CliRunner().invoke(app, shlex.split(line)[1:])
+    assert result.exit_code == 0, result.output
+    assert "checks passed" in result.output
+
+
 def test_every_python_block_compiles_and_imports_real_names():
     for path in FILES:
         for block in blocks(path, "python"):
