@@ -70,6 +70,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.agent.loop import CodeActAgent
     from agentkd.codeact import ParsedAction, normalize_code, parse_action
+    from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
     from agentkd.deploy import CascadedAgent
     from agentkd.env import (
         Environment,
@@ -96,11 +97,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         TransientModelError,
         UnknownSplitError,
     )
-    from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
     from agentkd.evaluate import EvalReport, evaluate
-    from agentkd.rounds.settings import ImproveSettings, RoundsError
-    from agentkd.rounds.stages import RoundStage, next_stage
-    from agentkd.rounds.summary import round_rows
     from agentkd.models.client import Completion, ModelClient
     from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
     from agentkd.policies import (
@@ -123,6 +120,9 @@ if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.policies.reference import ReferencePolicy
     from agentkd.policies.self_consistent import SelfConsistentPolicy
     from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage
+    from agentkd.rounds.settings import ImproveSettings, RoundsError
+    from agentkd.rounds.stages import RoundStage, next_stage
+    from agentkd.rounds.summary import round_rows
     from agentkd.run import RunFolder, RunLayout
     from agentkd.scale import Backend, BackendError, run_episodes
     from agentkd.specs import EnvSpec, PolicySpec, SpecError

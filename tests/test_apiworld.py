@@ -6,8 +6,8 @@ import json
 import pytest
 
 from agentkd import CodeActAgent, PolicyOutput, ReferencePolicy, load_environment
-from agentkd.env.loading import environment_module
 from agentkd.check_env import WrongAnswerPolicy
+from agentkd.env.loading import environment_module
 
 N = 25
 TEMPLATES = ["refund_dinner", "percent_back", "attendees_note", "settle_note", "top_payer"]

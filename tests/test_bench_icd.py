@@ -1,8 +1,8 @@
 """tools/bench_icd.py: the policy names of --policies and the evaluation names they are stored under."""
 
 import pytest
-
 from bench_icd import eval_name, policy_spec
+
 from agentkd.policies.registry import teacher_spec
 
 TEACHER = teacher_spec("hosted_vllm/qwen2.5-coder-1.5b")

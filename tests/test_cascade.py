@@ -6,11 +6,11 @@ import pytest
 
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.collect import collect
-from agentkd.run import RunFolder
-from agentkd.store import DemoStore
 from agentkd.evaluate import summarize
 from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.icd import StudentPolicy
+from agentkd.run import RunFolder
+from agentkd.store import DemoStore
 
 pytestmark = pytest.mark.slow
 

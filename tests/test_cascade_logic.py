@@ -4,9 +4,9 @@
 import pytest
 
 from agentkd import CodeActAgent, Environment, ReferencePolicy, Usage, tool
+from agentkd.codeact import normalize_code
 from agentkd.evaluate import break_even, summarize, wilson_interval
 from agentkd.models.client import Completion
-from agentkd.codeact import normalize_code
 from agentkd.policies.agreement import result_key, tally
 from agentkd.policies.cascade import CascadePolicy
 

@@ -3,12 +3,12 @@
 import asyncio
 
 import pytest
+from servers import agentkd_server, wait_for_models
 from typer.testing import CliRunner
 
 from agentkd import ModelClient
 from agentkd.cli import app
 from agentkd.run import RunFolder
-from servers import agentkd_server, wait_for_models
 
 pytestmark = pytest.mark.slow
 

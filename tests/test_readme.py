@@ -1,4 +1,4 @@
-"""The README's Python snippets run as written."""
+"""The README's Python snippets run as written (the docs' snippets: tests/test_docs.py)."""
 
 import re
 from pathlib import Path
@@ -20,16 +20,3 @@ def test_readme_environment_definition_runs(tmp_path):
     env = namespace["environment"]
     traj = CodeActAgent(env, ReferencePolicy()).run(env.tasks("train")[0])
     assert traj.success
-
-
-def test_readme_sandbox_example_runs(capsys):
-    exec(compile(block_with("PythonSandbox("), "README", "exec"), {})
-    assert capsys.readouterr().out.startswith("42\n None False ")
-
-
-def test_readme_policy_kind_example_runs(capsys):
-    namespace: dict = {}
-    exec(compile(block_with('register_policy("echo"'), "README", "exec"), namespace)
-    assert "kind='echo'" in capsys.readouterr().out
-    env = namespace["policy"]
-    assert env.spec.settings == {"answer": "1873"}

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from agentkd import PythonSandbox, SandboxConfig, SandboxUnavailableError
-
 from agentkd.tools.isolation import bwrap_problem  # noqa: E402
 
 HAS_BWRAP = bwrap_problem() is None

@@ -5,15 +5,14 @@ import asyncio
 import json
 
 import pytest
+from servers import agentkd_server, wait_for_models
 from typer.testing import CliRunner
 
 from agentkd import ReferencePolicy
 from agentkd.cli import app
 from agentkd.collect import collect
 from agentkd.run import RunFolder, RunLayout
-from servers import agentkd_server, wait_for_models
 from agentkd.train.serving import StudentServerError, choose_backend, vllm_command, vllm_usable
-
 
 
 def test_the_backend_is_vllm_only_where_it_can_run():

@@ -13,8 +13,8 @@ import pytest
 
 import agentkd
 from agentkd.collect import collect
-from agentkd.run import RunFolder
 from agentkd.records import Step, Trajectory
+from agentkd.run import RunFolder
 from agentkd.store import (
     DemoStore,
     LiteLLMEmbedder,

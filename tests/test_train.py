@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.cli import app
 from agentkd.collect import collect
-from agentkd.run import RunFolder
 from agentkd.models.local_hf import resolve_local_model
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.self_consistent import SelfConsistentPolicy
+from agentkd.run import RunFolder
 from agentkd.train import TrainConfig, TrainingError, student_conversation, tokenize_conversation, train_student
 
 pytestmark = pytest.mark.slow

@@ -53,8 +53,8 @@ def main() -> None:
     from trl import SFTConfig, SFTTrainer
 
     from agentkd.env.loading import load_environment
-    from agentkd.run.folder import RunFolder
     from agentkd.models.local_hf import resolve_local_model
+    from agentkd.run.folder import RunFolder
     from agentkd.train.config import TrainConfig
     from agentkd.train.trainer import build_trainer, prepare_data, use_bf16
 

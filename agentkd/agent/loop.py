@@ -9,7 +9,6 @@ from typing import Any, Callable, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agentkd.version import __version__
 from agentkd.codeact.parsing import parse_action
 from agentkd.codeact.prompts import format_observation, initial_messages, observation_message
 from agentkd.env.environment import Environment
@@ -18,6 +17,7 @@ from agentkd.policies.base import Policy, PolicyContext, PolicyError
 from agentkd.policies.repeats import StuckError
 from agentkd.records import Step, Task, Trajectory, Usage
 from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+from agentkd.version import __version__
 
 
 class EpisodeState(TypedDict, total=False):

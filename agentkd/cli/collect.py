@@ -23,19 +23,19 @@ from agentkd.cli.common import (
     backend_config,
     console,
     exit_on_error,
-    print_rate_limits,
     fail,
+    print_rate_limits,
     progress_bar,
     rate_limit_config,
-    sandbox_config,
     run_interruptibly,
+    sandbox_config,
     stop_cleanly,
 )
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
-    from agentkd.collect.targets import TargetPlan
     from agentkd.collect.job import CollectJob
+    from agentkd.collect.targets import TargetPlan
 
 
 def collect_command(

@@ -25,8 +25,8 @@ from agentkd.cli.common import (
     print_rate_limits,
     progress_bar,
     rate_limit_config,
-    sandbox_config,
     run_interruptibly,
+    sandbox_config,
     stop_cleanly,
 )
 

@@ -53,7 +53,7 @@ def serve_command(
                       f"`agentkd eval --run {student}`, or [bold]hosted_vllm/{served}[/] with api_base {base} from "
                       "any litellm client (Ctrl-C stops)", soft_wrap=True)
     else:
-        from agentkd.models.serve import server_command, served_name
+        from agentkd.models.serve import served_name, server_command
 
         with exit_on_error():
             command = server_command(alias, port, threads=threads, n_ctx=n_ctx)

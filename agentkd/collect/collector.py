@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agentkd.agent.loop import CodeActAgent
-from agentkd.run.folder import RunFolder
 from agentkd.env.environment import Environment
 from agentkd.models.rate_limit import RateLimitStats
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory
+from agentkd.run.folder import RunFolder
 
 
 @dataclass

@@ -9,11 +9,11 @@ from typing import Any, Callable
 
 from agentkd.env.environment import Environment
 from agentkd.evaluate.metrics import EvalReport, Prices, break_even, episode_cost, summarize
+from agentkd.models.rate_limit import RateLimit
 from agentkd.policies.base import Policy
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
-from agentkd.models.rate_limit import RateLimit
 from agentkd.scale import Backend, run_episodes
 from agentkd.specs import EnvSpec
 

@@ -9,8 +9,8 @@ and the next step of the same episode, whose prompt extends the previous one, re
 
 from __future__ import annotations
 
-import random
 import atexit
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +20,8 @@ from typing import Any
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
 from agentkd.models.llama_build import check_model_runs
-from agentkd.models.prefix import common_prefix
 from agentkd.models.llama_settings import default_n_ctx, default_threads, pool_size
+from agentkd.models.prefix import common_prefix
 
 
 @dataclass

@@ -12,9 +12,9 @@ from agentkd.models.embeddings import Embedder
 from agentkd.records import Trajectory
 from agentkd.store import faiss_index
 from agentkd.store.errors import StoreError, StoreMismatchError
-from agentkd.store.persist import REBUILD, damaged, read_store, write_store
 from agentkd.store.faiss_index import IndexKind
 from agentkd.store.keys import DEFAULT_EMBEDDER_NAME, KEYS, key_text
+from agentkd.store.persist import REBUILD, damaged, read_store, write_store
 from agentkd.store.records import StepRecord, records_from_trajectory
 from agentkd.store.vectors import KeyIndex
 

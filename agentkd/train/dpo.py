@@ -13,21 +13,21 @@ from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
 from agentkd.run.layout import STUDENT_MARKER, TRAINED_DPO, RunLayout
 from agentkd.train.config import TrainConfig
+from agentkd.train.filters import FilterReport
 from agentkd.train.preferences import PreferencePair, build_preferences, write_preferences
 from agentkd.train.trainer import (
     ProgressFn,
     TrainingError,
     TrainResult,
-    log_last_step,
-    progress_callback,
-    quiet_libraries,
-    write_log,
     context_length,
     export_gguf_safely,
     keep_freed_memory,
+    log_last_step,
+    progress_callback,
+    quiet_libraries,
     use_bf16,
+    write_log,
 )
-from agentkd.train.filters import FilterReport
 
 
 def dpo_rows(env: Environment, pairs: list[PreferencePair]) -> list[dict[str, Any]]:

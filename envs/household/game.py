@@ -6,7 +6,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 
-from .world import COOLABLE, CLEANABLE, HEATABLE, House, object_kind
+from .world import CLEANABLE, COOLABLE, HEATABLE, House, object_kind
 
 NOTHING = "Nothing happens."
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-from .numbers import decimal, exact as F, integer, show
+from .numbers import decimal, integer, show
+from .numbers import exact as F
 
 Values = dict[str, str]
 Steps = list[tuple[str, str]]
