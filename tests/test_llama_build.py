@@ -143,3 +143,15 @@ def test_setup_builds_the_pinned_version(monkeypatch):
     monkeypatch.setattr(llama_build, "system_info", lambda: PLAIN_INFO)
     assert not llama_build.needs_build(requirement)
     assert "ensure pyproject.toml" in (ROOT / "setup.sh").read_text()
+
+
+def test_models_build_shows_the_build_and_the_rebuild_command():
+    import sys
+
+    pytest.importorskip("llama_cpp")
+    shown = subprocess.run([sys.executable, "-m", "agentkd.cli", "models", "build"], capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    said = shown.stdout + shown.stderr
+    assert "llama-cpp-python" in said and "no AMX backend" in said
+    assert "-mno-amx-int8" in said and "--no-cache-dir" in said

@@ -1,4 +1,4 @@
-"""`agentkd models list|install`: the GGUF models agentkd runs through llama.cpp (`gguf/ALIAS`)."""
+"""`agentkd models list|install|build`: the GGUF models agentkd runs through llama.cpp (`gguf/ALIAS`)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,23 @@ def install_command(
         result = install(alias, pip_args=pip_args, progress=progress)
     console.print(f"[bold green]{result.alias}[/]: {result.action} at {result.path} "
                   f"({result.size:,} bytes, sha256 {result.sha256[:12]}...)")
+
+
+@models_app.command("build")
+def build_command() -> None:
+    """How the installed llama.cpp was compiled (its system info), whether it has the AMX backend that crashes on
+    the Qwen GGUFs, and the command that rebuilds it natively without AMX."""
+    from agentkd.models.llama_build import has_amx_backend, installed_version, rebuild_command, system_info
+
+    with exit_on_error():
+        try:
+            info = system_info()
+        except ImportError as exc:
+            raise ValueError(f"llama-cpp-python is not importable ({exc}); run ./setup.sh") from exc
+    console.print(f"llama-cpp-python {installed_version()}: {info.strip()}", soft_wrap=True, markup=False)
+    if has_amx_backend(info):
+        console.print("[yellow]built with the AMX backend[/] (AMX_INT8 = 1): it crashes on the Qwen GGUFs; "
+                      "rebuild it without AMX:", soft_wrap=True)
+    else:
+        console.print("no AMX backend: runs every packaged model; to rebuild it natively without AMX:")
+    console.print(rebuild_command(), soft_wrap=True, markup=False)
