@@ -1,26 +1,35 @@
 """`agentkd check-env`: load an environment, validate its parts, and run its grader both ways.
 
 Checks, in order: it loads; every split has tasks; task ids are unique (across splits too) and
-prompts non-empty; tools are described; the grader is callable and scores in [0, 1]; per-episode
-state is fresh and can be branched for trial runs (or is declared branchable=False); the reference solver (if any) solves a sample of each split; and a deliberately
-wrong policy (answers "agentkd-wrong-answer" at once, writing nothing) is rejected by the grader.
+prompts non-empty; tools are described and return values the agent's code can receive; the grader
+is callable and scores in [0, 1]; per-episode state is fresh and can be branched for trial runs (or
+is declared branchable=False); the reference solver (if any) solves a sample of each split; and a
+deliberately wrong policy (answers "agentkd-wrong-answer" at once, writing nothing) is rejected by the
+grader. Every check runs even when an earlier one fails (a check that needs a task is skipped only
+when the environment has none); missing default splits (train for collect, test for eval and
+pipeline) are warnings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from agentkd.env.environment import Environment
-from agentkd.errors import StateNotBranchableError
+from agentkd.errors import GraderError, StateNotBranchableError
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Task, Trajectory
 from agentkd.specs import EnvSpec
 from agentkd.tools.sandbox import SandboxConfig
 
 WRONG_ANSWER = "agentkd-wrong-answer"
+DEFAULT_SPLITS = {"train": "`agentkd collect` runs on it unless given --split",
+                  "test": "`agentkd eval` evaluates on it unless given --split"}
+"""The splits the commands use unless told otherwise (--split); `agentkd pipeline` uses both."""
 
 
 @dataclass
@@ -30,6 +39,10 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    skipped: bool = False
+    """Not run: it needs a task and the environment has none (counted as not ok, listed apart from failures)."""
+    warning: str = ""
+    """Passed, with something to know (e.g. a split the commands use by default is missing)."""
 
 
 @dataclass
@@ -50,10 +63,23 @@ class CheckReport:
 
     @property
     def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if not c.ok and not c.skipped]
 
-    def add(self, name: str, ok: bool, detail: str = "") -> Check:
-        check = Check(name, ok, detail)
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.skipped]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [c.warning for c in self.checks if c.warning]
+
+    def add(self, name: str, ok: bool, detail: str = "", warning: str = "") -> Check:
+        check = Check(name, ok, detail, warning=warning)
+        self.checks.append(check)
+        return check
+
+    def skip(self, name: str, why: str) -> Check:
+        check = Check(name, False, f"skipped: {why}", skipped=True)
         self.checks.append(check)
         return check
 
@@ -91,6 +117,17 @@ def _check_splits(env: Environment, tasks: dict[str, list[Task]]) -> tuple[bool,
     return (False, f"empty splits {empty} ({counts})") if empty else (True, counts)
 
 
+def _missing_default_splits(env: Environment) -> str:
+    """A warning for each split the commands use by default that the environment lacks ("" when none)."""
+    try:
+        splits = set(env.splits)
+    except Exception:  # noqa: BLE001 - the splits check reports it
+        return ""
+    missing = [f"no {name!r} split: {use}, and `agentkd pipeline` needs it" for name, use in DEFAULT_SPLITS.items()
+               if name not in splits]
+    return "; ".join(missing)
+
+
 def _check_ids(tasks: dict[str, list[Task]]) -> tuple[bool, str]:
     seen: dict[str, str] = {}
     clashes = []
@@ -116,6 +153,35 @@ def _check_tools(env: Environment) -> tuple[bool, str]:
     return True, f"{len(env.tools)} described: {', '.join(env.tools)}"
 
 
+@contextmanager
+def _watch_tool_results(env: Environment, found: dict[str, str]) -> Iterator[None]:
+    """While inside, record in `found` (tool name -> what happened) every tool whose result cannot reach the
+    agent's code as it is: the worker receives JSON, so anything else (a set, an object) arrives as its repr
+    text and misleads the solver, which then looks like the grader's fault."""
+    handler = env.tool_handler
+
+    def watching(state: Any) -> Callable[[str, list[Any], dict[str, Any]], Any]:
+        handle = handler(state)
+
+        def call(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+            value = handle(name, args, kwargs)
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                found.setdefault(name, f"tool {name!r} returned a {type(value).__name__} ({_short(value, 50)}), "
+                                       "which the agent's code receives as its repr text: return a str, number, "
+                                       "bool, None, or a list or dict of those")
+            return value
+
+        return call
+
+    env.tool_handler = watching  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del env.tool_handler
+
+
 def _check_grader(env: Environment, task: Task) -> tuple[bool, str]:
     grade = getattr(env, "_grade", None)
     if not callable(grade):
@@ -123,10 +189,10 @@ def _check_grader(env: Environment, task: Task) -> tuple[bool, str]:
     state = env.new_state(task)
     try:
         score = env.grade(task.answer, task, state).score
+    except GraderError as exc:
+        return False, f"{exc} (graded with the task's own target as the answer)"
     finally:
         env.end_state(state)
-    if not 0.0 <= score <= 1.0:
-        return False, f"scored {score} for task {task.id!r}; a grader must return a score in [0, 1]"
     return True, f"callable; scores {score:g} on task {task.id!r} with its own target as the answer"
 
 
@@ -192,7 +258,6 @@ async def acheck_environment(env_or_spec: Environment | EnvSpec | str, n: int = 
                              sandbox: SandboxConfig | None = None) -> CheckReport:
     """`check_environment` for async code."""
     from agentkd.env.loading import load_environment
-    from agentkd.policies.reference import ReferencePolicy
 
     report = CheckReport(spec=env_or_spec.name if isinstance(env_or_spec, Environment) else str(env_or_spec))
     try:
@@ -204,45 +269,68 @@ async def acheck_environment(env_or_spec: Environment | EnvSpec | str, n: int = 
     report.add("loads", True, f"{env.name}@{env.version}, max {env.max_steps} steps")
 
     tasks: dict[str, list[Task]] = {}
-    report.add("splits", *_run(lambda: _check_splits(env, tasks)))
-    if not report.ok:
-        return report
-    first = next(iter(tasks.values()))[0]
+    report.add("splits", *_run(lambda: _check_splits(env, tasks)), warning=_missing_default_splits(env))
+    first = next((items[0] for items in tasks.values() if items), None)
     report.add("task ids", *_run(lambda: _check_ids(tasks)))
-    report.add("tools", *_run(lambda: _check_tools(env)))
+    tools = report.add("tools", *_run(lambda: _check_tools(env)))
+    if first is None:
+        for name in ("grader", "state", "reference solver", "rejects a wrong answer"):
+            report.skip(name, "it needs a task, and the environment has none (see splits)")
+        return report
     report.add("grader", *_run(lambda: _check_grader(env, first)))
     report.add("state", *_run(lambda: _check_state(env, first)))
-    if not report.ok:
-        return report
 
-    if env.reference_solver is None:
-        report.add("reference solver", True, "none declared (skipped)")
-    else:
-        for split, items in tasks.items():
-            try:
-                trajs = await _episodes(env, ReferencePolicy(), sample_tasks(items, n), sandbox)
-            except Exception as exc:  # noqa: BLE001 - e.g. a grader that raises
-                report.add(f"reference solver ({split})", False, f"{type(exc).__name__}: {exc}")
-                continue
-            failures = [_describe_failure(t) for t in trajs if not t.success]
-            detail = f"solved {len(trajs) - len(failures)}/{len(trajs)}"
-            if failures:
-                detail += "; failed: " + "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else "")
-            report.add(f"reference solver ({split})", not failures, detail)
+    bad_tools: dict[str, str] = {}
+    with _watch_tool_results(env, bad_tools):
+        if env.reference_solver is None:
+            report.add("reference solver", True, "none declared (skipped)")
+        else:
+            for split, items in tasks.items():
+                if not items:
+                    report.skip(f"reference solver ({split})", f"the {split!r} split has no tasks")
+                    continue
+                report.add(f"reference solver ({split})", *await _solve(env, items, n, sandbox, bad_tools))
+        report.add("rejects a wrong answer", *await _reject_wrong(env, first, sandbox))
+    if bad_tools and tools.ok:
+        tools.ok = False
+        tools.detail = "; ".join(bad_tools.values())
+    return report
+
+
+async def _solve(env: Environment, items: list[Task], n: int, sandbox: SandboxConfig | None,
+                 bad_tools: dict[str, str]) -> tuple[bool, str]:
+    """The reference solver on a sample of a split: (all solved, what happened)."""
+    from agentkd.policies.reference import ReferencePolicy
 
     try:
+        trajs = await _episodes(env, ReferencePolicy(), sample_tasks(items, n), sandbox)
+    except GraderError as exc:
+        return False, str(exc)
+    except Exception as exc:  # noqa: BLE001 - anything else the environment's code raised
+        return False, f"{type(exc).__name__}: {exc}"
+    failures = [_describe_failure(t) for t in trajs if not t.success]
+    detail = f"solved {len(trajs) - len(failures)}/{len(trajs)}"
+    if failures:
+        detail += "; failed: " + "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else "")
+        if bad_tools:
+            detail += f" (tool results it could not use: {', '.join(bad_tools)}; see tools)"
+    return not failures, detail
+
+
+async def _reject_wrong(env: Environment, first: Task, sandbox: SandboxConfig | None) -> tuple[bool, str]:
+    """A wrong answer given at once must fail: (it did, what happened)."""
+    try:
         (wrong,) = await _episodes(env, WrongAnswerPolicy(), [first], sandbox)
-    except Exception as exc:  # noqa: BLE001 - e.g. a grader that raises on a wrong answer
-        report.add("rejects a wrong answer", False, f"grading a wrong answer raised {type(exc).__name__}: {exc}")
-        return report
+    except GraderError as exc:  # e.g. a grader that raises on a wrong answer
+        return False, f"grading a wrong answer: {exc}"
+    except Exception as exc:  # noqa: BLE001 - anything else the environment's code raised
+        return False, f"grading a wrong answer raised {type(exc).__name__}: {exc}"
     if wrong.status != "finished":
-        report.add("rejects a wrong answer", False, f"the episode did not finish: {_describe_failure(wrong)}")
-    elif wrong.success:
-        report.add("rejects a wrong answer", False,
-                   f"the grader accepted {WRONG_ANSWER!r} with no tool call on task {first.id!r} (score {wrong.score:g})")
-    else:
-        report.add("rejects a wrong answer", True, f"{WRONG_ANSWER!r} on {first.id!r} scored {wrong.score:g}")
-    return report
+        return False, f"the episode did not finish: {_describe_failure(wrong)}"
+    if wrong.success:
+        return False, (f"the grader accepted {WRONG_ANSWER!r} with no tool call on task {first.id!r} "
+                       f"(score {wrong.score:g})")
+    return True, f"{WRONG_ANSWER!r} on {first.id!r} scored {wrong.score:g}"
 
 
 def check_environment(env_or_spec: Environment | EnvSpec | str, n: int = 5,

@@ -19,6 +19,11 @@ class ToolDefinitionError(EnvironmentDefinitionError):
     """A tool lacks type hints or a docstring, or has an unsupported signature."""
 
 
+class GraderError(AgentKDError):
+    """An environment's grader raised, or returned something other than a score in [0, 1] (raised mid-run:
+    it would grade every episode the same way, so collections stop on it)."""
+
+
 class UnknownSplitError(AgentKDError):
     """A split was asked for that the environment does not declare."""
 

@@ -16,7 +16,8 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, Field
 
 from agentkd.collect.job import CollectJob
-from agentkd.errors import AgentKDError
+from agentkd.env.loading import load_environment
+from agentkd.errors import AgentKDError, UnknownSplitError
 from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec
 from agentkd.policies.registry import teacher_spec
 from agentkd.run.layout import TRAINED, RunLayout
@@ -103,6 +104,22 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     train = None if layout.has_trained_student() else TrainJob(run=run, config=config, resume=layout.has_checkpoint())
     return [*collected, Stage("fine-tune the student", train),
             *(evaluation(choice) for choice in ("teacher", "student", "cascade"))]
+
+
+PIPELINE_SPLITS = ("train", "test")
+"""The splits the pipeline uses: it collects (and trains) on train and evaluates on test."""
+
+
+def check_splits(env: str | EnvSpec) -> None:
+    """UnknownSplitError, before any stage runs, when the environment lacks a split the pipeline uses."""
+    environment = load_environment(env)
+    missing = [split for split in PIPELINE_SPLITS if split not in environment.splits]
+    if missing:
+        names = " and ".join(repr(split) for split in missing)
+        raise UnknownSplitError(
+            f"environment {environment.name!r} has no {names} split (it has {environment.splits}): `agentkd pipeline` "
+            "collects and trains on 'train' and evaluates on 'test'; declare both splits, or run `agentkd collect "
+            "--split ...` and `agentkd eval --split ...` yourself")
 
 
 def results(run: Path, all_stages: list[Stage]) -> list[dict[str, Any]]:

@@ -24,4 +24,4 @@ def test_a_ray_address_needs_the_ray_backend(tmp_path):
     assert result.exit_code == 2 and "--ray-address needs --backend ray" in result.output
     assert not (tmp_path / "r").exists()
     unknown = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "r"), "--policy", "teacher", "--backend", "k8s"])
-    assert unknown.exit_code == 2 and "unknown backend 'k8s'" in unknown.output
+    assert unknown.exit_code == 2 and "'k8s' is not one of 'local', 'ray'" in unknown.output

@@ -113,7 +113,7 @@ def test_bad_exports_are_refused_and_nothing_is_lost(run, tmp_path):
     refused = runner.invoke(app, ["export", "--run", str(run), "--format", "jsonl", "--out", str(other), "--overwrite"])
     assert refused.exit_code == 1 and "not an agentkd dataset" in refused.output
     assert (other / "notes.txt").read_text() == "keep me"
-    for args, message in ((["--format", "csv"], "unknown --format"), (["--format", "hf", "--what", "x"], "--what"),
+    for args, message in ((["--format", "csv"], "'csv' is not one of"), (["--format", "hf", "--what", "x"], "--what"),
                           (["--format", "hf", "--split", "dev"], "--split"),
                           (["--what", "sft"], "--format hf|parquet|jsonl"),
                           (["--format", "hf", "--what", "preferences", "--out", str(tmp_path / "p")], "no preferences")):

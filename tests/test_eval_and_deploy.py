@@ -50,7 +50,7 @@ def test_eval_teacher_and_cascade_write_reports(run):
 def test_eval_bad_input(run, tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["eval", "--run", str(run), "--policy", "oracle"])
-    assert r.exit_code == 2 and "unknown policy" in r.output
+    assert r.exit_code == 2 and "'oracle' is not one of 'teacher'" in r.output
     r = runner.invoke(app, ["eval", "--run", str(tmp_path / "nothing"), "--policy", "teacher"])
     assert r.exit_code == 1 and "not a run folder" in r.output
     r = runner.invoke(app, ["eval", "--run", str(run), "--policy", "cascade", "--teacher-price", "cheap"])

@@ -68,7 +68,7 @@ def test_export_command_refuses_another_architecture_before_reading_weights(tmp_
     assert result.exit_code == 1 and "LLaMA-architecture" in result.output and "Qwen2ForCausalLM" in result.output
     assert not RunLayout(tmp_path).student_gguf.exists()
     result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--type", "q4_0"])
-    assert result.exit_code == 1 and "f16, q8_0, f32" in result.output
+    assert result.exit_code == 2 and "'q4_0' is not one of 'f16', 'q8_0', 'f32'" in result.output
 
 
 def test_a_failed_export_after_training_is_reported_not_raised(tmp_path):
@@ -89,7 +89,7 @@ def test_a_failed_export_after_training_is_reported_not_raised(tmp_path):
 
 def test_export_command_names_the_students_it_knows(tmp_path):
     result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--student", "best"])
-    assert result.exit_code == 2 and "trained or trained-dpo" in result.output
+    assert result.exit_code == 2 and "'best' is not one of 'trained', 'trained-dpo'" in result.output
     result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--student", "trained-dpo"])
     assert result.exit_code == 1 and "--stage dpo" in result.output  # no preference-trained student yet
 

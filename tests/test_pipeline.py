@@ -59,7 +59,7 @@ def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(
 def test_pipeline_refuses_an_unknown_route(tmp_path):
     done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", "--run", str(tmp_path / "x"),
                            "--route", "rl"], capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "unknown --route 'rl'" in done.stderr
+    assert done.returncode == 2 and "Invalid value for '--route': 'rl' is not one of 'sft', 'icd'" in done.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -10,6 +10,7 @@ import typer
 
 from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
+from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group
 from agentkd.cli.eval import eval_command
 from agentkd.cli.export import export_command
 from agentkd.cli.improve import improve_command
@@ -20,7 +21,8 @@ from agentkd.cli.report import report_command
 from agentkd.cli.serve import serve_command
 from agentkd.cli.train import train_command
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="agentkd: distil LLM agents through their trajectories.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=CONTEXT_SETTINGS, cls=Group,
+                  help="agentkd: distil LLM agents through their trajectories.")
 
 
 @app.callback()
@@ -28,16 +30,16 @@ def main() -> None:
     """Collect teacher trajectories, distil them into small students, evaluate."""
 
 
-app.command("collect")(collect_command)
-app.command("index")(index_command)
-app.command("train")(train_command)
-app.command("export")(export_command)
-app.command("eval")(eval_command)
-app.command("pipeline")(pipeline_command)
-app.command("improve")(improve_command)
-app.command("report")(report_command)
-app.command("check-env")(check_env_command)
+app.command("collect", cls=Command)(collect_command)
+app.command("index", cls=Command)(index_command)
+app.command("train", cls=Command)(train_command)
+app.command("export", cls=Command)(export_command)
+app.command("eval", cls=Command)(eval_command)
+app.command("pipeline", cls=Command)(pipeline_command)
+app.command("improve", cls=Command)(improve_command)
+app.command("report", cls=Command)(report_command)
+app.command("check-env", cls=Command)(check_env_command)
 app.add_typer(models_app, name="models")
-app.command("serve")(serve_command)
+app.command("serve", cls=Command)(serve_command)
 
 __all__ = ["app"]

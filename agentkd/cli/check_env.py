@@ -6,18 +6,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentkd.cli.common import EnvArgOption, SandboxOption, console, exit_on_error, fail, sandbox_config
 
 
 def check_env_command(
-    env: Annotated[str, typer.Argument(help="Environment: built-in name (factqa), path/to/env.py[:attr] or module:attr.")],
+    env: Annotated[str, typer.Argument(help="Environment: built-in name (factqa, mathcode, apiworld, household), "
+                                            "path/to/env.py[:attr] or module:attr.")],
     env_arg: EnvArgOption = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Tasks per split the reference solver is run on.")] = 5,
     sandbox: SandboxOption = None,
 ) -> None:
-    """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails."""
+    """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails.
+    Every check runs even when an earlier one fails."""
     from agentkd.check_env import check_environment
     from agentkd.specs import EnvSpec, parse_env_args
     from agentkd.tools.sandbox import PythonSandbox
@@ -34,8 +37,17 @@ def check_env_command(
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for check in report.checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[bold red]FAIL[/]", check.detail)
+        result = ("[yellow]skipped[/]" if check.skipped else "[bold red]FAIL[/]" if not check.ok
+                  else "[green]ok[/] [yellow](warning below)[/]" if check.warning else "[green]ok[/]")
+        table.add_row(check.name, result, escape(check.detail))
     Console().print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if not report.ok:
-        fail(f"{len(report.failed)} of {len(report.checks)} checks failed: {', '.join(c.name for c in report.failed)}")
-    console.print(f"[bold green]all {len(report.checks)} checks passed[/]")
+        skipped = f"; {len(report.skipped)} skipped ({', '.join(c.name for c in report.skipped)})" \
+            if report.skipped else ""
+        fail(f"{len(report.failed)} of {len(report.checks)} checks failed: "
+             f"{', '.join(c.name for c in report.failed)}{skipped}")
+    console.print(f"[bold green]all {len(report.checks)} checks passed[/]"
+                  + (f" ({len(report.warnings)} warning{'s' * (len(report.warnings) > 1)} above)"
+                     if report.warnings else ""))

@@ -21,12 +21,15 @@ from agentkd.cli.common import (
     TpmOption,
     WorkersOption,
     backend_config,
+    choice,
     console,
     exit_on_error,
     fail,
+    kept_note,
     print_rate_limits,
     progress_bar,
     rate_limit_config,
+    run_folder,
     run_interruptibly,
     sandbox_config,
     stop_cleanly,
@@ -42,7 +45,8 @@ def collect_command(
     env: EnvOption,
     teacher: Annotated[str, typer.Option(
         "--teacher", help="'reference' (the env's solver), a litellm model string, or a local alias (smollm2-135m).")],
-    run: Annotated[Path, typer.Option("--run", help="Run folder, e.g. runs/factqa-ref. Re-running the same command resumes.")],
+    run: Annotated[Path, typer.Option(
+        "--run", callback=run_folder, help="Run folder, e.g. runs/factqa-ref. Re-running the same command resumes.")],
     env_arg: EnvArgOption = None,
     split: Annotated[str, typer.Option("--split", help="Task split to run.")] = "train",
     n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
@@ -70,7 +74,8 @@ def collect_command(
     budget: Annotated[Optional[int], typer.Option(
         "--budget", min=1, help="Targeted collection: teacher episodes to spend (default 10).")] = None,
     group_by: Annotated[str, typer.Option(
-        "--group-by", help="Targeted collection: nearby = same template (else kind) | kind | none.")] = "template",
+        "--group-by", **choice("template", "kind", "none"),
+        help="Targeted collection: nearby = same template (else kind) | kind | none.")] = "template",
     recovery: Annotated[Optional[float], typer.Option(
         "--recovery", min=0.0, max=1.0,
         help="Error-recovery augmentation: this share of the episodes (0-1] gets one slipped step (a string argument "
@@ -84,8 +89,6 @@ def collect_command(
     if budget is not None and on_failures is None:
         fail("--budget applies to a targeted collection: give --on-failures EVAL_NAME too (or --n for a plain one)",
              code=2)
-    if group_by not in ("template", "kind", "none"):
-        fail(f"unknown --group-by {group_by!r}; choose template, kind or none", code=2)
     with exit_on_error():
         settings = {"temperature": temperature, "max_tokens": max_tokens, "api_base": api_base,
                     "first_thought": first_thought}
@@ -120,8 +123,8 @@ def execute(job: CollectJob) -> tuple[CollectStats, Path]:
             progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate,
                             cost=stats.cost_usd, errors=stats.errors)
 
-        with stop_cleanly(progress, f"Trajectories written so far are kept in {kept}; fix the problem and re-run "
-                                    "to resume.", "finished trajectories are kept. Re-run the same command to resume."):
+        with stop_cleanly(progress, kept_note(kept, "trajectories"),
+                          "finished trajectories are kept. Re-run the same command to resume."):
             stats = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=prepared.total)
     return stats, kept
@@ -146,12 +149,12 @@ def print_summary(stats: CollectStats, trajectories: Path) -> None:
     table.add_row("mean steps (new)", f"{stats.steps / stats.done:.2f}" if stats.done else "-")
     table.add_row("cost (new)", f"${stats.cost_usd:.4f}")
     table.add_row("trajectories", str(trajectories))
+    if stats.torn_bytes:
+        console.print(f"[yellow]repaired[/] cut a torn last line ({stats.torn_bytes} bytes, from a crash mid-write) "
+                      f"from {trajectories}; kept in {trajectories.with_suffix('.torn')}", soft_wrap=True)
     Console().print(table)
     if stats.workers_replaced:
         console.print(f"[yellow]Ray workers replaced[/] {stats.workers_replaced} died mid-run; their "
                       f"{stats.episodes_rerun} episodes in flight were run again (none written twice)")
-    if stats.torn_bytes:
-        console.print(f"[yellow]repaired[/] cut a torn last line ({stats.torn_bytes} bytes, from a crash mid-write) "
-                      f"from {trajectories}; kept in {trajectories.with_suffix('.torn')}")
     for msg in stats.error_messages:
         console.print(f"[yellow]episode error[/] {msg}")

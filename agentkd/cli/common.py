@@ -12,12 +12,13 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Coroutine, Iterator, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Coroutine, Iterator, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
@@ -29,20 +30,94 @@ T = TypeVar("T")
 console = Console(stderr=True)
 """Progress, status and errors (stderr); tables go to stdout."""
 
-RunOption = Annotated[Path, typer.Option("--run", help="Run folder made by `agentkd collect`.")]
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+"""Every command takes -h as well as --help."""
+
+
+def _flags_without_placeholder(params: list[Any]) -> list[Any]:
+    """On/off flags take no value: show none (typer would show `<bool>`, and `--flag true` is refused)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Every agentkd command: flags (--help included) show no value placeholder in the help."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_placeholder(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """`agentkd` and `agentkd models`: as Command."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_placeholder(super().get_params(ctx))
+
+
+BUILTIN_ENVS = "factqa, mathcode, apiworld, household"
+"""The built-in environments, as the help names them (tests check it against `builtin_names()`)."""
+SANDBOX_CHOICES = ("auto", "bwrap", "none")
+
+
+def choice(*values: str) -> dict[str, Any]:
+    """`typer.Option` settings for an option taking one of `values`: a wrong value is refused when the arguments
+    are parsed, before any library is imported, with the option's name and the choices."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(v) for v in values)}")
+        return value
+
+    return {"callback": check, "metavar": "|".join(values)}
+
+
+def run_folder(value: Path | None) -> Path | None:
+    """Typer callback of --run options: refuse, when the arguments are parsed, a path that is (or lies under) a
+    regular file."""
+    if value is None:
+        return value
+    for place in (value, *value.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is a file" if place == value else f"lies under {place}, which is a file"
+                raise typer.BadParameter(f"{value} {where}, not a folder: give the path of a run folder (created "
+                                         "when missing)")
+            break
+    return value
+
+
+RunOption = Annotated[Path, typer.Option("--run", callback=run_folder, help="Run folder made by `agentkd collect`.")]
+
+
+def sandbox_choice(value: str | None) -> str | None:
+    """Typer callback of --sandbox: one of SANDBOX_CHOICES; without it, $AGENTKD_SANDBOX is checked the same way
+    (both when the arguments are parsed)."""
+    if value is None:
+        variable = os.environ.get("AGENTKD_SANDBOX", "auto")
+        if variable not in SANDBOX_CHOICES:
+            raise typer.BadParameter(f"not given, and $AGENTKD_SANDBOX is {variable!r}, not one of "
+                                     f"{', '.join(repr(v) for v in SANDBOX_CHOICES)}: fix or unset it")
+        return value
+    return choice(*SANDBOX_CHOICES)["callback"](value)
+
+
 SandboxOption = Annotated[Optional[str], typer.Option(
-    "--sandbox", help="Isolation of model-written code: auto (bubblewrap, refuse if missing) | bwrap | none "
-                      "(no isolation; only for trusted models). Default: $AGENTKD_SANDBOX or auto.")]
+    "--sandbox", callback=sandbox_choice, metavar="|".join(SANDBOX_CHOICES),
+    help="Isolation of model-written code: auto (bubblewrap, refuse if missing) | bwrap | none "
+         "(no isolation; only for trusted models). Default: $AGENTKD_SANDBOX or auto.")]
 MaxStepsOption = Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Override the env's step limit.")]
 ApiBaseOption = Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible teacher server.")]
 EnvOption = Annotated[str, typer.Option(
-    "--env", help="Environment: built-in name (factqa, mathcode, apiworld), path/to/env.py[:attr] or module:attr.")]
+    "--env", help=f"Environment: built-in name ({BUILTIN_ENVS}), path/to/env.py[:attr] or module:attr.")]
 EnvArgOption = Annotated[Optional[list[str]], typer.Option(
     "--env-arg", help="KEY=VALUE passed to the environment's function (repeatable), e.g. --env-arg tasks_per_split=500.")]
 
 BackendOption = Annotated[str, typer.Option(
-    "--backend", help="Where episodes run: local (asyncio in this process) | ray (Ray workers; pip install "
-                      "'agentkd[ray]'). A run resumes on either.")]
+    "--backend", **choice("local", "ray"),
+    help="Where episodes run: local (asyncio in this process) | ray (Ray workers; pip install "
+         "'agentkd\\[ray]'). A run resumes on either.")]
 RayAddressOption = Annotated[Optional[str], typer.Option(
     "--ray-address", help="Ray cluster to join: 'auto' (the one `ray start --head` runs here), HEAD_IP:6379 or "
                           "ray://HEAD_IP:10001. Default: $RAY_ADDRESS, else a cluster running here, else a local "
@@ -64,7 +139,7 @@ class CommandFailed(Exception):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print `message` verbatim (it may quote a tool's output, brackets included) and exit with `code`."""
+    """Print `error: MESSAGE` (taken literally: brackets in it are not markup) and exit with `code`."""
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
@@ -83,20 +158,38 @@ def exit_on_error() -> Iterator[None]:
 
 
 @contextmanager
-def stop_cleanly(progress: Progress, kept: str, interrupted: str) -> Iterator[None]:
+def stop_cleanly(progress: Progress, kept: str | Callable[[], str], interrupted: str) -> Iterator[None]:
     """Run a long stage under a live progress display. On an agentkd error or Ctrl-C the display is stopped
-    first (so the message is not drawn over) and CommandFailed says what is kept (`kept`) or how to go on
-    after an interrupt (`interrupted`, exit code 130)."""
+    first (so the message is not drawn over) and CommandFailed says what is kept (`kept`, or what it returns
+    once the stage has stopped) or how to go on after an interrupt (`interrupted`, exit code 130)."""
     from agentkd.errors import AgentKDError
 
     try:
         yield
     except AgentKDError as exc:
         progress.stop()
-        raise CommandFailed(f"{exc}\n{kept}" if kept else str(exc)) from exc
+        note = kept() if callable(kept) else kept
+        raise CommandFailed(f"{exc}\n{note}" if note else str(exc)) from exc
     except KeyboardInterrupt:
         progress.stop()
         raise CommandFailed(f"interrupted; {interrupted}", code=130) from None
+
+
+def kept_note(path: Path, what: str) -> Callable[[], str]:
+    """What a failed stage leaves (`what`, e.g. "trajectories", written to `path`), said once it has stopped:
+    where they are kept and that re-running resumes, or that nothing was written and any settings may be
+    used."""
+
+    def note() -> str:
+        if path.is_file() and path.stat().st_size > 0:
+            with open(path, "rb") as handle:
+                count = sum(1 for line in handle if line.strip())
+            return f"The {count} {what} written so far are kept in {path}; fix the problem and re-run the same " \
+                   "command to resume."
+        return "Nothing was written (no episode finished); fix the problem and re-run, with other settings if " \
+               "need be."
+
+    return note
 
 
 def run_interruptibly(coroutine: Coroutine[Any, Any, T], grace_s: float = 5.0) -> T:
@@ -150,7 +243,7 @@ def _exit_now() -> None:
 
 
 def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:
-    """The sandbox settings from --sandbox (checked when a job is prepared)."""
+    """The sandbox settings from --sandbox (its value, and $AGENTKD_SANDBOX, are checked when parsing)."""
     from agentkd.tools.sandbox import SandboxConfig
 
     return SandboxConfig(**limits, **({"isolation": isolation} if isolation else {}))

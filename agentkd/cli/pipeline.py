@@ -12,20 +12,36 @@ from rich.table import Table
 
 from agentkd.cli import collect, index, report, train
 from agentkd.cli import eval as evaluation
-from agentkd.cli.common import CommandFailed, EnvArgOption, MaxStepsOption, SandboxOption, console, fail, sandbox_config
+from agentkd.cli.common import (
+    BUILTIN_ENVS,
+    CommandFailed,
+    EnvArgOption,
+    MaxStepsOption,
+    SandboxOption,
+    choice,
+    console,
+    fail,
+    run_folder,
+    sandbox_config,
+)
 
 if TYPE_CHECKING:
     from agentkd.pipeline import Job, Stage
 
 
 def pipeline_command(
-    run: Annotated[Path, typer.Option("--run", help="Run folder for every stage. Re-running resumes finished stages.")] = Path("runs/demo"),
-    env: Annotated[str, typer.Option("--env", help="Environment (must have a reference solver when --teacher is reference).")] = "factqa",
+    run: Annotated[Path, typer.Option(
+        "--run", callback=run_folder,
+        help="Run folder for every stage. Re-running resumes finished stages.")] = Path("runs/demo"),
+    env: Annotated[str, typer.Option(
+        "--env", help=f"Environment: built-in name ({BUILTIN_ENVS}), path/to/env.py[:attr] or module:attr, with a "
+                      "train and a test split (and a reference solver when --teacher is reference).")] = "factqa",
     env_arg: EnvArgOption = None,
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher: reference or a litellm model string.")] = "reference",
-    route: Annotated[str, typer.Option("--route", help="sft: fine-tune the student (eval it alone and in the cascade) | "
-                                       "icd: train nothing; eval a frozen student alone, with retrieved teacher "
-                                       "steps, and in the cascade.")] = "sft",
+    route: Annotated[str, typer.Option(
+        "--route", **choice("sft", "icd"),
+        help="sft: fine-tune the student (eval it alone and in the cascade) | icd: train nothing; eval a frozen "
+             "student alone, with retrieved teacher steps, and in the cascade.")] = "sft",
     student: Annotated[Optional[str], typer.Option("--student", help="sft: the base model fine-tuned (default "
                                                    "smollm2-135m); icd: the frozen student (default "
                                                    "gguf/qwen2.5-coder-0.5b).")] = None,
@@ -39,17 +55,16 @@ def pipeline_command(
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
     and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade."""
     from agentkd.errors import AgentKDError
-    from agentkd.pipeline import PipelineSettings, stages
+    from agentkd.pipeline import PipelineSettings, check_splits, stages
     from agentkd.specs import EnvSpec, parse_env_args
 
-    if route not in ("sft", "icd"):
-        fail(f"unknown --route {route!r}: choose sft (fine-tune the student) or icd (frozen student + demonstrations)")
     try:
         settings = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
                                     teacher=teacher, route=route, student=student, train_tasks=train_tasks,
                                     epochs=epochs, eval_tasks=eval_tasks, samples=samples, max_steps=max_steps,
                                     sandbox=sandbox_config(sandbox))
         planned = stages(run, settings)
+        check_splits(settings.env)
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
     started = time.perf_counter()

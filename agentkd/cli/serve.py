@@ -8,20 +8,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from agentkd.cli.common import console, exit_on_error, fail
+from agentkd.cli.common import choice, console, exit_on_error, fail, run_folder
 
 
 def serve_command(
     alias: Annotated[Optional[str], typer.Argument(
         help="An installed GGUF alias (see `agentkd models list`) or a path to a .gguf; or use --student.")] = None,
     student: Annotated[Optional[Path], typer.Option(
-        "--student", help="Serve this run's fine-tuned student (RUN/student): vLLM when installed with CUDA, else "
-                          "llama.cpp on RUN/student/student.gguf (exported first when missing).")] = None,
+        "--student", callback=run_folder,
+        help="Serve this run's fine-tuned student (RUN/student): vLLM when installed with CUDA, else "
+             "llama.cpp on RUN/student/student.gguf (exported first when missing).")] = None,
     name: Annotated[Optional[str], typer.Option(
         "--name", help="--student: the model name clients use, hosted_vllm/NAME (default: <run folder>-student).")] = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="--student: auto (vLLM when importable and CUDA is available, else llama.cpp) | vllm | "
-                          "llama.cpp.")] = "auto",
+        "--backend", **choice("auto", "vllm", "llama.cpp"),
+        help="--student: auto (vLLM when importable and CUDA is available, else llama.cpp) | vllm | "
+             "llama.cpp.")] = "auto",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: $AGENTKD_LLAMA_THREADS or "
                                                                  "the door's default for this machine).")] = None,
@@ -36,7 +38,10 @@ def serve_command(
     import os
     import sys
 
-    if (alias is None) == (student is None):
+    if alias is None and student is None:
+        fail("nothing to serve: give a GGUF model (`agentkd serve qwen2.5-coder-0.5b`; `agentkd models list` shows "
+             "them) or a run's trained student (`agentkd serve --student RUN`)", code=2)
+    if alias is not None and student is not None:
         fail("give a GGUF model (ALIAS) or --student RUN, not both", code=2)
     if student is None and (name is not None or backend != "auto"):
         fail("--name and --backend apply to --student RUN", code=2)

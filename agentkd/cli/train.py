@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from agentkd.cli.common import CommandFailed, console, exit_on_error, fail, progress_bar, stop_cleanly
+from agentkd.cli.common import (
+    CommandFailed,
+    choice,
+    console,
+    exit_on_error,
+    fail,
+    progress_bar,
+    run_folder,
+    stop_cleanly,
+)
 
 if TYPE_CHECKING:
     from agentkd.train import TrainResult
@@ -16,10 +25,12 @@ if TYPE_CHECKING:
 
 def train_command(
     run: Annotated[Path, typer.Option(
-        "--run", help="Run folder made by `agentkd collect`; the student is written to RUN/student/.")],
+        "--run", callback=run_folder,
+        help="Run folder made by `agentkd collect`; the student is written to RUN/student/.")],
     stage: Annotated[str, typer.Option(
-        "--stage", help="sft (the filtered trajectories) | dpo (preference pairs from the run's evaluations, on top "
-                        "of the SFT student; writes RUN/student-dpo/, use it with --student trained-dpo).")] = "sft",
+        "--stage", **choice("sft", "dpo"),
+        help="sft (the filtered trajectories) | dpo (preference pairs from the run's evaluations, on top "
+             "of the SFT student; writes RUN/student-dpo/, use it with --student trained-dpo).")] = "sft",
     student: Annotated[Optional[str], typer.Option(
         "--student", help="Base student: local alias (smollm2-135m) or a Hugging Face model folder. Default: smollm2-135m.")] = None,
     epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (default 2).")] = None,
@@ -44,8 +55,6 @@ def train_command(
     from agentkd.train import resolve_config
     from agentkd.train.job import TrainJob
 
-    if stage not in ("sft", "dpo"):
-        fail(f"unknown stage {stage!r}; choose sft or dpo", code=2)
     if dataset is not None and stage != "sft":
         fail("--dataset trains the sft stage; the dpo stage builds its pairs from RUN's evaluations", code=2)
     with exit_on_error():

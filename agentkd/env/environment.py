@@ -65,7 +65,7 @@ class Environment:
             raise EnvironmentDefinitionError(f"max_steps must be a positive integer, got {max_steps!r}")
         self.max_steps = max_steps
         self.success_threshold = success_threshold
-        self._grade = resolve_grader(grader)
+        self._grade = resolve_grader(grader, owner=name)
         self.tools: dict[str, Tool] = {}
         for item in tools:
             t = as_tool(item)
@@ -157,7 +157,8 @@ class Environment:
         return handle
 
     def grade(self, answer: Any, task: Task, state: Any = None) -> Grade:
-        """Score an answer (and/or the final state) for a task."""
+        """Score an answer (and/or the final state) for a task; GraderError when the grader raises or returns
+        anything but a number in [0, 1]."""
         score = self._grade(answer, task, state)
         return Grade(score=score, success=score >= self.success_threshold)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import re
 import string
 from collections import Counter
 from typing import Any, Callable
 
-from agentkd.errors import EnvironmentDefinitionError
+from agentkd.errors import EnvironmentDefinitionError, GraderError
 from agentkd.records import Task
 
 Grader = Callable[..., Any]
@@ -87,31 +88,68 @@ BUILTIN_GRADERS: dict[str, Callable[[Any, Any], float]] = {
 GRADER_ARGUMENTS = ("answer", "target", "task", "state")
 
 
-def resolve_grader(grader: str | Grader | None) -> Callable[[Any, Task, Any], float]:
-    """Validate a grader and return a uniform `(answer, task, state) -> score` function."""
+def resolve_grader(grader: str | Grader | None, owner: str = "") -> BoundGrader:
+    """Validate a grader and return it as a uniform `(answer, task, state) -> score` function; `owner` (the
+    environment's name) is named in the errors it raises."""
     if grader is None:
         raise EnvironmentDefinitionError(
             "environment has no grader; pass grader='exact' | 'normalized' | 'f1' | 'numeric' or a callable"
         )
+    where = f" of environment {owner!r}" if owner else ""
     if isinstance(grader, str):
         if grader not in BUILTIN_GRADERS:
             raise EnvironmentDefinitionError(
                 f"unknown grader {grader!r}; choose one of {sorted(BUILTIN_GRADERS)} or pass a callable"
             )
-        fn = BUILTIN_GRADERS[grader]
-        return lambda answer, task, state: float(fn(answer, task.answer))
+        builtin = BUILTIN_GRADERS[grader]
+        return BoundGrader(lambda answer, task, state: builtin(answer, task.answer), f"{grader!r}{where}")
     if not callable(grader):
         raise EnvironmentDefinitionError(f"grader must be a name or a callable, got {type(grader).__name__}")
+    name = getattr(grader, "__name__", type(grader).__name__)
     params = list(inspect.signature(grader).parameters)
     unknown = [p for p in params if p not in GRADER_ARGUMENTS]
     if unknown:
         raise EnvironmentDefinitionError(
-            f"grader {getattr(grader, '__name__', grader)!r} asks for {unknown}; "
-            f"a grader may only take parameters named {list(GRADER_ARGUMENTS)}"
+            f"grader {name!r} asks for {unknown}; a grader may only take parameters named {list(GRADER_ARGUMENTS)}"
         )
 
-    def call(answer: Any, task: Task, state: Any) -> float:
+    def call(answer: Any, task: Task, state: Any) -> Any:
         available = {"answer": answer, "target": task.answer, "task": task, "state": state}
-        return float(grader(**{p: available[p] for p in params}))
+        return grader(**{p: available[p] for p in params})
 
-    return call
+    return BoundGrader(call, f"{name!r}{where}")
+
+
+class BoundGrader:
+    """A grader called as `(answer, task, state)`; its result is checked to be a score in [0, 1].
+
+    A grader that raises or returns anything else (text such as "yes", None, NaN, 2.0) raises GraderError
+    naming the grader, the task and the value."""
+
+    def __init__(self, fn: Callable[[Any, Task, Any], Any], label: str) -> None:
+        self.fn = fn
+        self.label = label
+        """How errors name it: `'my_grader' of environment 'x'`."""
+
+    def __call__(self, answer: Any, task: Task, state: Any) -> float:
+        try:
+            value = self.fn(answer, task, state)
+        except Exception as exc:  # any failure of user code is the grader's
+            raise GraderError(f"the grader {self.label} raised {type(exc).__name__}: {exc} on task {task.id!r} "
+                              f"(answer {_short(answer)}); it must return a score in [0, 1] for any answer, "
+                              "a wrong one included") from exc
+        return self.score(value, task)
+
+    def score(self, value: Any, task: Task) -> float:
+        """`value` as a float score, or GraderError when it is not a number in [0, 1]."""
+        if isinstance(value, numbers.Real) and not isinstance(value, str):
+            score = float(value)
+            if 0.0 <= score <= 1.0:
+                return score
+        raise GraderError(f"the grader {self.label} returned {_short(value)} ({type(value).__name__}) for task "
+                          f"{task.id!r}; a grader must return a score in [0, 1], a number (1.0 right, 0.0 wrong)")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -103,7 +103,8 @@ class TaskSet:
                                         f"(tasks 0 to {len(tasks) - 1}); choose a slice inside that range")
             return chosen
         if split not in self.splits:
-            raise UnknownSplitError(f"unknown split {split!r}; this environment has {self.splits}")
+            raise UnknownSplitError(f"unknown split {split!r}; this environment has {self.splits}: choose one of them "
+                                    f"(--split on the command line) or declare a {split!r} split in its tasks")
         if self._generator is not None:
             if split not in self._by_split:
                 tasks = [_coerce(t, split, f"generator split {split!r}") for t in self._generator(split)]

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agentkd.errors import RunFolderError
 from agentkd.records import Trajectory
-from agentkd.run.layout import RunLayout
+from agentkd.run.layout import RunLayout, check_run_path
 from agentkd.specs import EnvSpec, PolicySpec
 
 
@@ -32,6 +32,8 @@ class RunFolder:
         self.config_path = config or self.layout.config
         self._handle: Any = None
         self._lock: Any = None
+        self._created: list[Path] = []
+        """What `start` created (folders, then the record), removed by `discard_if_unused`."""
 
     # run.json ---------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
@@ -45,7 +47,9 @@ class RunFolder:
 
     def check(self, identity: dict[str, Any]) -> None:
         """Refuse (RunFolderError) when the folder already holds a job whose recorded identity differs
-        from `identity` in any of its keys. Cheap: call it before loading anything slow."""
+        from `identity` in any of its keys, or when the path cannot be a folder. Cheap: call it before loading
+        anything slow."""
+        check_run_path(self.path)
         existing = self.read_config()
         if existing is None:
             return
@@ -54,10 +58,26 @@ class RunFolder:
         if changed:
             lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             where = self.path if self.config_path == self.layout.config else self.config_path
+            hint = (f"; it holds no trajectory yet, so deleting {self.config_path} starts it afresh with these settings"
+                    if self._holds_only_record() else "")
             raise RunFolderError(
                 f"{where} holds a different job ({lines}); resume it with the same settings "
-                "or pass another --run folder"
+                f"or pass another --run folder{hint}"
             )
+
+    def _holds_only_record(self) -> bool:
+        """True when the job recorded here wrote no trajectory and its folder holds nothing else."""
+        if self._has_trajectories():
+            return False
+        if self.config_path != self.layout.config:
+            return True
+        ours = {self.config_path.name, self.trajectories_path.name, self.lock_path.name}
+        return all(p.name in ours for p in self.path.iterdir())
+
+    def _has_trajectories(self) -> bool:
+        """Whether the trajectory file holds anything (a complete or a torn line)."""
+        file = self.trajectories_path
+        return file.is_file() and file.stat().st_size > 0
 
     def amend_identity(self, update: dict[str, Any]) -> None:
         """Rewrite keys of the recorded identity (upgrading a record written by an older agentkd)."""
@@ -74,9 +94,11 @@ class RunFolder:
         Takes the folder's writer lock (held until `close`): a second process writing the same trajectories at
         once is refused with RunFolderError instead of interleaving its episodes with ours."""
         self.check(identity)
+        created = self._missing_folders(self.config_path.parent) + self._missing_folders(self.lock_path.parent)
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.acquire()
         existing = self.read_config()
+        self._created = list(dict.fromkeys(created)) + ([self.config_path] if existing is None else [])
         if existing is not None:
             existing.setdefault("resumed_at", []).append(_now())
             existing["identity"] = {**existing.get("identity", {}), **identity}
@@ -87,6 +109,34 @@ class RunFolder:
         if specs:
             record["specs"] = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in specs.items()}
         self._write_config(record)
+
+    @staticmethod
+    def _missing_folders(folder: Path) -> list[Path]:
+        """`folder` and the folders above it that do not exist yet, outermost first."""
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        return missing[::-1]
+
+    def discard_if_unused(self) -> bool:
+        """After a job that stopped before writing a single trajectory: remove the record `start` created (and
+        the folders it made, when empty), so that the folder is not tied to a job that never ran an episode and
+        a retry may use other settings. A record that existed before, or any trajectory, is kept. Returns
+        whether anything was removed. Call it after `close`."""
+        if self.config_path not in self._created or self._has_trajectories():
+            return False
+        self.config_path.unlink(missing_ok=True)
+        for file in (self.trajectories_path, self.lock_path):
+            if file.parent in self._created:  # a folder made for this job: its empty files go with it
+                file.unlink(missing_ok=True)
+        for folder in reversed([p for p in self._created if p != self.config_path]):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else lives there
+                break
+        self._created = []
+        return True
 
     def _write_config(self, record: dict[str, Any]) -> None:
         tmp = self.config_path.with_name(self.config_path.name + ".tmp")
@@ -180,8 +230,8 @@ class RunFolder:
                     yield Trajectory.model_validate_json(line)
                 except ValidationError as exc:
                     raise RunFolderError(
-                        f"{self.trajectories_path}:{lineno} is not a valid trajectory ({exc.error_count()} errors); "
-                        "remove that line to continue"
+                        f"line {lineno} of {self.trajectories_path} is not a valid trajectory: {_first_error(exc)}; "
+                        "fix or remove that line (keep a copy of the file first) and re-run"
                     ) from exc
 
     def finished_keys(self) -> set[tuple[str, int]]:
@@ -195,6 +245,7 @@ class RunFolder:
             self._handle = open(self.trajectories_path, "a", encoding="utf-8")
         self._handle.write(trajectory.model_dump_json() + "\n")
         self._handle.flush()
+        self._created = []  # a job that wrote an episode keeps its record
 
     def close(self) -> None:
         """Close the trajectory file and release the writer lock."""
@@ -204,6 +255,15 @@ class RunFolder:
         if self._lock is not None:
             self._lock.close()  # closing the descriptor releases the flock
             self._lock = None
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first validation error as `field.path: message`, with how many more there are."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where + ': ' if where else ''}{first.get('msg', 'invalid')}{more}"
 
 
 def _last_newline(handle: Any, size: int) -> int:

@@ -42,6 +42,25 @@ TRAINED_DPO = "trained-dpo"
 TRAINED_NAMES = (TRAINED, TRAINED_DPO)
 
 
+def run_path_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a run folder (it, or a folder above it, is a file), or None when it can."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() or place.is_symlink():
+            if place.is_dir():
+                return None
+            what = "is a file" if place == path else f"lies under {place}, which is a file"
+            return f"{path} {what}, not a folder: give the path of a run folder (created when missing)"
+    return None
+
+
+def check_run_path(path: str | Path) -> None:
+    """RunFolderError when `path` cannot be a run folder (see `run_path_problem`)."""
+    problem = run_path_problem(path)
+    if problem:
+        raise RunFolderError(problem)
+
+
 class RunLayout:
     """Paths of one run folder (nothing is created or read here)."""
 

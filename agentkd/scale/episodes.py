@@ -57,7 +57,8 @@ async def run_episodes(
 
     The Ray backend rebuilds the environment and the policy from `env_spec` and the policy's `spec` in each
     worker; `rate_limit` is one budget per API model shared by all the job's episodes (and workers). `folder` is
-    closed (its writer lock released) when this returns or raises."""
+    closed (its writer lock released) when this returns or raises; when it raises before any episode was written,
+    the record `folder.start` created is removed (`RunFolder.discard_if_unused`)."""
     try:
         backend = backend or Backend()
         spec: PolicySpec | None = getattr(policy, "spec", None)
@@ -78,5 +79,9 @@ async def run_episodes(
                                   on_trajectory=on_trajectory, agent_kwargs=agent_kwargs)
         stats.rate_limits = {model: limiter.stats for model, limiter in limiters.items()}
         return stats
+    except BaseException:  # an error or Ctrl-C before the first episode leaves no record of a job that never ran
+        folder.close()
+        folder.discard_if_unused()
+        raise
     finally:
         folder.close()  # the writer lock goes on every path: nothing to run, an error, Ctrl-C
