@@ -179,9 +179,11 @@ class RunFolder:
                 try:
                     yield Trajectory.model_validate_json(line)
                 except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(part) for part in first["loc"])
                     raise RunFolderError(
-                        f"{self.trajectories_path}:{lineno} is not a valid trajectory ({exc.error_count()} errors); "
-                        "remove that line to continue"
+                        f"{self.trajectories_path}:{lineno} is not a valid trajectory ({where}: {first['msg']}; "
+                        f"{exc.error_count()} errors); remove that line to continue"
                     ) from exc
 
     def finished_keys(self) -> set[tuple[str, int]]:
