@@ -42,7 +42,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.rounds.stages": ("RoundStage", "next_stage"),
     "agentkd.rounds.summary": ("round_rows",),
     "agentkd.collect.targets": ("TargetPlan", "TargetingError", "select_targets"),
-    "agentkd.records": ("SCHEMA_VERSION", "Step", "Task", "Trajectory", "Usage"),
+    "agentkd.records": ("SCHEMA_VERSION", "Injection", "Resample", "Step", "Task", "Trajectory", "Usage", "Vote"),
     "agentkd.run": ("RunFolder", "RunLayout"),
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
     "agentkd.tools": ("BM25Retriever", "DenseRetriever", "Document", "Hit", "Retriever", "Tool", "format_hits",
@@ -120,7 +120,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.policies.llm import LLMPolicy
     from agentkd.policies.reference import ReferencePolicy
     from agentkd.policies.self_consistent import SelfConsistentPolicy
-    from agentkd.records import SCHEMA_VERSION, Step, Task, Trajectory, Usage
+    from agentkd.records import SCHEMA_VERSION, Injection, Resample, Step, Task, Trajectory, Usage, Vote
     from agentkd.rounds.settings import ImproveSettings, RoundsError
     from agentkd.rounds.stages import RoundStage, next_stage
     from agentkd.rounds.summary import round_rows

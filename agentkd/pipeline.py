@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from agentkd.collect.job import CollectJob
 from agentkd.env.loading import load_environment
-from agentkd.errors import AgentKDError, UnknownSplitError
+from agentkd.errors import UnknownSplitError
 from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec
 from agentkd.policies.registry import teacher_spec
 from agentkd.run.layout import TRAINED, RunLayout
@@ -32,10 +32,6 @@ Route = Literal["sft", "icd"]
 ICD_STUDENT = "gguf/qwen2.5-coder-0.5b"
 """The frozen student of the icd route: the smallest real local LLM that follows demonstrations (installed by
 setup.sh); SmolLM2-135M solves nothing with them."""
-
-
-class PipelineError(AgentKDError):
-    """One stage of the pipeline failed; earlier stages' outputs are kept and re-running resumes."""
 
 
 class PipelineSettings(BaseModel):

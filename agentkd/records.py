@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentkd.specs import PolicySpec
 
-SCHEMA_VERSION = 2
-"""2 added `Trajectory.policy_spec`; version-1 lines read as they are (no spec)."""
+SCHEMA_VERSION = 3
+"""2 added `Trajectory.policy_spec`; 3 typed `Step.vote`, `Step.resampled` and `Step.injected` (same keys as the
+dicts versions 1 and 2 wrote, so older lines read as they are)."""
 
 Role = Literal["teacher", "student", "reference", "system"]
 Status = Literal["finished", "step_limit", "error", "stuck"]
 """stuck: the model kept repeating its reply to an unchanged state (see agentkd.policies.repeats)."""
+AgreementMode = Literal["code", "result", "majority"]
+"""How sampled candidates are compared: identical normalised code, identical trial results, or identical code
+for a majority (see agentkd.policies.agreement)."""
 
 
 class Task(BaseModel):
@@ -54,6 +58,54 @@ class Usage(BaseModel):
         )
 
 
+class Vote(BaseModel):
+    """How a step's sampled candidates agreed (cascade and self-consistent steps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: AgreementMode
+    """The agreement the candidates were compared by (`code` when result agreement fell back)."""
+    accepted: bool
+    """Whether the largest group reached `needed` (a cascade step the student then took)."""
+    winner_index: int | None
+    """Index of the first candidate of the largest group; None when no candidate was usable."""
+    winner_count: int
+    """Size of the largest group."""
+    needed: int
+    """Group size required to accept."""
+    group_sizes: list[int]
+    """Sizes of the groups of equal candidates, largest first."""
+    unusable: int
+    """Candidates without a key (no parseable code, or an erroring trial)."""
+    deferrable: bool = True
+    """False for self-consistent steps: no teacher could have taken them over."""
+    warning: str | None = None
+    """One line saying why result agreement fell back to code agreement."""
+
+
+class Resample(BaseModel):
+    """What the repeated-reply guard did on a step whose first reply repeated the previous one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    temperature: float
+    """The temperature of the resample."""
+    attempts: int
+    """Resamples drawn until one did not repeat."""
+
+
+class Injection(BaseModel):
+    """A step slipped on purpose to show a recovery (`agentkd collect --recovery`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    original: str
+    """The teacher's own code, which the slip replaced."""
+    kind: str
+    """What was slipped, e.g. `misspelt argument`."""
+
+
 class Step(BaseModel):
     """One think -> act -> observe step of an episode."""
 
@@ -73,14 +125,14 @@ class Step(BaseModel):
     execution_s: float = 0.0
     candidates: list[str] | None = None
     """Sampled candidate outputs, for cascade / self-consistent steps."""
-    vote: dict[str, Any] | None = None
-    resampled: dict[str, Any] | None = None
-    """Set when the first reply repeated the previous one for the same state and was resampled
-    (`temperature`, `attempts`); `output` is the resample."""
+    vote: Vote | None = None
+    resampled: Resample | None = None
+    """Set when the first reply repeated the previous one for the same state and was resampled; `output` is the
+    resample."""
     role_usage: dict[str, Usage] = Field(default_factory=dict)
     """Usage per role when several roles spent tokens on this step (a cascade step that the
     student sampled and the teacher then took). Empty means all of `usage` is `role`'s."""
-    injected: dict[str, Any] | None = None
+    injected: Injection | None = None
     """Set on a step slipped on purpose to show a recovery (`agentkd collect --recovery`): holds the teacher's
     `original` code. Training shows such a step but never trains on it; the store skips it."""
 
@@ -91,13 +143,13 @@ class Step(BaseModel):
     @property
     def deferred(self) -> bool:
         """True for a cascade step the student's samples disagreed on (the teacher acted)."""
-        return self.cascaded and not self.vote.get("accepted", True)  # type: ignore[union-attr]
+        return self.vote is not None and self.vote.deferrable and not self.vote.accepted
 
     @property
     def cascaded(self) -> bool:
         """True for a step a cascade decided (student samples voted; the teacher could have taken it).
         Self-consistent steps also carry a vote, but nobody could take them over."""
-        return bool(self.vote) and self.vote.get("deferrable", True)
+        return self.vote is not None and self.vote.deferrable
 
 
 class Trajectory(BaseModel):
@@ -123,6 +175,14 @@ class Trajectory(BaseModel):
     duration_s: float = 0.0
     started_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version} was written by a newer agentkd (this one reads up to "
+                             f"{SCHEMA_VERSION}); upgrade agentkd to read it")
+        return version
 
     @property
     def key(self) -> tuple[str, int]:

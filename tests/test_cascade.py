@@ -34,7 +34,7 @@ def check_accounting(traj):
     assert sum(u.total_tokens for u in by_role.values()) == traj.usage.total_tokens
     assert by_role["student"].calls == len(traj.steps)  # one 3-sample call per step
     for step in traj.steps:
-        assert len(step.candidates) == 3 and step.vote["mode"] == "code"
+        assert len(step.candidates) == 3 and step.vote.mode == "code"
         assert step.role == ("teacher" if step.deferred else "student")
         if step.deferred:
             assert step.role_usage["student"].completion_tokens > 0
@@ -45,7 +45,7 @@ def check_accounting(traj):
 def test_greedy_samples_agree_and_the_student_acts(factqa, store):
     traj = run_cascade(factqa, store, temperature=0.0, steps=1)
     step = traj.steps[0]
-    assert step.vote["accepted"] and step.role == "student" and step.vote["winner_count"] == 3
+    assert step.vote.accepted and step.role == "student" and step.vote.winner_count == 3
     assert step.output.startswith("Thought:") and step.action  # the ICD student keeps the CodeAct format
     check_accounting(traj)
 

@@ -64,8 +64,8 @@ def test_agreement_is_accepted_and_disagreement_deferred_with_exact_accounting()
     traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3)).run(TASK)
     assert traj.success and [s.role for s in traj.steps] == ["student", "teacher"]
     first, second = traj.steps
-    assert first.vote["accepted"] and len(first.candidates) == 3 and not first.deferred
-    assert second.deferred and second.vote["group_sizes"] == [2, 1]
+    assert first.vote.accepted and len(first.candidates) == 3 and not first.deferred
+    assert second.deferred and second.vote.group_sizes == [2, 1]
     assert second.role_usage["student"].prompt_tokens == 30 and second.role_usage["teacher"].prompt_tokens == 0
     by_role = traj.usage_by_role()
     assert by_role["student"].prompt_tokens == 60 and by_role["student"].calls == 2
@@ -79,9 +79,9 @@ def test_majority_and_result_agreement():
     b = "```python\nprint(2 * 2)\n```"  # different code, same result
     student = ScriptedSampler([[a, b, a], ["```python\nfinal_answer(42)\n```"] * 3])
     traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3, agreement="majority")).run(TASK)
-    assert traj.steps[0].role == "student" and traj.steps[0].vote["winner_count"] == 2
+    assert traj.steps[0].role == "student" and traj.steps[0].vote.winner_count == 2
     traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3, agreement="result")).run(TASK)
-    assert traj.steps[0].role == "student" and traj.steps[0].vote["winner_count"] == 3  # same stdout "4"
+    assert traj.steps[0].role == "student" and traj.steps[0].vote.winner_count == 3  # same stdout "4"
     assert traj.success
 
 

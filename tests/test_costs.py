@@ -3,7 +3,7 @@
 import pytest
 
 from agentkd.evaluate.costs import PriceSettings, cost_table
-from agentkd.records import Step, Task, Trajectory, Usage
+from agentkd.records import Step, Task, Trajectory, Usage, Vote
 
 
 def traj(task: str, roles: list[str], success: bool, usage: dict[str, Usage], duration: float = 2.0) -> Trajectory:
@@ -64,7 +64,8 @@ def test_deferral_by_quarter_follows_run_order():
 
     def voted(deferred: bool) -> Step:
         return Step(index=0, role="teacher" if deferred else "student", output="x", candidates=["a", "b"],
-                    vote={"accepted": not deferred})
+                    vote=Vote(mode="code", accepted=not deferred, winner_index=0, winner_count=1 if deferred else 2,
+                              needed=2, group_sizes=[1, 1] if deferred else [2], unusable=0))
 
     trajs = [Trajectory(task=Task(id=str(i), prompt="q", answer=1), policy="p",
                         steps=[voted(i < 2), voted(i < 4)]) for i in range(8)]

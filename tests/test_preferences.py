@@ -6,7 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from agentkd import RunFolder, RunLayout, Step, Task, Trajectory
+from agentkd import RunFolder, RunLayout, Step, Task, Trajectory, Vote
 from agentkd.cli import app
 from agentkd.evaluate import eval_folder
 from agentkd.policies.registry import BuildContext
@@ -18,11 +18,17 @@ def block(code: str, thought: str = "go") -> str:
     return f"Thought: {thought}\n```python\n{code}\n```"
 
 
+def code_vote(samples: int, accepted: bool) -> Vote:
+    """A unanimity vote over `samples` candidates: all agreed, or every one differed."""
+    return Vote(mode="code", accepted=accepted, winner_index=0, winner_count=samples if accepted else 1,
+                needed=samples, group_sizes=[samples] if accepted else [1] * samples, unusable=0)
+
+
 def episode(task_id, steps, success, split="train", policy="cascade"):
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": f"task {task_id}"}]
     records = []
     for i, (role, code, candidates, accepted) in enumerate(steps):
-        vote = None if candidates is None else {"mode": "code", "accepted": accepted}
+        vote = None if candidates is None else code_vote(len(candidates), accepted)
         records.append(Step(index=i, role=role, output=block(code), action=code, observation=f"obs {i}",
                             candidates=candidates, vote=vote))
         messages += [{"role": "assistant", "content": block(code)}, {"role": "user", "content": f"Observation:\nobs {i}"}]

@@ -49,8 +49,8 @@ def test_every_chosen_episode_slips_once_and_the_teacher_recovers(recovered):
         step = slipped[0]
         assert step.index < 3 and step.role == "teacher"
         assert step.observation == "Nothing happens."  # the misspelt command did nothing
-        assert step.action != step.injected["original"]
-        assert traj.steps[step.index + 1].action == step.injected["original"]  # the recovery
+        assert step.action != step.injected.original
+        assert traj.steps[step.index + 1].action == step.injected.original  # the recovery
         assert traj.success  # graded on the final state, as usual
 
 

@@ -130,7 +130,7 @@ def test_trajectory_schema_1_lines_still_read():
           "steps": [{"index": 0, "role": "teacher", "output": "x"}]}
     traj = Trajectory.model_validate_json(json.dumps(v1))
     assert traj.schema_version == 1 and traj.policy_spec is None and traj.steps[0].output == "x"
-    assert Trajectory(task=traj.task, policy="p").schema_version == 2
+    assert Trajectory(task=traj.task, policy="p").schema_version == 3
 
 
 # environment specs ------------------------------------------------------------------------------

@@ -6,15 +6,20 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agentkd import RunFolder, RunLayout, Step, Trajectory
+from agentkd import RunFolder, RunLayout, Step, Trajectory, Vote
 from agentkd.cli import app
 from agentkd.collect.targets import TargetingError, episode_score, select_targets, task_group
 from agentkd.evaluate import eval_folder
 
 
+def two_sample_vote(accepted: bool) -> Vote:
+    return Vote(mode="code", accepted=accepted, winner_index=0, winner_count=2 if accepted else 1, needed=2,
+                group_sizes=[2] if accepted else [1, 1], unusable=0)
+
+
 def probe_episode(task, success, deferred=0, steps=2):
     records = [Step(index=i, role="teacher" if i < deferred else "student", output="x", action="x",
-                    candidates=["a", "b"], vote={"accepted": i >= deferred}) for i in range(steps)]
+                    candidates=["a", "b"], vote=two_sample_vote(i >= deferred)) for i in range(steps)]
     return Trajectory(task=task, policy="cascade", steps=records, success=success)
 
 

@@ -12,7 +12,7 @@ from agentkd import CodeActAgent, Environment, LLMPolicy, ModelClient, ModelErro
 from agentkd.cli import app
 from agentkd.codeact.parsing import finish_reply
 from agentkd.models.client import Completion
-from agentkd.records import Usage
+from agentkd.records import Resample, Usage
 
 TWO_BLOCKS = "Thought: both at once.\n```python\nv = double(21)\nprint(v)\n```\n```python\nfinal_answer(v)\n```"
 NO_CODE = "Thought: the answer is 42."
@@ -59,8 +59,8 @@ def test_a_repeated_reply_to_the_same_state_is_resampled_and_recorded():
     model = ScriptedModel(NO_CODE, GOOD)
     traj = CodeActAgent(ENV, LLMPolicy(model)).run(TASK)
     assert traj.success and len(traj.steps) == 2
-    assert traj.steps[0].resampled is None and traj.steps[1].resampled == {
-        "reason": "repeated the previous reply for the same state", "temperature": 0.7, "attempts": 1}
+    assert traj.steps[0].resampled is None and traj.steps[1].resampled == Resample(
+        reason="repeated the previous reply for the same state", temperature=0.7, attempts=1)
     assert traj.steps[1].usage.calls == 2  # the discarded greedy reply is paid for too
     assert model.calls == [0.0, 0.0, 0.7]
 

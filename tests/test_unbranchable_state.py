@@ -105,11 +105,11 @@ def test_unbranchable_state_falls_back_to_code_agreement_with_a_warning(policy, 
     traj = CodeActAgent(env, policies()[policy]).run(env.tasks("train")[0])
     assert traj.status == "finished" and traj.success, (traj.status, traj.error)
     vote = traj.steps[0].vote
-    assert vote["mode"] == "code" and vote["accepted"]
-    assert vote["warning"].startswith("result agreement fell back to code agreement")
-    assert "console" in vote["warning"] and "Console" in vote["warning"]  # names the environment and the state
-    assert ("branchable=False" in vote["warning"]) if declared else ("cannot be deep-copied" in vote["warning"])
-    assert "\n" not in vote["warning"]
+    assert vote.mode == "code" and vote.accepted
+    assert vote.warning.startswith("result agreement fell back to code agreement")
+    assert "console" in vote.warning and "Console" in vote.warning  # names the environment and the state
+    assert ("branchable=False" in vote.warning) if declared else ("cannot be deep-copied" in vote.warning)
+    assert "\n" not in vote.warning
     assert len(CLOSED) == 1 and CLOSED[0].proc.returncode is not None  # the episode's state was torn down
 
 
@@ -118,7 +118,7 @@ def test_fork_state_branches_for_trials_that_leave_the_episode_untouched(policy)
     env = make_env(fork_state=lambda state: Console(state.log))
     traj = CodeActAgent(env, policies()[policy]).run(env.tasks("train")[0])
     assert traj.status == "finished" and traj.success  # the grader saw only the episode's own send
-    assert traj.steps[0].vote["mode"] == "result" and "warning" not in traj.steps[0].vote
+    assert traj.steps[0].vote.mode == "result" and traj.steps[0].vote.warning is None
     assert traj.steps[0].role == "student"
     # every branch (3 candidates x 2 steps) and the episode's state were closed
     assert len(CLOSED) == 7 and all(c.proc.returncode is not None for c in CLOSED)

@@ -16,6 +16,7 @@ import re
 
 from agentkd.codeact.parsing import parse_action, render_action
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
+from agentkd.records import Injection
 
 STRING_LITERAL = re.compile(r"""(?P<quote>["'])(?P<body>[^"'\\\n]{3,})(?P=quote)""")
 WORD = re.compile(r"[A-Za-z]{4,}")
@@ -61,12 +62,12 @@ class RecoveryInjector:
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         out = await self.teacher.act(ctx)
         at = slip_step(ctx.task.id, self.rate, self.seed)
-        if at is None or ctx.step_index < at or any(s.injected for s in ctx.steps):
+        if at is None or ctx.step_index < at or any(s.injected is not None for s in ctx.steps):
             return out
         parsed = parse_action(out.text)
         slipped = slip(parsed.code) if parsed.code is not None else None
         if slipped is None:
             return out  # nothing to misspell here: try the next step
         out.text = render_action(parsed.thought, slipped)
-        out.injected = {"original": parsed.code, "kind": "misspelt argument"}
+        out.injected = Injection(original=parsed.code, kind="misspelt argument")
         return out

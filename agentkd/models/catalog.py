@@ -64,11 +64,6 @@ class GGUFModel(BaseModel):
     parts: tuple[WheelPart, ...] = ()
     package: str | None = None
 
-    @property
-    def download_size(self) -> int:
-        """Bytes of the model file (what the parts add up to)."""
-        return self.size
-
 
 def _parts(prefix: str, version: str, hashes: list[str]) -> tuple[WheelPart, ...]:
     module = prefix.replace("-", "_")

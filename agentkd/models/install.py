@@ -32,7 +32,6 @@ from agentkd.models.catalog import (
     locate,
     models_dir,
     sha256_file,
-    verify,
     write_verified_stamp,
 )
 
@@ -199,12 +198,3 @@ def _remove(path: Path) -> None:
     """Delete a file and its verification stamp, if there."""
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".verified").unlink(missing_ok=True)
-
-
-def verify_installed(alias: str, progress: Progress | None = None) -> bool:
-    """Re-hash an installed model now (ignores the stamp)."""
-    model = get_model(alias)
-    path = models_dir() / model.filename
-    if path.is_file():
-        path.with_name(path.name + ".verified").unlink(missing_ok=True)
-    return verify(model, path, _stage(progress, "verify", model.size))

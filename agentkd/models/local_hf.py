@@ -71,11 +71,6 @@ def resolve_local_model(name: str) -> Path:
     )
 
 
-def load_local_model(name: str) -> tuple[Any, Any, threading.Lock]:
-    """(model, tokenizer, lock) for a local model, cached per process."""
-    return _load(name)[:3]
-
-
 def _load(name: str) -> tuple[Any, Any, threading.Lock, PrefixCache]:
     """(model, tokenizer, lock, prefix cache): the lock guards the model's calls and its prefix cache."""
     path = str(resolve_local_model(name))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 from agentkd.codeact.normalize import normalize_code
-
-AgreementMode = Literal["code", "result", "majority"]
+from agentkd.records import AgreementMode as AgreementMode  # defined with the Vote it names; re-exported here
 
 
 def result_key(stdout: str, error: str | None, final: bool, answer: Any) -> str | None:

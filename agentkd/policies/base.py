@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from agentkd.env.environment import Environment
-from agentkd.records import Role, Step, Task, Usage
+from agentkd.records import Injection, Resample, Role, Step, Task, Usage, Vote
 
 
 @dataclass
@@ -37,11 +37,11 @@ class PolicyOutput:
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
     candidates: list[str] | None = None
-    vote: dict[str, Any] | None = None
+    vote: Vote | None = None
     role_usage: dict[str, Usage] = field(default_factory=dict)
-    resampled: dict[str, Any] | None = None
+    resampled: Resample | None = None
     """What the repeated-reply guard did, when it resampled (agentkd.policies.repeats)."""
-    injected: dict[str, Any] | None = None
+    injected: Injection | None = None
     """Set on a deliberately slipped step (error-recovery augmentation, agentkd.collect.recovery)."""
 
 

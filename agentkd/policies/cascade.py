@@ -12,7 +12,7 @@ from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
 from agentkd.policies.self_consistent import build_student_part
-from agentkd.records import Step, Trajectory
+from agentkd.records import Step, Trajectory, Vote
 from agentkd.specs import PolicySpec
 
 
@@ -81,10 +81,10 @@ class CascadePolicy:
             keys = await self._vote_keys(ctx, texts)
         except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
             (keys, warning), mode = code_keys_instead([parse_action(t).code for t in texts], ctx, exc), "code"
-        vote = {"mode": mode, **tally(keys, self.min_agree), **({"warning": warning} if warning else {})}
-        if vote["accepted"]:
+        vote = Vote(mode=mode, warning=warning, **tally(keys, self.min_agree))
+        if vote.accepted and vote.winner_index is not None:
             return PolicyOutput(
-                text=texts[vote["winner_index"]], role="student", model=sampled.model, usage=sampled.usage,
+                text=texts[vote.winner_index], role="student", model=sampled.model, usage=sampled.usage,
                 latency_s=sampled.latency_s, candidates=texts, vote=vote,
             )
         teacher_out = await self.teacher.act(ctx)

@@ -48,7 +48,7 @@ class ReferencePolicy:
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         started = time.perf_counter()
         # a slipped step (error-recovery augmentation) changed nothing: the solver is replayed without it
-        observations = [s.observation for s in ctx.steps if not s.injected]
+        observations = [s.observation for s in ctx.steps if s.injected is None]
         text = replay_reference(ctx.env, ctx.task, observations, ctx.state)
         return PolicyOutput(text=text, role="teacher", model=REFERENCE_MODEL, latency_s=time.perf_counter() - started)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from agentkd.codeact.normalize import normalize_code
 from agentkd.codeact.parsing import parse_action, squash
 from agentkd.policies.base import PolicyError
-from agentkd.records import Step
+from agentkd.records import Resample, Step
 
 if TYPE_CHECKING:  # the agent loop imports StuckError; litellm need not load with it
     from agentkd.models.client import Completion
@@ -45,10 +45,10 @@ def repeats_previous(text: str, steps: list[Step]) -> bool:
 async def guard_repeats(
     first: Completion, steps: list[Step], resample: Callable[[float], Awaitable[Completion]],
     temperature: float = RESAMPLE_TEMPERATURE, attempts: int = RESAMPLE_ATTEMPTS,
-) -> tuple[Completion, dict | None]:
+) -> tuple[Completion, Resample | None]:
     """`first`, or a resample at `temperature` when it repeats the previous reply for the same state.
 
-    Returns the completion to act on and what was done (`{"temperature", "attempts", "usage"...}` or None);
+    Returns the completion to act on and what was done (None when `first` did not repeat);
     raises StuckError when every resample repeats too. Usage of discarded samples is added to the result's."""
     if not repeats_previous(first.text, steps):
         return first, None
@@ -59,7 +59,7 @@ async def guard_repeats(
         if not repeats_previous(again.text, steps):
             again.usage = spent
             again.latency_s += first.latency_s
-            return again, {"reason": "repeated the previous reply for the same state", "temperature": temperature,
-                           "attempts": attempt}
+            return again, Resample(reason="repeated the previous reply for the same state", temperature=temperature,
+                                   attempts=attempt)
     raise StuckError(f"the model repeated its previous reply for the same state, also in {attempts} samples at "
                      f"temperature {temperature}; the episode is stuck")

@@ -10,6 +10,7 @@ from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
+from agentkd.records import Vote
 from agentkd.specs import PolicySpec, SpecError
 
 
@@ -47,8 +48,8 @@ class SelfConsistentPolicy:
             keys = await trial_keys(ctx, codes)
         except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
             (keys, warning), mode = code_keys_instead(codes, ctx, exc), "code"
-        vote = {"mode": mode, "deferrable": False, **tally(keys, 1), **({"warning": warning} if warning else {})}
-        chosen = vote["winner_index"] if vote["winner_index"] is not None else 0
+        vote = Vote(mode=mode, deferrable=False, warning=warning, **tally(keys, 1))
+        chosen = vote.winner_index if vote.winner_index is not None else 0
         return PolicyOutput(text=texts[chosen], role=self.student.role, model=sampled.model, usage=sampled.usage,
                             latency_s=sampled.latency_s, candidates=texts, vote=vote)
 

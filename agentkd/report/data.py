@@ -240,10 +240,10 @@ def _step(step: Step) -> dict[str, Any]:
     if step.candidates is not None:
         out["candidates"] = [_clip(c) for c in step.candidates]
     if step.vote is not None:
-        out["vote"] = _jsonable(step.vote)
+        out["vote"] = step.vote.model_dump(mode="json")
         out["deferred"] = step.deferred
-    if step.resampled:
-        out["resampled"] = _jsonable(step.resampled)
+    if step.resampled is not None:
+        out["resampled"] = step.resampled.model_dump(mode="json")
     if step.role_usage:
         out["role_usage"] = {role: _usage(u) for role, u in step.role_usage.items()}
     return {k: v for k, v in out.items() if v is not None and v != ""}

@@ -68,7 +68,7 @@ def records_from_trajectory(traj: Trajectory, window: int = 1) -> list[StepRecor
     meta = _scalar_metadata(traj)
     records: list[StepRecord] = []
     for i, step in enumerate(traj.steps):
-        if step.role != "teacher" or step.action is None or step.injected:
+        if step.role != "teacher" or step.action is None or step.injected is not None:
             continue
         earlier = [s for s in traj.steps[:i] if s.action is not None]
         history = [(s.action or "", s.observation) for s in earlier[-window:]] if window else []

@@ -64,7 +64,7 @@ def deferral_pairs(trajectories: Iterable[Trajectory], origin: str) -> list[Pref
                 if _code_key(candidate) != teacher:
                     out.append(_pair(traj, step.index, step.output, candidate, "deferral", {
                         "eval": origin, "sample_index": traj.sample_index, "candidate": number,
-                        "vote": step.vote}))
+                        "vote": step.vote.model_dump(mode="json") if step.vote else None}))
     return out
 
 
@@ -87,7 +87,7 @@ def divergence_pairs(failed: Iterable[Trajectory], solved: dict[str, Trajectory]
 
 def _teacher_solved(trajectories: Iterable[Trajectory]) -> dict[str, Trajectory]:
     return {t.task.id: t for t in trajectories
-            if t.success and t.steps and all(s.role == "teacher" and not s.injected for s in t.steps)}
+            if t.success and t.steps and all(s.role == "teacher" and s.injected is None for s in t.steps)}
 
 
 def build_preferences(run: str | Path, include_test: bool = False) -> tuple[list[PreferencePair], dict[str, int]]:

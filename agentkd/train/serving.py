@@ -45,10 +45,6 @@ class StudentServer(BaseModel):
     def api_base(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    @property
-    def litellm_model(self) -> str:
-        return f"hosted_vllm/{self.name}"
-
 
 def vllm_usable() -> str | None:
     """None when vLLM can serve here, else why not."""

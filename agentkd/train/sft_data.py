@@ -42,7 +42,7 @@ def student_conversation(env: Environment, traj: Trajectory) -> list[dict[str, A
     for message in messages:
         if message["role"] == "assistant":
             step = next(replies, None)
-            if step is not None and step.injected and message["content"] == step.output:
+            if step is not None and step.injected is not None and message["content"] == step.output:
                 message[UNTRAINED] = False
     return with_student_prompt(env, messages)
 
