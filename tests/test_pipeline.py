@@ -36,10 +36,21 @@ def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
 
 
 def test_pipeline_stops_at_the_failing_stage(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", "--run", str(tmp_path / "x"),
+                           "--teacher", "openai/gpt-4o-mini", "--train-tasks", "2", "--eval-tasks", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1
+    assert "stage 1 (collect teacher trajectories) failed" in done.stderr and "OPENAI_API_KEY" in done.stderr
+    assert not (tmp_path / "x").exists()  # no episode finished: nothing ties the folder to this job
+
+
+def test_pipeline_refuses_an_unknown_environment_before_any_stage(tmp_path):
     done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", "--run", str(tmp_path / "x"),
                            "--env", "no_such_env"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert "stage 1 (collect teacher trajectories) failed" in done.stderr
+    assert "cannot find environment 'no_such_env'" in done.stderr and "stage 1" not in done.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(tmp_path):
