@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 from agentkd.codeact.normalize import normalize_code
+from agentkd.policies.settings import AgreementMode
 
-AgreementMode = Literal["code", "result", "majority"]
+__all__ = ["AgreementMode", "code_keys_instead", "result_key", "tally", "trial_keys"]
 
 
 def result_key(stdout: str, error: str | None, final: bool, answer: Any) -> str | None:
