@@ -30,14 +30,13 @@ from agentkd.cli.common import (
     sandbox_config,
     stop_cleanly,
 )
+from agentkd.policies.names import POLICY_CHOICES
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
     from agentkd.evaluate import EvalReport
     from agentkd.evaluate.job import EvalJob
 
-POLICY_CHOICES = ("teacher", "student", "icd", "sc", "cascade")
-"""The policies `--policy` takes (agentkd.evaluate.job.POLICY_CHOICES, kept here so that parsing imports nothing)."""
 POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
                "generation) | cascade")
 
@@ -78,7 +77,8 @@ def eval_command(
     student_price: Annotated[Optional[str], typer.Option(
         "--student-price", help="$ per 1M prompt,completion tokens for the student.")] = None,
     name: Annotated[Optional[str], typer.Option(
-        "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft appended for a trained student).")] = None,
+        "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft or -dpo appended for a "
+                       "fine-tuned student).")] = None,
     sandbox: SandboxOption = None,
     backend: BackendOption = "local",
     ray_address: RayAddressOption = None,
@@ -87,16 +87,17 @@ def eval_command(
     tpm: TpmOption = None,
 ) -> None:
     """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
-    from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
+    from agentkd.evaluate.job import EvalJob, default_eval_name, run_teacher_spec
+    from agentkd.policies.names import parse_policy_name
 
     where = backend_config(backend, ray_address, workers)
     prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
                                               ("student", parse_price(student_price, "--student-price"))) if price}
     with exit_on_error():
-        spec = eval_policy_spec(policy, run_teacher_spec(run, teacher, api_base), student=student, samples=samples,
-                                temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
-                                max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
-        job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
+        spec = parse_policy_name(policy, run_teacher_spec(run, teacher, api_base), student, samples=samples,
+                                 temperature=temperature, agreement=agreement, min_agree=min_agree, online=online, k=k,
+                                 max_tokens=max_tokens, history_steps=history_steps, api_base=student_api_base)
+        job = EvalJob(run=run, policy=spec, name=name or default_eval_name(spec, run), split=split, n=n,
                       unseen=unseen, concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox),
                       prices=prices, backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = execute(job)

@@ -1,7 +1,7 @@
 """Policies: who writes the next step. Each kind is registered with a settings model (see `registry`).
 
-The names below are imported on first use, so that `agentkd.policies.settings` loads without the environment
-API (the command line reads it while it parses its arguments).
+The names below are imported on first use, so that `agentkd.policies.settings` and `agentkd.policies.names`
+load without the environment API (the command line reads them while it parses its arguments).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.policies.registry": ("BuildContext", "PolicyKind", "UnknownPolicyError", "build_policy", "policy_kind",
                                   "policy_kinds", "policy_settings", "register_policy", "student_spec",
                                   "teacher_spec", "validate_policy_spec"),
+    "agentkd.policies.names": ("PolicyNameError", "parse_policy_name", "policy_name"),
     "agentkd.policies.settings": ("CascadeOptions", "SelfConsistentOptions"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -42,6 +43,7 @@ def make_policy(model: str, role: str = "teacher", **client_settings: object) ->
 
 if TYPE_CHECKING:
     from agentkd.policies.base import Policy, PolicyContext, PolicyError, PolicyOutput
+    from agentkd.policies.names import PolicyNameError, parse_policy_name, policy_name
     from agentkd.policies.registry import (
         BuildContext,
         PolicyKind,
