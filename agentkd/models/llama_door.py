@@ -20,7 +20,7 @@ from typing import Any
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
 from agentkd.models.llama_build import check_model_runs
-from agentkd.models.llama_settings import default_n_ctx, default_threads, pool_size
+from agentkd.models.llama_settings import DEFAULT_N_CTX, default_n_ctx, default_threads, pool_size
 from agentkd.models.prefix import common_prefix
 from agentkd.sampling import TEACHER_MAX_TOKENS
 
@@ -48,7 +48,7 @@ class _Slot:
 class LlamaDoor:
     """A GGUF model served in this process by a pool of llama.cpp contexts."""
 
-    def __init__(self, path: Path, pool: int = 1, threads: int = 1, n_ctx: int = 8192) -> None:
+    def __init__(self, path: Path, pool: int = 1, threads: int = 1, n_ctx: int = DEFAULT_N_CTX) -> None:
         self.path = path
         self.pool = pool
         self.threads = threads
