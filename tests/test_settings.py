@@ -257,3 +257,10 @@ def test_set_reaches_nested_settings_and_a_wrong_key_is_named():
     assert refused.exit_code == 1 and "nope" in refused.output and "Extra inputs are not permitted" in refused.output
     refused = CliRunner().invoke(app, ["improve", "--run", "r", "--set", "train.nope=1"])
     assert refused.exit_code == 1 and "train.nope" in flat(refused.output)
+
+
+def test_an_option_whose_default_lives_on_the_job_still_knows_when_it_was_given(tmp_path):
+    args = ["collect", "--env", "factqa", "--teacher", "reference", "--run", str(tmp_path / "r")]
+    refused = CliRunner().invoke(app, [*args, "--budget", "3"])
+    assert refused.exit_code == 2 and "--budget applies to a targeted collection" in flat(refused.output)
+    assert not (tmp_path / "r").exists()
