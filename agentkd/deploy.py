@@ -10,10 +10,10 @@ from agentkd.agent.loop import CodeActAgent
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.models.client import ModelClient
-from agentkd.policies.agreement import AgreementMode
 from agentkd.policies.base import Policy
 from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.registry import BuildContext, build_policy, student_spec, teacher_spec
+from agentkd.policies.settings import DEFAULT_STUDENT, CascadeOptions, ICDSettings
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
@@ -26,6 +26,8 @@ class CascadedAgent:
     Build it from objects, or from a run folder with `CascadedAgent.from_run("runs/NAME")`
     (`student="trained"` takes the run's fine-tuned student). A student folder written by `agentkd train`
     is run with the short prompt it was trained on and without demonstrations (`agentkd.student_spec`).
+    The cascade's settings come as `options` (a CascadeOptions) or as its fields: `samples`, `temperature`,
+    `agreement`, `min_agree`, `online`.
     """
 
     def __init__(
@@ -34,16 +36,13 @@ class CascadedAgent:
         student: ModelClient | str,
         teacher: Policy | str,
         store: Any = None,
-        n: int = 3,
-        temperature: float = 0.7,
-        agreement: AgreementMode = "result",
-        min_agree: int | None = None,
-        k: int = 4,
-        online: bool = False,
+        options: CascadeOptions | None = None,
+        k: int = ICDSettings.model_fields["k"].default,
         max_steps: int | None = None,
         sandbox: SandboxConfig | None = None,
         run: str | Path | None = None,
         student_api_base: str | None = None,
+        **cascade: Any,
     ) -> None:
         """`student_api_base`: where a string `student` is served, e.g. `student="trained"` with the address of
         `agentkd serve --student RUN` (the run's student, served, with its short prompt)."""
@@ -60,13 +59,12 @@ class CascadedAgent:
         self.env = env
         self.store = student_policy.store  # type: ignore[attr-defined]
         teacher_policy = build_policy(teacher_spec(teacher), context) if isinstance(teacher, str) else teacher
-        self.policy = CascadePolicy(student_policy, teacher_policy, n=n, temperature=temperature,  # type: ignore[arg-type]
-                                    agreement=agreement, min_agree=min_agree, online=online)
+        self.policy = CascadePolicy(student_policy, teacher_policy, options, **cascade)  # type: ignore[arg-type]
         self.agent = CodeActAgent(env, self.policy, max_steps=max_steps, sandbox=sandbox)
 
     @classmethod
     def from_run(
-        cls, run: str | Path, student: ModelClient | str = "smollm2-135m", teacher: Policy | str | None = None,
+        cls, run: str | Path, student: ModelClient | str = DEFAULT_STUDENT, teacher: Policy | str | None = None,
         env: Environment | str | None = None, **kwargs: Any,
     ) -> CascadedAgent:
         """Environment and teacher as recorded in run.json (overridable); the store from RUN/index, or the

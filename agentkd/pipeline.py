@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.collect.job import CollectJob
 from agentkd.env.loading import load_environment
 from agentkd.errors import UnknownSplitError
-from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec
+from agentkd.evaluate.job import EvalJob, default_eval_name
+from agentkd.policies.names import parse_policy_name
 from agentkd.policies.registry import teacher_spec
+from agentkd.policies.settings import ICD_STUDENT, AgreementMode, CascadeOptions, ICDSettings
 from agentkd.run.layout import TRAINED, RunLayout
+from agentkd.sampling import SFT_STUDENT_MAX_TOKENS, STUDENT_MAX_TOKENS, copy_field
 from agentkd.specs import EnvSpec
 from agentkd.store.build import IndexJob
 from agentkd.tools.sandbox import SandboxConfig
@@ -29,34 +32,42 @@ from agentkd.train.job import TrainJob
 
 Job = Union[CollectJob, IndexJob, TrainJob, EvalJob]
 Route = Literal["sft", "icd"]
-ICD_STUDENT = "gguf/qwen2.5-coder-0.5b"
-"""The frozen student of the icd route: the smallest real local LLM that follows demonstrations (installed by
-setup.sh); SmolLM2-135M solves nothing with them."""
 
 
 class PipelineSettings(BaseModel):
     """The embedded defaults of `agentkd pipeline` (sized for a 2-core CPU in well under 15 minutes)."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     env: str | EnvSpec = "factqa"
     teacher: str = "reference"
+    """Teacher: reference or a litellm model string."""
     route: Route = "sft"
     student: str | None = None
-    """sft: the base model fine-tuned (default smollm2-135m); icd: the frozen student (default ICD_STUDENT)."""
-    k: int = Field(4, ge=1)
+    """sft: the base model fine-tuned (default: TrainConfig's); icd: the frozen student (default ICD_STUDENT)."""
+    k: int = copy_field(ICDSettings, "k")
     """icd: retrieved teacher steps per student step."""
-    train_tasks: int = 50
-    epochs: float = 2.0
-    lr: float = 1e-3
-    lora_r: int = 32
-    eval_tasks: int = 10
-    samples: int = 3
-    temperature: float = 0.7
-    agreement: str = "result"
-    max_tokens: int | None = None
-    """Student tokens per step; default 96 for the fine-tuned student (short replies), 256 for a frozen one."""
-    concurrency: int = 2
-    max_steps: int | None = None
+    train_tasks: int = Field(50, ge=1)
+    """Teacher episodes collected and trained on."""
+    epochs: float = copy_field(TrainConfig, "epochs")
+    lr: float = copy_field(TrainConfig, "lr")
+    lora_r: int = copy_field(TrainConfig, "lora_r")
+    eval_tasks: int = Field(10, ge=1)
+    """Held-out test tasks per evaluated policy."""
+    samples: int = copy_field(CascadeOptions, "samples")
+    temperature: float = copy_field(CascadeOptions, "temperature")
+    agreement: AgreementMode = copy_field(CascadeOptions, "agreement")
+    max_tokens: int | None = Field(None, ge=1)
+    """Student tokens per step; default SFT_STUDENT_MAX_TOKENS for the fine-tuned student (short replies),
+    STUDENT_MAX_TOKENS for a frozen one."""
+    concurrency: int = copy_field(EvalJob, "concurrency")
+    max_steps: int | None = copy_field(EvalJob, "max_steps")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+    @property
+    def cascade(self) -> CascadeOptions:
+        """The cascade's settings."""
+        return CascadeOptions(samples=self.samples, temperature=self.temperature, agreement=self.agreement)
 
 
 @dataclass
@@ -75,7 +86,7 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     common = {"run": run, "split": "test", "n": s.eval_tasks, "concurrency": s.concurrency,
               "max_steps": s.max_steps, "sandbox": s.sandbox}
     student = TRAINED if s.route == "sft" else s.student or ICD_STUDENT
-    max_tokens = s.max_tokens or (96 if s.route == "sft" else 256)
+    max_tokens = s.max_tokens or (SFT_STUDENT_MAX_TOKENS if s.route == "sft" else STUDENT_MAX_TOKENS)
     titles = {"teacher": "evaluate the teacher",
               "student": "evaluate the fine-tuned student" if s.route == "sft" else "evaluate the student alone",
               "icd": "evaluate the student with retrieved teacher steps (ICD)",
@@ -83,9 +94,8 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
               else "evaluate the cascade (ICD student + teacher)"}
 
     def evaluation(choice: str) -> Stage:
-        spec = eval_policy_spec(choice, teacher, student=student, samples=s.samples, temperature=s.temperature,
-                                agreement=s.agreement, max_tokens=max_tokens, k=s.k)
-        name = default_eval_name(choice, student)
+        spec = parse_policy_name(choice, teacher, student, **s.cascade.model_dump(), max_tokens=max_tokens, k=s.k)
+        name = default_eval_name(spec, run)
         return Stage(titles[choice], EvalJob(policy=spec, name=name, **common), name)
 
     collected = [

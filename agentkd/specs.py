@@ -6,6 +6,7 @@ Pure data at the bottom of the import graph. `agentkd.env.loading` resolves and 
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -69,4 +70,32 @@ def parse_env_args(items: list[str] | None) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw
+    return out
+
+
+def with_settings(data: dict[str, Any], items: list[str] | None) -> dict[str, Any]:
+    """A copy of `data` (a settings model's fields) with each `KEY=VALUE` of `items` set, as `--set` gives them.
+
+    A dotted KEY reaches into nested settings (`train.lr=5e-4`; in a nested policy spec, its settings:
+    `student.k=2`). VALUE is read as JSON when it parses (numbers, true/false, null, lists), else as text. Whether
+    a key exists is left to the settings model that validates the result."""
+    out = copy.deepcopy(data)
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(part.isidentifier() for part in path):
+            raise SpecError(f"setting {item!r} is not KEY=VALUE with a setting's name as KEY (e.g. --set samples=5, "
+                            "--set student.k=2)")
+        place = out
+        for depth, part in enumerate(path[:-1]):
+            inner = place.get(part)
+            if isinstance(inner, dict) and set(inner) == {"kind", "settings"}:
+                inner = inner["settings"]  # a nested policy spec: its settings
+            if not isinstance(inner, dict):
+                raise SpecError(f"setting {item!r}: {'.'.join(path[:depth + 1])} holds no settings")
+            place = inner
+        try:
+            place[path[-1]] = json.loads(raw)
+        except ValueError:
+            place[path[-1]] = raw
     return out

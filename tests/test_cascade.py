@@ -24,7 +24,7 @@ def store(factqa, tmp_path_factory):
 
 def run_cascade(factqa, store, temperature, steps=2, online=False):
     student = StudentPolicy(ModelClient("smollm2-135m", max_tokens=64), store=store, k=2)
-    policy = CascadePolicy(student, ReferencePolicy(), n=3, temperature=temperature, agreement="code",
+    policy = CascadePolicy(student, ReferencePolicy(), samples=3, temperature=temperature, agreement="code",
                            online=online)
     return CodeActAgent(factqa, policy, max_steps=steps).run(factqa.tasks("test")[0])
 

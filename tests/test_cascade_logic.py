@@ -61,7 +61,7 @@ def test_agreement_is_accepted_and_disagreement_deferred_with_exact_accounting()
     final_a = "Thought: a\n```python\nfinal_answer(v)\n```"
     final_b = "Thought: b\n```python\nfinal_answer(v + 1)\n```"
     student = ScriptedSampler([[same, same_spaced, same], [final_a, final_b, final_a]])
-    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3)).run(TASK)
+    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), samples=3)).run(TASK)
     assert traj.success and [s.role for s in traj.steps] == ["student", "teacher"]
     first, second = traj.steps
     assert first.vote.accepted and len(first.candidates) == 3 and not first.deferred
@@ -78,9 +78,9 @@ def test_majority_and_result_agreement():
     a = "```python\nprint(double(2))\n```"
     b = "```python\nprint(2 * 2)\n```"  # different code, same result
     student = ScriptedSampler([[a, b, a], ["```python\nfinal_answer(42)\n```"] * 3])
-    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3, agreement="majority")).run(TASK)
+    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), samples=3, agreement="majority")).run(TASK)
     assert traj.steps[0].role == "student" and traj.steps[0].vote.winner_count == 2
-    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3, agreement="result")).run(TASK)
+    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), samples=3, agreement="result")).run(TASK)
     assert traj.steps[0].role == "student" and traj.steps[0].vote.winner_count == 3  # same stdout "4"
     assert traj.success
 
@@ -88,7 +88,7 @@ def test_majority_and_result_agreement():
 def test_result_agreement_trials_do_not_leak_state():
     leak = "```python\nv = 1000\nprint(v)\n```"
     student = ScriptedSampler([[leak, "```python\nv = 7\nprint(v)\n```", leak], ["```python\nfinal_answer(v)\n```"] * 3])
-    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), n=3, agreement="result")).run(TASK)
+    traj = CodeActAgent(ENV, CascadePolicy(student, ReferencePolicy(), samples=3, agreement="result")).run(TASK)
     assert traj.steps[0].role == "teacher"  # 1000 vs 7: deferred; the teacher set v = 42
     assert traj.final_answer == 42 and traj.success
 
@@ -97,7 +97,7 @@ def test_cascade_rejects_bad_settings():
     with pytest.raises(ValueError, match="agreement"):
         CascadePolicy(ScriptedSampler([[""]]), ReferencePolicy(), agreement="vibes")
     with pytest.raises(ValueError, match="min_agree"):
-        CascadePolicy(ScriptedSampler([[""]]), ReferencePolicy(), n=3, min_agree=4)
+        CascadePolicy(ScriptedSampler([[""]]), ReferencePolicy(), samples=3, min_agree=4)
 
 
 def test_wilson_interval_and_break_even():

@@ -352,9 +352,9 @@ def test_the_choices_of_the_options_are_the_librarys():
     import typer
 
     from agentkd.collect.targets import GroupBy
-    from agentkd.evaluate.job import POLICY_CHOICES
     from agentkd.pipeline import Route
     from agentkd.policies.agreement import AgreementMode
+    from agentkd.policies.names import POLICY_CHOICES
     from agentkd.rounds.settings import ImproveSettings
     from agentkd.run.layout import TRAINED_NAMES
     from agentkd.scale.backend import Backend

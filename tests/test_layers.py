@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 
 # Bottom to top. The package face (agentkd/__init__.py) re-exports everything lazily and is not a layer.
 LAYERS = [
-    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.records", "agentkd.codeact"],
+    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact"],
     ["agentkd.models", "agentkd.tools"],
     ["agentkd.env", "agentkd.store.persist", "agentkd.store.errors", "agentkd.store.faiss_index",
      "agentkd.store.vectors", "agentkd.store.keys", "agentkd.store.records", "agentkd.store.embedders",

@@ -66,7 +66,7 @@ def real_run(tmp_path_factory):
     asyncio.run(collect.run())
     asyncio.run(prepare_eval(EvalJob(run=run, policy=teacher, name="teacher", split="test", n=TEST)).run())
     env = load_environment("factqa")
-    cascade = CascadePolicy(DisagreeingOnSecondSteps(env), ReferencePolicy(), n=3, agreement="code")
+    cascade = CascadePolicy(DisagreeingOnSecondSteps(env), ReferencePolicy(), samples=3, agreement="code")
     asyncio.run(evaluate(env, cascade, env.tasks("test", TEST), run, "cascade", "test", {"policy": "scripted cascade"},
                          concurrency=2, prices={"student": (0.1, 0.4)}))
     return run

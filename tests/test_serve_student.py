@@ -76,7 +76,7 @@ def test_a_student_trained_from_an_export_serves_the_cascade(factqa, tmp_path):
         # The deployable agent, too: the run's student served, the run's teacher (reference) for deferred steps.
         from agentkd import CascadedAgent
 
-        agent = CascadedAgent.from_run(run, student="trained", student_api_base=base, n=2, max_steps=2)
+        agent = CascadedAgent.from_run(run, student="trained", student_api_base=base, samples=2, max_steps=2)
         deployed = agent.run(factqa.tasks("test")[1])
         assert deployed.policy == "cascade:hosted_vllm/tiny-student+teacher:reference" and deployed.steps
         assert deployed.usage_by_role()["student"].completion_tokens > 0

@@ -90,7 +90,7 @@ def test_objects_describe_themselves_with_the_spec_the_registry_would_build():
     from agentkd import CascadePolicy, LLMPolicy, ModelClient, ReferencePolicy, StudentPolicy
 
     student = StudentPolicy(ModelClient("smollm2-135m", max_tokens=48))
-    cascade = CascadePolicy(student, LLMPolicy("hosted_vllm/t", role="teacher"), n=2, agreement="majority")
+    cascade = CascadePolicy(student, LLMPolicy("hosted_vllm/t", role="teacher"), samples=2, agreement="majority")
     assert build_policy(cascade.spec).spec == validate_policy_spec(cascade.spec) == cascade.spec
     assert ReferencePolicy().spec == PolicySpec(kind="reference")
 

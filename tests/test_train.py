@@ -112,7 +112,7 @@ def test_train_interrupt_resume_and_use_the_student(run, factqa):
     # The merged student is a policy: plain, and with self-consistent action generation.
     client = ModelClient(f"hf/{result.merged_dir}", max_tokens=48)
     plain = StudentPolicy(client, student_prompt=True)
-    traj = CodeActAgent(factqa, SelfConsistentPolicy(plain, n=2), max_steps=1).run(factqa.tasks("test")[0])
+    traj = CodeActAgent(factqa, SelfConsistentPolicy(plain, samples=2), max_steps=1).run(factqa.tasks("test")[0])
     step = traj.steps[0]
     assert traj.status in ("finished", "step_limit") and len(step.candidates) == 2 and step.vote.mode == "result"
     assert step.usage.completion_tokens > 0 and step.role == "student"

@@ -110,7 +110,7 @@ def test_self_consistency_votes_on_final_answer_values_and_drops_errors():
         "no code at all",                     # unparseable: dropped
         code("x = transfer(5)\nfinal_answer(x)"),  # different code, same final value as the third
     ]])
-    traj = CodeActAgent(BANK, SelfConsistentPolicy(student, n=5)).run(BANK.tasks("train")[0])
+    traj = CodeActAgent(BANK, SelfConsistentPolicy(student, samples=5)).run(BANK.tasks("train")[0])
     step = traj.steps[0]
     assert step.vote.group_sizes == [2, 1] and step.vote.unusable == 2
     assert step.output == code("final_answer(transfer(5))") and len(step.candidates) == 5
@@ -122,11 +122,11 @@ def test_self_consistency_votes_on_final_answer_values_and_drops_errors():
 
 def test_self_consistency_with_only_failing_candidates_takes_the_first():
     student = ScriptedStudent([[code("1 / 0"), code("undefined_name")], [code("final_answer(transfer(5))")] * 2])
-    traj = CodeActAgent(BANK, SelfConsistentPolicy(student, n=2)).run(BANK.tasks("train")[0])
+    traj = CodeActAgent(BANK, SelfConsistentPolicy(student, samples=2)).run(BANK.tasks("train")[0])
     assert traj.steps[0].output == code("1 / 0") and "ZeroDivisionError" in traj.steps[0].observation
     assert traj.steps[0].vote.winner_index is None and traj.success
     with pytest.raises(ValueError):
-        SelfConsistentPolicy(student, n=0)
+        SelfConsistentPolicy(student, samples=0)
 
 
 def test_reference_teacher_unchanged_on_the_stateful_env():

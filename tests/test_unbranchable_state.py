@@ -94,8 +94,8 @@ class ScriptedStudent:
 
 def policies() -> dict[str, Any]:
     student = ScriptedStudent([[SAY, SAY_SPACED, SAY], [DONE] * 3])
-    return {"sc": SelfConsistentPolicy(student, n=3),
-            "cascade-result": CascadePolicy(student, ReferencePolicy(), n=3, agreement="result")}
+    return {"sc": SelfConsistentPolicy(student, samples=3),
+            "cascade-result": CascadePolicy(student, ReferencePolicy(), samples=3, agreement="result")}
 
 
 @pytest.mark.parametrize("policy", ["sc", "cascade-result"])

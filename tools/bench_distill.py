@@ -20,6 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from agentkd.run import RunLayout
+from agentkd.sampling import SFT_STUDENT_MAX_TOKENS
+from agentkd.train.config import TrainConfig
 
 
 def agentkd(*args: str) -> None:
@@ -42,11 +44,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/bench-distill"))
     parser.add_argument("--train", type=int, default=160, help="reference trajectories collected and trained on")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=TrainConfig.model_fields["epochs"].default)
     parser.add_argument("--eval", type=int, default=40, help="held-out test tasks for the fine-tuned policies")
     parser.add_argument("--baseline-eval", type=int, default=10, help="test tasks for the base and ICD students")
     parser.add_argument("--samples", type=int, default=5, help="samples per step for self-consistency / cascade")
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, default=SFT_STUDENT_MAX_TOKENS)
     args = parser.parse_args()
     run = args.run
     layout = RunLayout(run)
@@ -57,7 +59,7 @@ def main() -> None:
         resume = ["--resume"] if layout.has_checkpoint() else []
         agentkd("train", "--run", str(run), "--epochs", str(args.epochs), *resume)
     tok = ["--max-tokens", str(args.max_tokens)]
-    sc = ["--samples", str(args.samples), "--temperature", "0.7"]
+    sc = ["--samples", str(args.samples)]  # at eval's sampling temperature
     policies = [
         ("teacher", ["--policy", "teacher", "--n", str(args.eval)]),
         ("student", ["--policy", "student", "--n", str(args.baseline_eval), *tok]),

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from agentkd.sampling import STUDENT_MAX_TOKENS
+
 
 async def _episode(client: Any, messages: list[dict[str, Any]], steps: int, prefill: bool, stop: list[str],
                    log: list[dict[str, Any]], episode: int) -> None:
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, help="sets AGENTKD_LLAMA_POOL (model copies in process)")
     parser.add_argument("--no-prefill", action="store_true",
                         help="in process too, send the prompt without the `Thought:` prefill (as a server gets it)")
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=STUDENT_MAX_TOKENS)
     args = parser.parse_args()
     if args.threads:
         os.environ["AGENTKD_LLAMA_THREADS"] = str(args.threads)

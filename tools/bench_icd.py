@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -37,9 +36,11 @@ from agentkd.collect.job import CollectJob  # noqa: E402
 from agentkd.evaluate.costs import PAPER_PRICES, CostTable, PriceSettings, cost_table  # noqa: E402
 from agentkd.evaluate.job import EvalJob  # noqa: E402
 from agentkd.evaluate.runner import eval_folder  # noqa: E402
-from agentkd.policies.registry import student_spec, teacher_spec, validate_policy_spec  # noqa: E402
+from agentkd.policies.names import GRAMMAR, PolicyNameError, parse_policy_name  # noqa: E402
+from agentkd.policies.registry import teacher_spec  # noqa: E402
+from agentkd.policies.settings import ICD_STUDENT, ICDSettings  # noqa: E402
 from agentkd.run import RunFolder, RunLayout  # noqa: E402
-from agentkd.run.layout import TRAINED  # noqa: E402
+from agentkd.sampling import STUDENT_MAX_TOKENS  # noqa: E402
 from agentkd.specs import EnvSpec, PolicySpec  # noqa: E402
 from agentkd.store.build import IndexJob  # noqa: E402
 from agentkd.train.config import TrainConfig  # noqa: E402
@@ -48,49 +49,15 @@ from agentkd.train.job import TrainJob  # noqa: E402
 PARAMS = {"qwen2.5-coder-1.5b": 1.54e9, "qwen2.5-coder-0.5b": 0.49e9, "smollm2-135m": 0.135e9, "reference": 0.0}
 """Parameters by model alias (for FLOPs); a trained student has its base model's."""
 
-CASCADE = re.compile(r"^cascade(?P<sft>-sft)?-(?P<mode>code|result|majority)(?:-n(?P<n>\d+))?(?:-t(?P<t>[\d.]+))?"
-                     r"(?:-m(?P<m>\d+))?(?P<online>-online)?$")
-NO_FOLLOWUP = "-nofollow"
-DEMOS = re.compile(r"-k(?P<k>\d+)$")
-HOLD = "-hold"
-POLICY_HELP = ("teacher | student | icd | sft | cascade[-sft]-MODE[-nN][-tT][-mM] with MODE code, result or majority, "
-               "N samples (3), T temperature (0.7), M samples that must agree (all; majority: N//2+1); "
-               "-sft: the fine-tuned student (needs --sft); -online: deferred teacher steps join the store at once; "
-               f"a trailing {NO_FOLLOWUP}: the untrained student's replies without code are not continued; "
-               "-kK: K demonstrations per step instead of --k; -hold: the student may not end its turn before "
-               "opening a code block (code_before_end); these three go at the end, in any order")
+POLICY_HELP = f"comma-separated policy names; {GRAMMAR}"
 
 
 def policy_spec(name: str, teacher: PolicySpec, student: str, k: int, max_tokens: int) -> PolicySpec:
-    """The spec of one policy name of --policies."""
-    common: dict[str, Any] = {"max_tokens": max_tokens}
-    while name != "teacher":  # the student's options, in any order at the end of the name
-        demos = DEMOS.search(name)
-        if name.endswith(NO_FOLLOWUP):
-            name, common["code_followup"] = name.removesuffix(NO_FOLLOWUP), False
-        elif name.endswith(HOLD):
-            name, common["code_before_end"] = name.removesuffix(HOLD), True
-        elif demos:
-            name, k = name[:demos.start()], int(demos["k"])
-        else:
-            break
-    if name == "teacher":
-        return teacher
-    if name == "student":
-        return student_spec(student, demos=False, **common)
-    if name == "icd":
-        return student_spec(student, demos=True, k=k, **common)
-    if name == "sft":
-        return student_spec(TRAINED, demos=False, **common)
-    match = CASCADE.match(name)
-    if not match:
-        raise SystemExit(f"unknown policy {name!r}: {POLICY_HELP}")
-    part = (student_spec(TRAINED, demos=False, **common) if match["sft"]
-            else student_spec(student, demos=True, k=k, **common))
-    return validate_policy_spec(PolicySpec(kind="cascade", settings={
-        "student": part, "teacher": teacher, "samples": int(match["n"] or 3),
-        "temperature": float(match["t"] or 0.7), "agreement": match["mode"],
-        "min_agree": int(match["m"]) if match["m"] else None, "online": bool(match["online"])}))
+    """The spec of one policy name of --policies (`agentkd.policies.names`); exits naming what is allowed."""
+    try:
+        return parse_policy_name(name, teacher, student, k=k, max_tokens=max_tokens)
+    except PolicyNameError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 TABLE_ORDER = ("teacher", "student", "icd", "sft")
@@ -153,24 +120,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--teacher", default="gguf/qwen2.5-coder-1.5b")
     parser.add_argument("--teacher-api-base", help="base URL of a served teacher (`agentkd serve`)")
-    parser.add_argument("--student", default="gguf/qwen2.5-coder-0.5b")
+    parser.add_argument("--student", default=ICD_STUDENT)
     parser.add_argument("--train", type=int, default=60, help="teacher episodes collected on the train split")
     parser.add_argument("--split", default="test", help="where the policies are compared (a dev slice: train[a:b])")
     parser.add_argument("--n", type=int, default=30, help="tasks of --split every policy runs")
     parser.add_argument("--policies", default="teacher,student,icd,cascade-code,cascade-result", help=POLICY_HELP)
-    parser.add_argument("--k", type=int, default=4, help="demonstrations per step")
-    parser.add_argument("--max-tokens", type=int, default=256, help="student tokens per step")
+    parser.add_argument("--k", type=int, default=ICDSettings.model_fields["k"].default,
+                        help="demonstrations per step (a -kK part of a name overrides it)")
+    parser.add_argument("--max-tokens", type=int, default=STUDENT_MAX_TOKENS, help="student tokens per step")
     parser.add_argument("--sft", action="store_true", help="fine-tune the student on the collected trajectories")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=TrainConfig.model_fields["epochs"].default)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-steps", type=int, help="override the environment's step limit")
     parser.add_argument("--teacher-price", type=float, nargs=2, default=PAPER_PRICES["teacher"],
-                        metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: the paper's 3 / 15)")
+                        metavar=("PROMPT", "COMPLETION"),
+                        help="$ per 1M tokens (default: the paper's {:g} / {:g})".format(*PAPER_PRICES["teacher"]))
     parser.add_argument("--student-price", type=float, nargs=2, default=PAPER_PRICES["student"],
-                        metavar=("PROMPT", "COMPLETION"), help="$ per 1M tokens (default: 0.40 / 1.60)")
+                        metavar=("PROMPT", "COMPLETION"),
+                        help="$ per 1M tokens (default: {:.2f} / {:.2f})".format(*PAPER_PRICES["student"]))
     parser.add_argument("--cached-share", type=float, default=1.0, metavar="SHARE",
                         help="share of the prompt price paid for prompt tokens the server read from its cache "
-                             "(default 1: list prices, no discount; ~0.1 Anthropic cache reads, 0.5 OpenAI)")
+                             "(default %(default)g: list prices, no discount; ~0.1 Anthropic cache reads, 0.5 OpenAI)")
     parser.add_argument("--partial", action="store_true",
                         help="build the table now, on the tasks every evaluation has finished (others may still run)")
     parser.add_argument("--table-only", action="store_true", help="run nothing; build the table from what is there")

@@ -25,6 +25,7 @@ from agentkd.cli.common import (
     console,
     exit_on_error,
     fail,
+    field_option,
     kept_note,
     print_rate_limits,
     progress_bar,
@@ -34,6 +35,7 @@ from agentkd.cli.common import (
     sandbox_config,
     stop_cleanly,
 )
+from agentkd.policies.settings import LLMSettings
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 
 def collect_command(
+    ctx: typer.Context,
     env: EnvOption,
     teacher: Annotated[str, typer.Option(
         "--teacher", help="'reference' (the env's solver), a litellm model string, or a local alias (smollm2-135m).")],
@@ -53,11 +56,10 @@ def collect_command(
     concurrency: Annotated[int, typer.Option(
         "--concurrency", min=1, help="Episodes run at once (per worker with --backend ray).")] = 8,
     samples_per_task: Annotated[int, typer.Option("--samples-per-task", min=1, help="Episodes per task.")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Teacher sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per teacher step.")] = 512,
+    temperature: float = field_option(LLMSettings, "temperature", scope="Teacher"),
+    max_tokens: int = field_option(LLMSettings, "max_tokens", scope="Teacher"),
     api_base: ApiBaseOption = None,
-    first_thought: Annotated[Optional[str], typer.Option(
-        "--first-thought", help="Forced beginning of the teacher's first thought.")] = None,
+    first_thought: Optional[str] = field_option(LLMSettings, "first_thought", scope="Teacher"),
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
     exec_timeout: Annotated[float, typer.Option("--exec-timeout", min=0.1, help="Wall-clock seconds per code execution.")] = 30.0,
@@ -71,8 +73,8 @@ def collect_command(
                               "e.g. `agentkd eval --split train --unseen --name probe`). The teacher runs on the tasks "
                               "the student failed or deferred most, then on nearby tasks of the same template. "
                               "Evaluations on the test split are refused.")] = None,
-    budget: Annotated[Optional[int], typer.Option(
-        "--budget", min=1, help="Targeted collection: teacher episodes to spend (default 10).")] = None,
+    budget: Annotated[int, typer.Option(
+        "--budget", min=1, help="Targeted collection: teacher episodes to spend.")] = 10,
     group_by: Annotated[str, typer.Option(
         "--group-by", **choice("template", "kind", "none"),
         help="Targeted collection: nearby = same template (else kind) | kind | none.")] = "template",
@@ -86,7 +88,7 @@ def collect_command(
     from agentkd.policies.registry import teacher_spec
     from agentkd.specs import EnvSpec, parse_env_args
 
-    if budget is not None and on_failures is None:
+    if on_failures is None and _given(ctx, "budget"):
         fail("--budget applies to a targeted collection: give --on-failures EVAL_NAME too (or --n for a plain one)",
              code=2)
     with exit_on_error():
@@ -103,6 +105,12 @@ def collect_command(
         stats, trajectories = execute(job)
     print_summary(stats, trajectories)
     print_rate_limits(stats, job.rate_limit is not None)
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """Whether `option` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(option)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def execute(job: CollectJob) -> tuple[CollectStats, Path]:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Coroutine, Iterator, NoReturn, Optional, TypeVar
@@ -21,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from agentkd.collect import CollectStats
     from agentkd.models.rate_limit import RateLimit
     from agentkd.scale import Backend
@@ -71,6 +74,45 @@ def choice(*values: str) -> dict[str, Any]:
         return value
 
     return {"callback": check, "metavar": "|".join(values)}
+
+
+def field_option(model: type[BaseModel], name: str, *flags: str, scope: str = "", unset: bool = False,
+                 **settings: Any) -> Any:
+    """A `typer.Option` for the setting `name` of the pydantic `model`: the field's default (shown in the help), its
+    description as the help (after `scope`, e.g. "Cascade"), its bounds, and its choices when it is a Literal.
+
+    `unset=True`: the option is None unless given, so that another source (a YAML file) may set the setting; the
+    help still shows the field's default. `flags` default to `--name-with-dashes`; `settings` go to typer.Option."""
+    field = model.model_fields[name]
+    text = " ".join((field.description or "").split())
+    if scope:
+        text = f"{scope}: {text[:1].lower()}{text[1:]}" if text else scope
+    values = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
+    checks: dict[str, Any] = dict(choice(*values)) if values else {}
+    for bound in field.metadata:
+        for key, option in (("ge", "min"), ("le", "max")):
+            if getattr(bound, key, None) is not None:
+                checks[option] = getattr(bound, key)
+        for key, holds in (("gt", lambda v, b: v > b), ("lt", lambda v, b: v < b)):
+            if getattr(bound, key, None) is not None:
+                checks["callback"] = _exclusive(checks.get("callback"), key, getattr(bound, key), holds)
+    shown = True if not unset else False if field.default is None else str(field.default)
+    option = typer.Option(None if unset else field.default, *(flags or (f"--{name.replace('_', '-')}",)),
+                          help=escape(text), show_default=shown, **{**checks, **settings})
+    option.setting = (model, name)  # type: ignore[attr-defined]  # which field it reads (for the tests)
+    return option
+
+
+def _exclusive(then: Callable[[Any], Any] | None, key: str, bound: float,
+               holds: Callable[[float, float], bool]) -> Callable[[Any], Any]:
+    """A typer callback refusing a value on the wrong side of an exclusive bound (`gt` / `lt`)."""
+
+    def check(value: Any) -> Any:
+        if value is not None and not holds(value, bound):
+            raise typer.BadParameter(f"{value} is not {'>' if key == 'gt' else '<'} {bound}")
+        return then(value) if then else value
+
+    return check
 
 
 def run_folder(value: Path | None) -> Path | None:

@@ -21,6 +21,7 @@ from agentkd.cli.common import (
     backend_config,
     choice,
     exit_on_error,
+    field_option,
     kept_note,
     parse_price,
     print_rate_limits,
@@ -30,16 +31,19 @@ from agentkd.cli.common import (
     sandbox_config,
     stop_cleanly,
 )
+from agentkd.policies.names import POLICY_CHOICES
+from agentkd.policies.settings import CascadeOptions, ICDSettings, StudentSettings
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
     from agentkd.evaluate import EvalReport
     from agentkd.evaluate.job import EvalJob
 
-POLICY_CHOICES = ("teacher", "student", "icd", "sc", "cascade")
-"""The policies `--policy` takes (agentkd.evaluate.job.POLICY_CHOICES, kept here so that parsing imports nothing)."""
 POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
                "generation) | cascade")
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE", help="Any other setting of the policy (repeatable; a dotted KEY reaches its "
+                                       "student or teacher), e.g. --set student.goal_weight=0.3.")]
 
 
 def eval_command(
@@ -50,35 +54,29 @@ def eval_command(
     unseen: Annotated[bool, typer.Option(
         "--unseen", help="Only tasks the run has not collected (a probe on train tasks for `agentkd collect "
                          "--on-failures NAME`).")] = False,
-    student: Annotated[str, typer.Option("--student", help=(
-        "Student model: local alias, a model folder, hf/<folder>, a litellm string, or 'trained' "
-        "(RUN/student/merged from `agentkd train`)."))] = "smollm2-135m",
+    student: str = field_option(StudentSettings, "model", "--student"),
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="sc / cascade: student samples per step.")] = 3,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="sc / cascade: student sampling temperature.")] = 0.7,
-    agreement: Annotated[str, typer.Option("--agreement", **choice("result", "code", "majority"), help=(
-        "Cascade: result (the candidates' trial runs give the same result; chosen on a mathcode dev slice: 6/10 "
-        "against 4/10 for code) | code | majority."))] = "result",
-    min_agree: Annotated[Optional[int], typer.Option(
-        "--min-agree", min=1, help="Cascade: samples that must agree (default: all; majority: more than half).")] = None,
-    k: Annotated[int, typer.Option(
-        "--k", min=1, help="Demonstrations retrieved per step (icd, and cascade with an untrained student).")] = 4,
-    online: Annotated[bool, typer.Option("--online", help="Cascade: add the teacher's deferred steps to the store as they happen.")] = False,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Max tokens per student step.")] = 256,
+    samples: int = field_option(CascadeOptions, "samples", scope="sc / cascade"),
+    temperature: float = field_option(CascadeOptions, "temperature", scope="sc / cascade"),
+    agreement: str = field_option(CascadeOptions, "agreement", scope="Cascade"),
+    min_agree: Optional[int] = field_option(CascadeOptions, "min_agree", scope="Cascade"),
+    k: int = field_option(ICDSettings, "k", scope="icd, and cascade with an untrained student"),
+    online: bool = field_option(CascadeOptions, "online", scope="Cascade"),
+    max_tokens: int = field_option(StudentSettings, "max_tokens", scope="Student"),
     max_steps: MaxStepsOption = None,
-    history_steps: Annotated[Optional[int], typer.Option(
-        "--history-steps", min=0, help="Student: show only the task and the last N steps (long episodes).")] = None,
+    history_steps: Optional[int] = field_option(StudentSettings, "history_steps", scope="Student"),
     concurrency: Annotated[int, typer.Option(
         "--concurrency", min=1, help="Episodes run at once (per worker with --backend ray).")] = 2,
     api_base: ApiBaseOption = None,
-    student_api_base: Annotated[Optional[str], typer.Option(
-        "--student-api-base", help="Base URL of an OpenAI-compatible server for the student (e.g. `agentkd serve`).")] = None,
+    student_api_base: Optional[str] = field_option(StudentSettings, "api_base", "--student-api-base"),
     teacher_price: Annotated[Optional[str], typer.Option(
         "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers).")] = None,
     student_price: Annotated[Optional[str], typer.Option(
         "--student-price", help="$ per 1M prompt,completion tokens for the student.")] = None,
     name: Annotated[Optional[str], typer.Option(
-        "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft appended for a trained student).")] = None,
+        "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft or -dpo appended for a "
+                       "fine-tuned student).")] = None,
+    settings: SetOption = None,
     sandbox: SandboxOption = None,
     backend: BackendOption = "local",
     ray_address: RayAddressOption = None,
@@ -87,16 +85,21 @@ def eval_command(
     tpm: TpmOption = None,
 ) -> None:
     """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
-    from agentkd.evaluate.job import EvalJob, default_eval_name, eval_policy_spec, run_teacher_spec
+    from agentkd.evaluate.job import EvalJob, default_eval_name, run_teacher_spec
+    from agentkd.policies.names import parse_policy_name
+    from agentkd.policies.registry import validate_policy_spec
+    from agentkd.specs import PolicySpec, with_settings
 
     where = backend_config(backend, ray_address, workers)
     prices = {role: price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
                                               ("student", parse_price(student_price, "--student-price"))) if price}
     with exit_on_error():
-        spec = eval_policy_spec(policy, run_teacher_spec(run, teacher, api_base), student=student, samples=samples,
-                                temperature=temperature, agreement=agreement, min_agree=min_agree, k=k, online=online,
-                                max_tokens=max_tokens, history_steps=history_steps, student_api_base=student_api_base)
-        job = EvalJob(run=run, policy=spec, name=name or default_eval_name(policy, student), split=split, n=n,
+        spec = parse_policy_name(policy, run_teacher_spec(run, teacher, api_base), student, samples=samples,
+                                 temperature=temperature, agreement=agreement, min_agree=min_agree, online=online, k=k,
+                                 max_tokens=max_tokens, history_steps=history_steps, api_base=student_api_base)
+        if settings:
+            spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))
+        job = EvalJob(run=run, policy=spec, name=name or default_eval_name(spec, run), split=split, n=n,
                       unseen=unseen, concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox),
                       prices=prices, backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = execute(job)

@@ -18,9 +18,12 @@ from agentkd.cli.common import (
     choice,
     console,
     fail,
+    field_option,
     run_folder,
     sandbox_config,
 )
+from agentkd.policies.settings import CascadeOptions
+from agentkd.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from agentkd.rounds import RoundStage
@@ -43,32 +46,39 @@ def improve_command(
         help="Nearby tasks: same template (else kind) | kind | none.")] = "template",
     dpo: Annotated[bool, typer.Option("--dpo", help="Add a preference (DPO) stage after SFT in every round.")] = False,
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluation.")] = 10,
-    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Training epochs (default 2).")] = None,
+    epochs: Optional[float] = field_option(TrainConfig, "epochs", unset=True),
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML training settings (keys of agentkd.TrainConfig), as for `agentkd train`.")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Cascade: student samples per step.")] = 3,
+    samples: int = field_option(CascadeOptions, "samples", scope="Cascade"),
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Episodes run at once.")] = 2,
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help="Any other setting of agentkd.ImproveSettings (repeatable; a dotted KEY "
+                                           "reaches the training settings), e.g. --set temperature=0.5 --set "
+                                           "train.lr=5e-4.")] = None,
 ) -> None:
     """Improvement rounds: probe the student on unseen train tasks, collect the teacher where it failed, fine-tune,
     evaluate on the test split; one table of success and teacher share per round, and RUN/report.html."""
     from agentkd.errors import AgentKDError
     from agentkd.rounds import ImproveSettings, next_stage
+    from agentkd.specs import with_settings
     from agentkd.train import resolve_config
 
     try:
-        settings = ImproveSettings(
+        chosen = ImproveSettings(
             rounds=rounds, budget=budget, probe_tasks=probe_tasks, probe=probe, group_by=group_by, dpo=dpo,  # type: ignore[arg-type]
             eval_tasks=eval_tasks, train=resolve_config(config, epochs=epochs), samples=samples,
             concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox))
+        if settings:
+            chosen = ImproveSettings.model_validate(with_settings(chosen.model_dump(), settings))
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
     started = time.perf_counter()
     last = None
     while True:
         try:
-            stage = next_stage(run, settings)
+            stage = next_stage(run, chosen)
         except (AgentKDError, ValueError) as exc:
             fail(str(exc))
         if stage is None:
@@ -76,7 +86,7 @@ def improve_command(
         if stage.key == last:
             fail(f"{stage.title}: the stage finished without writing its output; see the messages above")
         last = stage.key
-        console.print(f"\n[{stage.round}/{settings.rounds}] {stage.title}", soft_wrap=True, markup=False)
+        console.print(f"\n[{stage.round}/{chosen.rounds}] {stage.title}", soft_wrap=True, markup=False)
         began = time.perf_counter()
         try:
             execute(stage)

@@ -21,9 +21,12 @@ from agentkd.cli.common import (
     choice,
     console,
     fail,
+    field_option,
     run_folder,
     sandbox_config,
 )
+from agentkd.policies.settings import ICD_STUDENT, CascadeOptions
+from agentkd.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from agentkd.pipeline import Job, Stage
@@ -42,29 +45,34 @@ def pipeline_command(
         "--route", **choice("sft", "icd"),
         help="sft: fine-tune the student (eval it alone and in the cascade) | icd: train nothing; eval a frozen "
              "student alone, with retrieved teacher steps, and in the cascade.")] = "sft",
-    student: Annotated[Optional[str], typer.Option("--student", help="sft: the base model fine-tuned (default "
-                                                   "smollm2-135m); icd: the frozen student (default "
-                                                   "gguf/qwen2.5-coder-0.5b).")] = None,
+    student: Annotated[Optional[str], typer.Option("--student", help=(
+        f"sft: the base model fine-tuned (default {TrainConfig.model_fields['student'].default}); icd: the frozen "
+        f"student (default {ICD_STUDENT})."))] = None,
     train_tasks: Annotated[int, typer.Option("--train-tasks", min=1, help="Teacher episodes collected and trained on.")] = 50,
-    epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="Training epochs.")] = 2.0,
+    epochs: float = field_option(TrainConfig, "epochs"),
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluated policy.")] = 10,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Cascade: student samples per step.")] = 3,
+    samples: int = field_option(CascadeOptions, "samples", scope="Cascade"),
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help="Any other setting of agentkd.pipeline.PipelineSettings (repeatable), e.g. "
+                                           "--set lr=5e-4 --set concurrency=4.")] = None,
 ) -> None:
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
     and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade."""
     from agentkd.errors import AgentKDError
     from agentkd.pipeline import PipelineSettings, check_splits, stages
-    from agentkd.specs import EnvSpec, parse_env_args
+    from agentkd.specs import EnvSpec, parse_env_args, with_settings
 
     try:
-        settings = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
-                                    teacher=teacher, route=route, student=student, train_tasks=train_tasks,
-                                    epochs=epochs, eval_tasks=eval_tasks, samples=samples, max_steps=max_steps,
-                                    sandbox=sandbox_config(sandbox))
-        planned = stages(run, settings)
-        check_splits(settings.env)
+        chosen = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
+                                  teacher=teacher, route=route, student=student, train_tasks=train_tasks,
+                                  epochs=epochs, eval_tasks=eval_tasks, samples=samples, max_steps=max_steps,
+                                  sandbox=sandbox_config(sandbox))
+        if settings:
+            chosen = PipelineSettings.model_validate(with_settings(chosen.model_dump(), settings))
+        planned = stages(run, chosen)
+        check_splits(chosen.env)
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
     started = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from agentkd.cli.common import choice, console, exit_on_error, fail, run_folder
+from agentkd.models.llama_settings import DEFAULT_N_CTX
 
 
 def serve_command(
@@ -28,7 +29,8 @@ def serve_command(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: $AGENTKD_LLAMA_THREADS or "
                                                                  "the door's default for this machine).")] = None,
     n_ctx: Annotated[Optional[int], typer.Option(
-        "--n-ctx", min=256, help="Context window in tokens (default: $AGENTKD_LLAMA_CTX or 8192; vLLM: the model's).")] = None,
+        "--n-ctx", min=256,
+        help=f"Context window in tokens (default: $AGENTKD_LLAMA_CTX or {DEFAULT_N_CTX}; vLLM: the model's).")] = None,
 ) -> None:
     """Serve a GGUF model with llama.cpp's OpenAI-compatible server; then use
     `--teacher hosted_vllm/ALIAS --api-base http://127.0.0.1:PORT/v1`. With --student RUN, serve a run's trained

@@ -13,10 +13,12 @@ from agentkd.cli.common import (
     console,
     exit_on_error,
     fail,
+    field_option,
     progress_bar,
     run_folder,
     stop_cleanly,
 )
+from agentkd.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from agentkd.train import TrainResult
@@ -31,13 +33,11 @@ def train_command(
         "--stage", **choice("sft", "dpo"),
         help="sft (the filtered trajectories) | dpo (preference pairs from the run's evaluations, on top "
              "of the SFT student; writes RUN/student-dpo/, use it with --student trained-dpo).")] = "sft",
-    student: Annotated[Optional[str], typer.Option(
-        "--student", help="Base student: local alias (smollm2-135m) or a Hugging Face model folder. Default: smollm2-135m.")] = None,
-    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the data (default 2).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Peak learning rate (default 1e-3, cosine schedule).")] = None,
-    lora_r: Annotated[Optional[int], typer.Option("--lora-r", min=0, help="LoRA rank (default 32); 0 = full fine-tuning.")] = None,
-    max_trajectories: Annotated[Optional[int], typer.Option(
-        "--max-trajectories", min=1, help="Train on at most this many filtered trajectories.")] = None,
+    student: Optional[str] = field_option(TrainConfig, "student", scope="Base student", unset=True),
+    epochs: Optional[float] = field_option(TrainConfig, "epochs", unset=True),
+    lr: Optional[float] = field_option(TrainConfig, "lr", unset=True),
+    lora_r: Optional[int] = field_option(TrainConfig, "lora_r", unset=True),
+    max_trajectories: Optional[int] = field_option(TrainConfig, "max_trajectories", unset=True),
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML file with training settings (keys of agentkd.TrainConfig); options given here override it.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in RUN/student/checkpoints.")] = False,
@@ -45,8 +45,7 @@ def train_command(
     dataset: Annotated[Optional[Path], typer.Option(
         "--dataset", help="Train on the train split of an `agentkd export` (trajectories or sft; hf, parquet or jsonl) "
                           "instead of RUN/trajectories.jsonl; a new RUN gets the export's env and teacher.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(
-        "--max-steps", min=1, help="Stop after this many optimizer steps (smoke tests; default: the epochs).")] = None,
+    max_steps: Optional[int] = field_option(TrainConfig, "max_steps", unset=True),
 ) -> None:
     """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present).
 

@@ -79,8 +79,8 @@ class CollectJob(EpisodesJob):
     samples_per_task: int = Field(1, ge=1)
     on_failures: str | None = None
     """Name of a train-side evaluation of the run (RUN/eval/<name>.jsonl) whose failures choose the tasks."""
-    budget: int | None = Field(None, ge=1)
-    """Teacher episodes of a targeted collection (default 10)."""
+    budget: int = Field(10, ge=1)
+    """Teacher episodes of a targeted collection."""
     group_by: GroupBy = "template"
     """What "nearby" means in a targeted collection: same task template (else kind), same kind, or none."""
     recovery: float | None = Field(None, gt=0.0, le=1.0)
@@ -135,7 +135,7 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
     if job.on_failures is not None:
         if job.n is not None or job.task_ids is not None:
             raise TargetingError("a targeted collection chooses its own tasks: give --budget, not --n")
-        tasks, targets = targeted_tasks(folder, env.tasks(job.split), job.split, job.on_failures, job.budget or 10,
+        tasks, targets = targeted_tasks(folder, env.tasks(job.split), job.split, job.on_failures, job.budget,
                                         job.group_by)
     else:
         tasks = job.choose_tasks(env)

@@ -15,14 +15,12 @@ from agentkd.env.loading import load_environment
 from agentkd.evaluate.metrics import EvalReport, Prices
 from agentkd.evaluate.runner import eval_folder, evaluate
 from agentkd.policies.base import Policy
-from agentkd.policies.registry import BuildContext, build_policy, student_spec, teacher_spec, validate_policy_spec
+from agentkd.policies.names import policy_name
+from agentkd.policies.registry import BuildContext, build_policy, teacher_spec, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
-from agentkd.run.layout import is_trained_student
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox
-
-POLICY_CHOICES: tuple[str, ...] = ("teacher", "student", "icd", "sc", "cascade")
 
 
 class EvalJob(EpisodesJob):
@@ -32,6 +30,7 @@ class EvalJob(EpisodesJob):
     name: str
     split: str = "test"
     concurrency: int = Field(2, ge=1)
+    """Episodes run at once (per worker with --backend ray)."""
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     """role -> ($ per 1M prompt tokens, $ per 1M completion tokens), for unpriced or local models."""
 
@@ -96,31 +95,13 @@ def run_teacher_spec(run: str | Path, teacher: str | None = None, api_base: str 
     return recorded
 
 
-def eval_policy_spec(
-    choice: str, teacher: PolicySpec, student: str = "smollm2-135m", samples: int = 3, temperature: float = 0.7,
-    agreement: str = "result", min_agree: int | None = None, k: int = 4, online: bool = False, max_tokens: int = 256,
-    student_api_base: str | None = None, history_steps: int | None = None,
-) -> PolicySpec:
-    """The spec `agentkd eval --policy CHOICE` evaluates: the run's teacher, the student alone, the student with
-    demonstrations (icd), self-consistent (sc) or the cascade (demonstrations unless the student is fine-tuned)."""
-    if choice not in POLICY_CHOICES:
-        raise ValueError(f"unknown policy {choice!r}; choose {', '.join(POLICY_CHOICES)}")
-    if choice == "teacher":
-        return teacher
-    model = {"max_tokens": max_tokens, **({"api_base": student_api_base} if student_api_base else {}),
-             **({"history_steps": history_steps} if history_steps is not None else {})}
-    if choice == "icd":
-        return validate_policy_spec(PolicySpec(kind="icd", settings={"model": student, "k": k, **model}))
-    if choice == "student":
-        return student_spec(student, demos=False, **model)
-    if choice == "sc":
-        return validate_policy_spec(PolicySpec(kind="sc", settings={
-            "student": student_spec(student, demos=False, **model), "samples": samples, "temperature": temperature}))
-    return validate_policy_spec(PolicySpec(kind="cascade", settings={
-        "student": student_spec(student, demos=True, k=k, **model), "teacher": teacher, "samples": samples,
-        "temperature": temperature, "agreement": agreement, "min_agree": min_agree, "online": online}))
-
-
-def default_eval_name(choice: str, student: str) -> str:
-    """RUN/eval/<name>: the policy choice, with -sft appended for a student `agentkd train` wrote."""
-    return f"{choice}-sft" if choice != "teacher" and is_trained_student(student) else choice
+def default_eval_name(spec: PolicySpec, run: str | Path | None = None) -> str:
+    """RUN/eval/<name> when none is given: the policy's short name (`cascade`, `student-sft`, `cascade-dpo`, ...).
+    An evaluation of a `trained-dpo` student that an earlier agentkd named `-sft` keeps that name, so it resumes."""
+    name = policy_name(spec, detail=False)
+    if run is not None and name.endswith("-dpo"):
+        earlier = name.removesuffix("-dpo") + "-sft"
+        recorded = ((eval_folder(run, earlier).read_config() or {}).get("identity") or {}).get("policy")
+        if recorded is not None and without_addresses(recorded) == without_addresses(spec.model_dump(mode="json")):
+            return earlier
+    return name

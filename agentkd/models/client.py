@@ -25,6 +25,7 @@ from agentkd.models.catalog import resolve_gguf  # noqa: E402
 from agentkd.models.local_hf import ALIASES  # noqa: E402
 from agentkd.models.rate_limit import RateLimiter, estimate_tokens, rate_limiter_for  # noqa: E402
 from agentkd.records import Usage  # noqa: E402
+from agentkd.sampling import TEACHER_MAX_TOKENS  # noqa: E402
 
 litellm.suppress_debug_info = True
 hf_provider.register()
@@ -135,7 +136,7 @@ class ModelClient:
         self,
         model: str,
         temperature: float = 0.0,
-        max_tokens: int = 512,
+        max_tokens: int = TEACHER_MAX_TOKENS,
         stop: list[str] | None = None,
         api_base: str | None = None,
         api_key: str | None = None,
@@ -146,6 +147,7 @@ class ModelClient:
         output_cost_per_token: float | None = None,
         extra: dict[str, Any] | None = None,
         rate_limiter: RateLimiter | None = None,
+        top_p: float | None = None,
     ) -> None:
         self.model = canonical_model(model)
         check_model_string(self.model)
@@ -153,6 +155,8 @@ class ModelClient:
         self.max_tokens = max_tokens
         self.stop = stop
         self.api_base = api_base
+        self.top_p = top_p
+        """Nucleus sampling; None: the provider's default (all tokens)."""
         if api_key is None and is_local_base(api_base) and missing_keys(self.model):
             api_key = NO_KEY  # a local --api-base works without a key
         self.api_key = api_key
@@ -194,6 +198,8 @@ class ModelClient:
         }
         if n > 1:
             kwargs["n"] = n
+        if self.top_p is not None:
+            kwargs["top_p"] = self.top_p
         if end_only_after and self.holds_end:
             kwargs["extra_body"] = {**kwargs.get("extra_body", {}), "end_only_after": end_only_after}
         stops = stop if stop is not None else self.stop

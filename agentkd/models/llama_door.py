@@ -20,8 +20,9 @@ from typing import Any
 from agentkd.errors import ModelError
 from agentkd.models.catalog import resolve_gguf
 from agentkd.models.llama_build import check_model_runs
-from agentkd.models.llama_settings import default_n_ctx, default_threads, pool_size
+from agentkd.models.llama_settings import DEFAULT_N_CTX, default_n_ctx, default_threads, pool_size
 from agentkd.models.prefix import common_prefix
+from agentkd.sampling import TEACHER_MAX_TOKENS
 
 
 @dataclass
@@ -47,7 +48,7 @@ class _Slot:
 class LlamaDoor:
     """A GGUF model served in this process by a pool of llama.cpp contexts."""
 
-    def __init__(self, path: Path, pool: int = 1, threads: int = 1, n_ctx: int = 8192) -> None:
+    def __init__(self, path: Path, pool: int = 1, threads: int = 1, n_ctx: int = DEFAULT_N_CTX) -> None:
         self.path = path
         self.pool = pool
         self.threads = threads
@@ -89,7 +90,7 @@ class LlamaDoor:
             tokens = tokens[1:]
         return tokens
 
-    def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = 512,
+    def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = TEACHER_MAX_TOKENS,
                  stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None,
                  end_only_after: str | None = None) -> LlamaGeneration:
         """n completions of a chat (greedy when temperature is 0: one decode, repeated). With `end_only_after`, the

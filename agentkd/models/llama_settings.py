@@ -4,7 +4,7 @@
   at most 8).
 - `AGENTKD_LLAMA_POOL`: model copies per process for concurrent episodes (default 1: one copy, calls
   serialised; see the README for the measurement behind it).
-- `AGENTKD_LLAMA_CTX`: context window in tokens (default 8192, capped at what the model was trained on).
+- `AGENTKD_LLAMA_CTX`: context window in tokens (default `DEFAULT_N_CTX`, capped at what the model was trained on).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 
 from agentkd.errors import AgentKDError
+
+DEFAULT_N_CTX = 8192
+"""Context window in tokens when AGENTKD_LLAMA_CTX is not set."""
 
 
 class LlamaSettingsError(AgentKDError):
@@ -47,5 +50,5 @@ def default_threads() -> int:
 
 
 def default_n_ctx() -> int:
-    """Context window in tokens (AGENTKD_LLAMA_CTX, default 8192)."""
-    return _positive("AGENTKD_LLAMA_CTX", 8192)
+    """Context window in tokens (AGENTKD_LLAMA_CTX, default DEFAULT_N_CTX)."""
+    return _positive("AGENTKD_LLAMA_CTX", DEFAULT_N_CTX)

@@ -12,6 +12,7 @@ from typing import Any
 
 from agentkd.errors import ModelError
 from agentkd.models.hf_prefix_cache import PrefixCache, extend, reuse_enabled
+from agentkd.sampling import TEACHER_MAX_TOKENS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -118,7 +119,7 @@ def generate(
     messages: list[dict[str, Any]],
     n: int = 1,
     temperature: float = 0.0,
-    max_tokens: int = 512,
+    max_tokens: int = TEACHER_MAX_TOKENS,
     stop: list[str] | None = None,
     top_p: float = 1.0,
     seed: int | None = None,

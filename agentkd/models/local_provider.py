@@ -10,6 +10,8 @@ import litellm
 from litellm import CustomLLM
 from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
+from agentkd.sampling import TEACHER_MAX_TOKENS
+
 
 class InProcessProvider(CustomLLM):
     """A litellm custom provider that generates in this process. Subclasses set `provider` and implement
@@ -31,7 +33,7 @@ class InProcessProvider(CustomLLM):
             messages,
             n=int(params.get("n") or 1),
             temperature=float(params.get("temperature") or 0.0),
-            max_tokens=int(params.get("max_tokens") or params.get("max_completion_tokens") or 512),
+            max_tokens=int(params.get("max_tokens") or params.get("max_completion_tokens") or TEACHER_MAX_TOKENS),
             stop=_as_list(params.get("stop")),
             top_p=float(params.get("top_p") or 1.0),
             seed=int(seed) if seed is not None else None,

@@ -8,7 +8,9 @@ from collections import Counter
 from typing import Any
 
 from agentkd.codeact.normalize import normalize_code
-from agentkd.records import AgreementMode as AgreementMode  # defined with the Vote it names; re-exported here
+from agentkd.policies.settings import AgreementMode
+
+__all__ = ["AgreementMode", "code_keys_instead", "result_key", "tally", "trial_keys"]
 
 
 def result_key(stdout: str, error: str | None, final: bool, answer: Any) -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from typing import Any
 
 from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP, recent_history, with_student_prompt
@@ -12,15 +10,16 @@ from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.policies.repeats import guard_repeats
+from agentkd.policies.settings import OBSERVATION_PREFILL, ICDSettings, StudentSettings
 from agentkd.records import Role
 from agentkd.run.layout import is_trained_student
+from agentkd.sampling import STUDENT_MAX_TOKENS
 from agentkd.specs import PolicySpec
 
+__all__ = ["OBSERVATION_PREFILL", "ICDSettings", "StudentPolicy", "StudentSettings", "build_icd", "build_student",
+           "render_demonstrations"]
+
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
-OBSERVATION_PREFILL = "Thought: The observation shows"
-"""How an untrained student's reply after an observation starts: small models given only `Thought:` there tend to
-copy their previous reply word for word (the same search again); starting the thought from the observation makes
-them read it (on a factqa dev slice the 0.5B then answered the single-hop questions it had looped on)."""
 CODE_FENCE = "```"
 CODE_OPENING = "\n```python\n"
 """What a reply that ended without a code block is continued from (`code_followup`)."""
@@ -34,48 +33,7 @@ def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
     return "\n\n".join(parts)
 
 
-class StudentSettings(BaseModel):
-    """Settings of the `student` kind: a small model acting alone."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field("smollm2-135m", description="model string, local alias, folder, or 'trained' (the run's)")
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0.0)
-    api_base: str | None = None
-    prompt: Literal["auto", "full", "short"] = "auto"
-    """auto: the short student prompt for a student `agentkd train` wrote, the full CodeAct prompt otherwise."""
-    history_steps: int | None = Field(None, ge=0)
-    """Show only the task and the last this many (reply, observation) pairs (long episodes); None: all."""
-    observation_prefill: str | None = OBSERVATION_PREFILL
-    """How the reply after an observation starts (the full prompt only; a fine-tuned student keeps `Thought:`)."""
-    code_followup: bool = True
-    """A reply that ends after its thought with no code block is continued once from an opened python fence
-    (the full prompt only). Untrained small students often stop after the thought: in the 0.5B's cascade on
-    factqa 41% of the samples had no code, and they caused 53 of its 66 deferrals."""
-    code_before_end: bool = False
-    """The model may not end its turn before it opens a code block (the full prompt only; honoured by in-process
-    llama.cpp students, ignored by other providers): the code comes in the same call instead of a follow-up call
-    that sends the whole prompt again."""
-
-    @model_serializer(mode="wrap")
-    def _without_unused_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A fine-tuned student never uses the observation prefill: leaving it out of its recorded spec keeps the
-        # identity of its evaluations recorded before the setting existed, so they still resume.
-        data = handler(self)
-        if self.prompt == "short" or (self.prompt == "auto" and is_trained_student(self.model)):
-            data.pop("observation_prefill", None)
-            data.pop("code_followup", None)
-        if not self.code_before_end:  # off: recorded as before the setting existed
-            data.pop("code_before_end", None)
-        return data
-
-
-class ICDSettings(StudentSettings):
-    """Settings of the `icd` kind: the student with top-k retrieved teacher steps in its prompt."""
-
-    k: int = Field(4, ge=1)
-    goal_weight: float = Field(0.5, ge=0.0, le=1.0)
+_DEMOS = ICDSettings.model_fields
 
 
 class StudentPolicy:
@@ -89,8 +47,8 @@ class StudentPolicy:
         self,
         client: ModelClient | str,
         store: Any = None,
-        k: int = 4,
-        goal_weight: float = 0.5,
+        k: int = _DEMOS["k"].default,
+        goal_weight: float = _DEMOS["goal_weight"].default,
         role: Role = "student",
         stop: list[str] | None = None,
         prefill: str | None = "Thought:",
@@ -100,7 +58,7 @@ class StudentPolicy:
         code_followup: bool = False,
         code_before_end: bool = False,
     ) -> None:
-        self.client = ModelClient(client, max_tokens=256) if isinstance(client, str) else client
+        self.client = ModelClient(client, max_tokens=STUDENT_MAX_TOKENS) if isinstance(client, str) else client
         self.store = store
         self.k = k
         self.goal_weight = goal_weight
@@ -116,7 +74,8 @@ class StudentPolicy:
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
         settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
-                                   temperature=self.client.temperature, api_base=self.client.api_base,
+                                   temperature=self.client.temperature, top_p=getattr(self.client, "top_p", None),
+                                   stop=stop, api_base=self.client.api_base,
                                    prompt="short" if student_prompt else "full", history_steps=history_steps,
                                    observation_prefill=observation_prefill, code_followup=code_followup,
                                    code_before_end=code_before_end)
@@ -183,14 +142,13 @@ def _with_prefix(text: str, prefill: str | None) -> str:
     return prefill + (text if text.startswith((" ", "\n")) else " " + text)
 
 
-def _student(settings: StudentSettings, context: BuildContext, store: Any = None, k: int = 4,
-             goal_weight: float = 0.5) -> StudentPolicy:
+def _student(settings: StudentSettings, context: BuildContext, store: Any = None) -> StudentPolicy:
     model = context.model(settings.model, settings.api_base)
     trained = is_trained_student(settings.model) or is_trained_student(model)
     short = settings.prompt == "short" or (settings.prompt == "auto" and trained)
-    client = ModelClient(model, max_tokens=settings.max_tokens, temperature=settings.temperature,
-                         api_base=settings.api_base)
-    return StudentPolicy(client, store, k=k, goal_weight=goal_weight, student_prompt=short,
+    client = ModelClient(model, api_base=settings.api_base, **settings.sampling.client_settings())
+    demos = {"k": settings.k, "goal_weight": settings.goal_weight} if isinstance(settings, ICDSettings) else {}
+    return StudentPolicy(client, store, **demos, stop=settings.stop, student_prompt=short,
                          history_steps=settings.history_steps,
                          observation_prefill=None if short else settings.observation_prefill,
                          code_followup=settings.code_followup and not short,
@@ -206,4 +164,4 @@ def build_student(settings: StudentSettings, context: BuildContext) -> StudentPo
 @register_policy("icd", ICDSettings)
 def build_icd(settings: ICDSettings, context: BuildContext) -> StudentPolicy:
     """A frozen student with the run's most similar teacher steps as in-context demonstrations."""
-    return _student(settings, context, context.demo_store(), settings.k, settings.goal_weight)
+    return _student(settings, context, context.demo_store())

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
 from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.policies.repeats import guard_repeats
+from agentkd.policies.settings import LLMSettings
 from agentkd.records import Role
 from agentkd.specs import PolicySpec
 
-
-class LLMSettings(BaseModel):
-    """Settings of the `llm` kind: a model acting with the full CodeAct prompt (a teacher, usually)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(description="litellm model string or local alias")
-    role: Literal["teacher", "student"] = "teacher"
-    temperature: float = Field(0.0, ge=0.0)
-    max_tokens: int = Field(512, ge=1)
-    api_base: str | None = None
-    first_thought: str | None = None
+__all__ = ["LLMPolicy", "LLMSettings", "build_llm"]
 
 
 class LLMPolicy:
@@ -49,7 +35,8 @@ class LLMPolicy:
         self.name = f"{role}:{self.client.model}"
         self.spec = PolicySpec(kind="llm", settings=LLMSettings(
             model=self.client.model, role=role, temperature=self.client.temperature,  # type: ignore[arg-type]
-            max_tokens=self.client.max_tokens, api_base=self.client.api_base, first_thought=first_thought,
+            max_tokens=self.client.max_tokens, top_p=getattr(self.client, "top_p", None), stop=stop,
+            api_base=self.client.api_base, first_thought=first_thought,
         ).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
@@ -82,6 +69,6 @@ class LLMPolicy:
 @register_policy("llm", LLMSettings)
 def build_llm(settings: LLMSettings, context: BuildContext) -> LLMPolicy:
     """An LLM acting with the full CodeAct prompt (any litellm model string or local alias)."""
-    client = ModelClient(context.model(settings.model), temperature=settings.temperature,
-                         max_tokens=settings.max_tokens, api_base=settings.api_base)
-    return LLMPolicy(client, role=settings.role, first_thought=settings.first_thought)
+    client = ModelClient(context.model(settings.model), api_base=settings.api_base,
+                         **settings.sampling.client_settings())
+    return LLMPolicy(client, role=settings.role, first_thought=settings.first_thought, stop=settings.stop)

@@ -13,11 +13,11 @@ from agentkd.codeact.normalize import normalize_code
 from agentkd.codeact.parsing import parse_action, squash
 from agentkd.policies.base import PolicyError
 from agentkd.records import Resample, Step
+from agentkd.sampling import RESAMPLE_TEMPERATURE
 
 if TYPE_CHECKING:  # the agent loop imports StuckError; litellm need not load with it
     from agentkd.models.client import Completion
 
-RESAMPLE_TEMPERATURE = 0.7
 RESAMPLE_ATTEMPTS = 2
 
 

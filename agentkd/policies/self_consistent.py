@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from agentkd.codeact.parsing import parse_action
 from agentkd.errors import StateNotBranchableError
@@ -10,37 +10,34 @@ from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
+from agentkd.policies.settings import SelfConsistentOptions, SelfConsistentSettings, options_of
 from agentkd.records import Vote
 from agentkd.specs import PolicySpec, SpecError
 
-
-class SelfConsistentSettings(BaseModel):
-    """Settings of the `sc` kind."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    student: PolicySpec = Field(description="a `student` or `icd` spec")
-    samples: int = Field(5, ge=1)
-    temperature: float = Field(0.7, ge=0.0)
+__all__ = ["SelfConsistentOptions", "SelfConsistentPolicy", "SelfConsistentSettings", "build_self_consistent",
+           "build_student_part"]
 
 
 class SelfConsistentPolicy:
-    """The student samples `n` candidate steps at `temperature`; each is run in a forked copy of the episode's
-    worker (tools bound to a copy of the episode's state); erroring or unparseable candidates are dropped and the
-    step whose result (the final answer's value, else the printed output) is most common is taken.
-    When every candidate fails, the first one is taken so the episode sees the error and can recover."""
+    """The student samples `options.samples` candidate steps at `options.temperature`; each is run in a forked copy
+    of the episode's worker (tools bound to a copy of the episode's state); erroring or unparseable candidates are
+    dropped and the step whose result (the final answer's value, else the printed output) is most common is taken.
+    When every candidate fails, the first one is taken so the episode sees the error and can recover.
+    Settings come as a `SelfConsistentOptions` or as its fields (`SelfConsistentPolicy(student, samples=5)`)."""
 
-    def __init__(self, student: StudentPolicy, n: int = 5, temperature: float = 0.7) -> None:
-        if n < 1:
-            raise ValueError("self-consistent generation needs n >= 1 samples")
-        self.student, self.n, self.temperature = student, n, temperature
-        self.name = f"sc{n}:{student.client.model}"
+    def __init__(self, student: StudentPolicy, options: SelfConsistentOptions | None = None, **settings: Any) -> None:
+        if options is not None and settings:
+            raise TypeError("give the settings as a SelfConsistentOptions or as keywords, not both")
+        self.student = student
+        self.options = (options_of(SelfConsistentOptions, options) if options is not None
+                        else SelfConsistentOptions(**settings))
+        self.name = f"sc{self.options.samples}:{student.client.model}"
         part = getattr(student, "spec", None)  # None when the student is an object that cannot describe itself
         self.spec = None if part is None else PolicySpec(kind="sc", settings=SelfConsistentSettings(
-            student=part, samples=n, temperature=temperature).model_dump(mode="json"))
+            student=part, **self.options.model_dump()).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
-        sampled = await self.student.sample(ctx, self.n, self.temperature)
+        sampled = await self.student.sample(ctx, self.options.samples, self.options.temperature)
         texts = sampled.texts
         codes = [parse_action(t).code for t in texts]
         mode, warning = "result", None
@@ -65,5 +62,4 @@ def build_student_part(spec: PolicySpec, context: BuildContext, owner: str) -> S
 @register_policy("sc", SelfConsistentSettings)
 def build_self_consistent(settings: SelfConsistentSettings, context: BuildContext) -> SelfConsistentPolicy:
     """The student samples N steps, tries each in a forked worker and takes the most common result."""
-    return SelfConsistentPolicy(build_student_part(settings.student, context, "sc"), n=settings.samples,
-                                temperature=settings.temperature)
+    return SelfConsistentPolicy(build_student_part(settings.student, context, "sc"), settings)

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.collect.targets import GroupBy
 from agentkd.errors import AgentKDError
+from agentkd.policies.settings import AgreementMode, CascadeOptions
+from agentkd.sampling import SFT_STUDENT_MAX_TOKENS, copy_field
 from agentkd.tools.sandbox import SandboxConfig
 from agentkd.train.config import TrainConfig
 
@@ -19,7 +21,7 @@ class RoundsError(AgentKDError):
 class ImproveSettings(BaseModel):
     """What every round of `agentkd improve` does; recorded in each round's plan.json."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     rounds: int = Field(2, ge=1)
     """Rounds after the base run (round 0). Raising it later adds rounds; finished rounds are kept as they are."""
@@ -35,13 +37,20 @@ class ImproveSettings(BaseModel):
     eval_tasks: int = Field(10, ge=1)
     """Held-out test tasks each round's student and cascade are evaluated on."""
     train: TrainConfig = Field(default_factory=TrainConfig)
-    samples: int = Field(3, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    agreement: str = "result"
-    max_tokens: int = Field(96, ge=1)
+    samples: int = copy_field(CascadeOptions, "samples")
+    temperature: float = copy_field(CascadeOptions, "temperature")
+    agreement: AgreementMode = copy_field(CascadeOptions, "agreement")
+    max_tokens: int = Field(SFT_STUDENT_MAX_TOKENS, ge=1)
+    """Tokens per step of the fine-tuned student."""
     concurrency: int = Field(2, ge=1)
+    """Episodes run at once."""
     max_steps: int | None = Field(None, ge=1)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+    @property
+    def cascade(self) -> CascadeOptions:
+        """The cascade's settings (the probe's, with `probe="cascade"`, and the evaluations')."""
+        return CascadeOptions(samples=self.samples, temperature=self.temperature, agreement=self.agreement)
 
     def identity(self) -> dict[str, Any]:
         """What a round records and a resumed round must match (not how many rounds, not concurrency)."""

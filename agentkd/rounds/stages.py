@@ -28,8 +28,9 @@ from typing import Any, Callable, Union
 from agentkd.collect.job import CollectJob
 from agentkd.collect.targets import load_plan
 from agentkd.env.loading import load_environment
-from agentkd.evaluate.job import EvalJob, eval_policy_spec
-from agentkd.policies.registry import student_spec, teacher_spec
+from agentkd.evaluate.job import EvalJob
+from agentkd.policies.names import parse_policy_name, policy_name
+from agentkd.policies.registry import teacher_spec
 from agentkd.rounds.settings import ImproveSettings, RoundsError
 from agentkd.rounds.summary import write_round_summary, write_rounds_summary
 from agentkd.run.folder import RunFolder
@@ -81,10 +82,9 @@ def _round_zero(run: Path, base: RunLayout, teacher: PolicySpec, s: ImproveSetti
         return RoundStage(0, "train", "round 0: fine-tune the student on the run's trajectories",
                           _train_job(run, base, s))
     for choice in ("student", "cascade"):
-        name = f"{choice}-sft"
-        if not base.eval_report(name).is_file():
-            return RoundStage(0, f"eval-{choice}", f"round 0: evaluate the {_what(choice)} on the test split",
-                              _test_eval(run, choice, TRAINED, name, teacher, s))
+        job = _test_eval(run, choice, TRAINED, teacher, s)
+        if not base.eval_report(job.name).is_file():
+            return RoundStage(0, f"eval-{choice}", f"round 0: evaluate the {_what(choice)} on the test split", job)
     return None
 
 
@@ -121,10 +121,9 @@ def _round_stage(run: Path, number: int, layout: RunLayout, teacher: PolicySpec,
             student = TRAINED_DPO
     suffix = "dpo" if student == TRAINED_DPO else "sft"
     for choice in ("student", "cascade"):
-        name = f"{choice}-{suffix}"
-        if not layout.eval_report(name).is_file():
-            return RoundStage(number, f"eval-{choice}", f"{here}: evaluate the {_what(choice)} on the test split",
-                              _test_eval(layout.root, choice, student, name, teacher, s))
+        job = _test_eval(layout.root, choice, student, teacher, s)
+        if not layout.eval_report(job.name).is_file():
+            return RoundStage(number, f"eval-{choice}", f"{here}: evaluate the {_what(choice)} on the test split", job)
     return RoundStage(number, "summary", f"{here}: write {layout.round_summary}",
                       lambda: _finish(run, number, suffix, s))
 
@@ -139,20 +138,16 @@ def _train_job(run: Path, layout: RunLayout, s: ImproveSettings) -> TrainJob:
     return TrainJob(run=run, config=s.train, resume=resume, overwrite=not resume)
 
 
-def _test_eval(run: Path, choice: str, student: str, name: str, teacher: PolicySpec, s: ImproveSettings) -> EvalJob:
-    spec = eval_policy_spec(choice, teacher, student=student, samples=s.samples, temperature=s.temperature,
-                            agreement=s.agreement, max_tokens=s.max_tokens)
-    return EvalJob(run=run, policy=spec, name=name, split="test", n=s.eval_tasks, concurrency=s.concurrency,
-                   max_steps=s.max_steps, sandbox=s.sandbox)
+def _test_eval(run: Path, choice: str, student: str, teacher: PolicySpec, s: ImproveSettings) -> EvalJob:
+    """RUN/eval/<choice>-sft (or -dpo): `student` alone or in the cascade, on the test split."""
+    spec = parse_policy_name(choice, teacher, student, **s.cascade.model_dump(), max_tokens=s.max_tokens)
+    return EvalJob(run=run, policy=spec, name=policy_name(spec, detail=False), split="test", n=s.eval_tasks,
+                   concurrency=s.concurrency, max_steps=s.max_steps, sandbox=s.sandbox)
 
 
 def _probe_job(layout: RunLayout, plan: dict[str, Any], teacher: PolicySpec, s: ImproveSettings) -> EvalJob:
     model = plan["student"]
-    if s.probe == "cascade":
-        spec = eval_policy_spec("cascade", teacher, student=model, samples=s.samples, temperature=s.temperature,
-                                agreement=s.agreement, max_tokens=s.max_tokens)
-    else:
-        spec = student_spec(model, demos=False, max_tokens=s.max_tokens)
+    spec = parse_policy_name(s.probe, teacher, model, **s.cascade.model_dump(), max_tokens=s.max_tokens)
     return EvalJob(run=layout.root, policy=spec, name=PROBE, split="train", task_ids=plan["probe"],
                    concurrency=s.concurrency, max_steps=s.max_steps, sandbox=s.sandbox)
 

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentkd.errors import AgentKDError
+from agentkd.policies.settings import DEFAULT_STUDENT
 from agentkd.train.filters import FilterConfig
 
 
@@ -35,12 +36,14 @@ class DPOSettings(BaseModel):
 class TrainConfig(BaseModel):
     """Everything `agentkd train` needs; written to RUN/student/config.yaml as resolved."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    student: str = "smollm2-135m"
+    student: str = DEFAULT_STUDENT
     """Local alias or a folder holding a Hugging Face causal LM."""
     epochs: float = Field(2.0, gt=0)
+    """Passes over the data."""
     lr: float = Field(1e-3, gt=0)
+    """Peak learning rate (cosine schedule by default)."""
     lora_r: int = Field(32, ge=0)
     """LoRA rank; 0 trains all weights (full fine-tuning)."""
     lora_alpha: int | None = None
@@ -62,6 +65,7 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 on CUDA, and on CPUs with native bf16 matrix units (AMX); fp32 otherwise."""
     max_trajectories: int | None = Field(None, ge=1)
+    """Train on at most this many filtered trajectories."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimizer steps (overrides epochs; for smoke tests of a setup, e.g. multi-GPU)."""
     seed: int = 0
