@@ -10,7 +10,7 @@ from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.policies.repeats import guard_repeats
-from agentkd.policies.settings import OBSERVATION_PREFILL, ICDSettings, StudentSettings
+from agentkd.policies.settings import OBSERVATION_PREFILL, DemoLayout, ICDSettings, StudentSettings
 from agentkd.records import Role
 from agentkd.run.layout import is_trained_student
 from agentkd.sampling import STUDENT_MAX_TOKENS
@@ -20,14 +20,15 @@ __all__ = ["OBSERVATION_PREFILL", "ICDSettings", "StudentPolicy", "StudentSettin
            "render_demonstrations"]
 
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
+STEP_DEMO_HEADER = "Steps an expert took in states like this one:"
 CODE_FENCE = "```"
 CODE_OPENING = "\n```python\n"
 """What a reply that ended without a code block is continued from (`code_followup`)."""
 
 
-def render_demonstrations(hits: list[tuple[Any, float]]) -> str:
-    """The demonstration block appended to the student's system prompt."""
-    parts = [DEMO_HEADER]
+def render_demonstrations(hits: list[tuple[Any, float]], header: str = DEMO_HEADER) -> str:
+    """The demonstration block added to the student's prompt."""
+    parts = [header]
     for n, (record, _score) in enumerate(hits, 1):
         parts.append(f"--- Example {n} (task: {record.goal})\n{record.demo}")
     return "\n\n".join(parts)
@@ -57,6 +58,8 @@ class StudentPolicy:
         observation_prefill: str | None = None,
         code_followup: bool = False,
         code_before_end: bool = False,
+        demo_layout: DemoLayout = _DEMOS["demo_layout"].default,
+        goal_k: int = _DEMOS["goal_k"].default,
     ) -> None:
         self.client = ModelClient(client, max_tokens=STUDENT_MAX_TOKENS) if isinstance(client, str) else client
         self.store = store
@@ -71,6 +74,9 @@ class StudentPolicy:
         self.observation_prefill = observation_prefill
         self.code_followup = code_followup
         self.code_before_end = code_before_end
+        self.demo_layout = demo_layout
+        self.goal_k = min(goal_k, k)
+        self._goal_demos: dict[str, list[tuple[Any, float]]] = {}
         kind = "icd" if store is not None else "sft" if student_prompt else "student"
         self.name = f"{kind}:{self.client.model}"
         settings = StudentSettings(model=self.client.model, max_tokens=self.client.max_tokens,
@@ -80,23 +86,44 @@ class StudentPolicy:
                                    observation_prefill=observation_prefill, code_followup=code_followup,
                                    code_before_end=code_before_end)
         if store is not None:
-            settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight)
+            settings = ICDSettings(**settings.model_dump(), k=k, goal_weight=goal_weight, demo_layout=demo_layout,
+                                   goal_k=goal_k)
         self.spec = PolicySpec(kind="icd" if store is not None else "student", settings=settings.model_dump(mode="json"))
 
     def messages(self, ctx: PolicyContext) -> list[dict[str, Any]]:
-        """The conversation with demonstrations for the current state added to the system prompt."""
+        """The conversation with the demonstrations for the current state, placed as `demo_layout` says."""
         messages = with_student_prompt(ctx.env, ctx.messages) if self.student_prompt else list(ctx.messages)
         if self.history_steps is not None:
             messages = recent_history(messages, self.history_steps)
         if self.store is None or len(self.store) == 0:
             return messages
         context = ctx.steps[-1].observation if ctx.steps else ""
+        if self.demo_layout == "cached":
+            return self._cached_layout(messages, ctx.task.prompt, context)
         hits = self.store.search(ctx.task.prompt, context, k=self.k, goal_weight=self.goal_weight)
         if not hits:
             return messages
         system = dict(messages[0])
         system["content"] = f"{system['content']}\n\n{render_demonstrations(hits)}"
         return [system, *messages[1:]]
+
+    def _cached_layout(self, messages: list[dict[str, Any]], goal: str, context: str) -> list[dict[str, Any]]:
+        """Goal demonstrations (the same all episode) in the system prompt; the step's own after the latest
+        message, so the prompt up to that message is the previous step's prompt, as a prompt cache needs."""
+        if goal not in self._goal_demos:
+            self._goal_demos[goal] = self.store.search(goal, "", k=self.goal_k, goal_weight=1.0) if self.goal_k else []
+        goal_hits = self._goal_demos[goal]
+        shown = {record.id for record, _score in goal_hits}
+        step_k = self.k - self.goal_k
+        step_hits = [] if step_k == 0 else [
+            hit for hit in self.store.search(goal, context, k=step_k + len(shown), goal_weight=self.goal_weight)
+            if hit[0].id not in shown][:step_k]
+        out = [dict(m) for m in messages]
+        if goal_hits:
+            out[0]["content"] = f"{out[0]['content']}\n\n{render_demonstrations(goal_hits)}"
+        if step_hits:
+            out[-1]["content"] = f"{out[-1]['content']}\n\n{render_demonstrations(step_hits, STEP_DEMO_HEADER)}"
+        return out
 
     async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
         """n candidate outputs for the next step (each starting with the prefill, when set)."""
@@ -147,7 +174,8 @@ def _student(settings: StudentSettings, context: BuildContext, store: Any = None
     trained = is_trained_student(settings.model) or is_trained_student(model)
     short = settings.prompt == "short" or (settings.prompt == "auto" and trained)
     client = ModelClient(model, api_base=settings.api_base, **settings.sampling.client_settings())
-    demos = {"k": settings.k, "goal_weight": settings.goal_weight} if isinstance(settings, ICDSettings) else {}
+    demos = ({"k": settings.k, "goal_weight": settings.goal_weight, "demo_layout": settings.demo_layout,
+              "goal_k": settings.goal_k} if isinstance(settings, ICDSettings) else {})
     return StudentPolicy(client, store, **demos, stop=settings.stop, student_prompt=short,
                          history_steps=settings.history_steps,
                          observation_prefill=None if short else settings.observation_prefill,

@@ -34,6 +34,9 @@ OBSERVATION_PREFILL = "Thought: The observation shows"
 copy their previous reply word for word (the same search again); starting the thought from the observation makes
 them read it (on a factqa dev slice the 0.5B then answered the single-hop questions it had looped on)."""
 
+DemoLayout = Literal["system", "cached"]
+"""Where an ICD student's demonstrations go in its prompt (see ICDSettings.demo_layout)."""
+
 _OFF_UNTIL_SET = ("top_p", "stop")
 """Settings recorded only when set, so that specs recorded before they existed still match."""
 
@@ -109,6 +112,10 @@ class StudentSettings(_Settings):
             data.pop("code_followup", None)
         if not self.code_before_end:  # off: recorded as before the setting existed
             data.pop("code_before_end", None)
+        return self._recorded(data)
+
+    def _recorded(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What a subclass leaves out of the recorded spec while its own settings are unused."""
         return data
 
     @property
@@ -123,6 +130,27 @@ class ICDSettings(StudentSettings):
     """Demonstrations retrieved per step."""
     goal_weight: float = Field(0.5, ge=0.0, le=1.0)
     """How much the task's goal, against the latest observation, counts when retrieving demonstrations."""
+    demo_layout: DemoLayout = "system"
+    """Where demonstrations go. system: the step's k demonstrations appended to the system prompt; they change at
+    every step, so no prompt cache (llama.cpp's, an API provider's) holds anything after them. cached: `goal_k`
+    demonstrations found by the goal alone, once per episode, in the system prompt; the history next; the step's
+    other k - goal_k demonstrations (found by goal and latest observation) after the latest observation, so each
+    step's prompt extends the previous one up to that observation."""
+    goal_k: int = Field(2, ge=0)
+    """The cached layout: demonstrations per episode found by the goal alone (at most k)."""
+
+    @model_validator(mode="after")
+    def _goal_k_fits(self) -> ICDSettings:
+        if self.demo_layout == "cached" and self.goal_k > self.k:
+            raise ValueError(f"goal_k ({self.goal_k}) cannot exceed k ({self.k})")
+        return self
+
+    def _recorded(self, data: dict[str, Any]) -> dict[str, Any]:
+        # The system layout is recorded as before these settings existed, so its evaluations still resume.
+        if self.demo_layout == "system":
+            data.pop("demo_layout", None)
+            data.pop("goal_k", None)
+        return data
 
 
 class CandidateOptions(_Settings):
