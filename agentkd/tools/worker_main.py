@@ -5,12 +5,23 @@ its stdout. User code never sees those two descriptors: fd 0/1/2 are re-pointed 
 /dev/null and sys.stdout/sys.stderr capture into a bounded buffer per execution.
 """
 
+from __future__ import annotations
+
 import ast
 import errno
 import json
 import os
+import select
+import shutil
+import signal
+import socket
 import sys
+import time
 import traceback
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fork server starts light, stdlib only
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _MAX_PROCESSES = 0  # this worker's process limit, named in the error when a fork fails for it
 
@@ -162,8 +173,6 @@ def _execute(code, namespace, max_output):
 
 def _trial(request, namespace, max_output, send):
     """Run code in a forked copy of this worker: the episode's variables are left untouched."""
-    import time
-
     pid = os.fork()
     if pid == 0:
         try:
@@ -262,8 +271,6 @@ def _mount_own_proc():
 def _start_worker(request, channel_fd, report_fd, uid, drop_caps, workdir, make_dir):
     """In a fresh child of the fork server: own session, limits, own uid (or pid namespace), no
     capabilities, private dir, not dumpable; report "ok <pid>" and serve."""
-    import socket
-
     os.setsid()
     _set_limits(request.get("limits") or {})
     if uid:
@@ -340,13 +347,15 @@ def _probe(workers, uid_base):
     return "shared", "the sandbox could not %s" % how
 
 
-def zygote(control_fd, settings=None):
-    """Fork server. Says {"op": "ready", "workers": strategy, "prefix": sys.prefix} first, then answers requests
-    on the control socket:
+class Zygote:
+    """The fork server: its state, and one handler per request it answers on the control socket.
 
-    - spawn: JSON + one socket (SCM_RIGHTS); a forked child serves it; reply {"pid": N}.
+    It says {"op": "ready", "workers": strategy, "why": why, "prefix": sys.prefix} first, then answers:
+
+    - spawn: JSON with no "op" (any op but kill and status) + one socket (SCM_RIGHTS); a forked child serves
+      it; reply {"pid": N} or {"error": why}.
     - kill: {"op": "kill", "pid": N}; SIGKILL to the worker's process group (its session), and with the
-      uid strategy to every process left under the worker's uid (found in /proc).
+      uid strategy to every process left under the worker's uid (found in /proc); no reply.
     - status: {"op": "status", "pid": N, "wait": s}; reply {"status": waitpid status or null if still running}.
 
     Worker strategies: "uid" (each worker under a uid of its own, no capabilities: it cannot signal or
@@ -355,31 +364,107 @@ def zygote(control_fd, settings=None):
     every worker has the user's uid) or "shared" (one trust domain: none mode).
     Forking a warm interpreter costs ~1 ms where a fresh `python` costs ~20 ms of CPU.
     """
-    import select
-    import shutil
-    import signal
-    import socket
-    import time
 
-    settings = settings or {}
-    uid_base = int(settings.get("uid_base") or 0)
-    drop_caps = bool(settings.get("drop_caps"))
-    control = socket.socket(fileno=control_fd)
-    libc = _libc()
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of workers come back here to be reaped
-    workers, why = _probe(settings.get("workers", "shared"), uid_base)
-    _not_dumpable()  # under the pidns strategy workers share the server's uid: no ptrace, no /proc/<pid>/mem
-    if workers == "uid":
-        os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
-    if workers == "pidns":
-        os.mkdir(_PIDNS_DIRS, 0o700)
-    statuses = {}
-    uids = {}
-    status_pipes = {}  # pidns: a worker's status comes from its namespace's init
-    workdirs = {}
-    serial = 0
+    def __init__(self, control_fd: int, settings: dict[str, Any]) -> None:
+        """Take the control socket and set the server up for the strategy it can give (it says nothing yet)."""
+        self.uid_base = int(settings.get("uid_base") or 0)
+        self.drop_caps = bool(settings.get("drop_caps"))
+        self.control = socket.socket(fileno=control_fd)
+        _libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of workers come back here to be reaped
+        self.workers, self.why = _probe(settings.get("workers", "shared"), self.uid_base)
+        _not_dumpable()  # under the pidns strategy workers share the server's uid: no ptrace, no /proc/<pid>/mem
+        if self.workers == "uid":
+            os.chmod("/tmp", 0o1777)  # workers create their private dirs in it under their own uid
+        if self.workers == "pidns":
+            os.mkdir(_PIDNS_DIRS, 0o700)
+        self.statuses: dict[int, int] = {}  # waitpid status of each reaped child, the latest 4096
+        self.uids: dict[int, int] = {}  # uid strategy: worker pid -> its uid
+        self.status_pipes: dict[int, int] = {}  # pidns: a worker's status comes from its namespace's init
+        self.workdirs: dict[int, str] = {}  # worker pid -> the dir made for it, removed when it is killed
+        self.serial = 0  # the last uid handed out, as an offset from uid_base
 
-    def reap(*_signal):
+    def serve_forever(self) -> NoReturn:
+        """Say ready, then answer requests until the control socket closes."""
+        # dead workers (and orphans of theirs, which come here) are reaped at once: a zombie still holds a pid
+        signal.signal(signal.SIGCHLD, self.reap)
+        self._send({"op": "ready", "workers": self.workers, "why": self.why, "prefix": sys.prefix})
+        while True:
+            try:
+                message, fds, _flags, _addr = socket.recv_fds(self.control, 65536, 1)
+            except OSError:
+                os._exit(0)
+            if not message:
+                os._exit(0)
+            self.reap()
+            request = json.loads(message)
+            op = request.get("op")
+            if op == "kill":
+                self.handle_kill(request)
+            elif op == "status":
+                self.handle_status(request)
+            else:  # a spawn request names no op
+                self.handle_spawn(request, fds)
+
+    def handle_spawn(self, request: dict[str, Any], fds: list[int]) -> None:
+        """Fork a worker that serves the socket in `fds`; reply {"pid": N} or {"error": why}."""
+        uid = self._free_uid()
+        if uid is None:
+            self._send({"error": "4096 workers are alive in this sandbox; close some"})
+            for fd in fds:
+                os.close(fd)
+            return
+        make_dir = not request.get("cwd")
+        parent = "%s/" % _PIDNS_DIRS if self.workers == "pidns" else "/tmp/worker-"
+        workdir = request.get("cwd") or parent + os.urandom(8).hex()
+        report_r, report_w = os.pipe()
+        status_r, status_w = os.pipe() if self.workers == "pidns" else (-1, -1)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.control.close()
+            os.close(report_r)
+            self._become_worker(request, fds, uid, workdir, make_dir, report_w, status_r, status_w)
+        os.close(report_w)
+        if status_w >= 0:
+            os.close(status_w)
+        for fd in fds:
+            os.close(fd)
+        reply = _spawn_reply(_read_to_end(report_r).decode(errors="replace"))
+        if "pid" in reply and uid:
+            self.uids[reply["pid"]] = uid
+        if "pid" in reply and make_dir:
+            self.workdirs[reply["pid"]] = workdir
+        if "pid" in reply and status_r >= 0:
+            self.status_pipes[reply["pid"]] = status_r
+        elif status_r >= 0:
+            os.close(status_r)
+        self._send(reply)
+
+    def handle_kill(self, request: dict[str, Any]) -> None:
+        """SIGKILL a worker's session (and, uid strategy, whatever still runs under its uid); remove its dir."""
+        pid = int(request["pid"])
+        if pid in self.status_pipes:
+            os.close(self.status_pipes.pop(pid))
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        uid = self.uids.pop(pid, 0)
+        if uid:  # anything it started that left its session still runs under its uid, alone
+            self._kill_uid(uid)
+        workdir = self.workdirs.pop(pid, None)
+        if workdir:  # what it wrote must not fill the sandbox's /tmp for later episodes
+            self._remove_dir(workdir, uid)
+
+    def handle_status(self, request: dict[str, Any]) -> None:
+        """Reply {"status": how the worker ended (a waitpid status), or null if it still runs after `wait` s}."""
+        pid, wait = int(request["pid"]), float(request.get("wait", 0))
+        status = self._status_from_init(pid, wait) if pid in self.status_pipes else self._status_from_reaped(pid, wait)
+        self._send({"status": status})
+
+    def reap(self, *_signal: object) -> None:
+        """Collect every child that has ended, keeping its status for `status` (also SIGCHLD's handler)."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -387,142 +472,111 @@ def zygote(control_fd, settings=None):
                 return
             if pid == 0:
                 return
-            statuses[pid] = status
-            if len(statuses) > 4096:
-                del statuses[next(iter(statuses))]
+            self.statuses[pid] = status
+            if len(self.statuses) > 4096:
+                del self.statuses[next(iter(self.statuses))]
 
-    # dead workers (and orphans of theirs, which come here) are reaped at once: a zombie still holds a pid
-    signal.signal(signal.SIGCHLD, reap)
-    control.sendall((json.dumps({"op": "ready", "workers": workers, "why": why, "prefix": sys.prefix}) + "\n").encode())
+    def _send(self, message: dict[str, Any]) -> None:
+        self.control.sendall((json.dumps(message) + "\n").encode())
 
-    def kill_worker(pid):
-        if pid in status_pipes:
-            os.close(status_pipes.pop(pid))
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        uid = uids.pop(pid, 0)
-        if uid:  # anything it started that left its session still runs under its uid, alone
-            for _ in range(3):  # a process forking while it is being killed is caught on the next pass
-                found = False
-                for name in os.listdir("/proc"):
-                    if name.isdigit():
-                        try:
-                            if os.stat("/proc/" + name).st_uid == uid:
-                                os.kill(int(name), signal.SIGKILL)
-                                found = True
-                        except OSError:
-                            pass
-                if not found:
-                    break
-                reap()  # the ones just killed that were ours stop showing up in /proc
-        workdir = workdirs.pop(pid, None)
-        if workdir:  # what it wrote must not fill the sandbox's /tmp for later episodes
-            try:
-                os.rmdir(workdir)
-            except OSError:
-                if os.fork() == 0:  # a big tree is removed beside the server, which keeps answering
-                    try:
-                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                        if uid:
-                            _become(uid)  # the dir is the worker's, 0700 (the server may not read it)
-                        shutil.rmtree(workdir, ignore_errors=True)
-                    finally:
-                        os._exit(0)
+    def _free_uid(self) -> int | None:
+        """The uid for a new worker: under the uid strategy the next of the range that no live worker holds
+        (None when every one is held), else 0."""
+        if self.workers != "uid":
+            return 0
+        live = set(self.uids.values())
+        for _ in range(4096):
+            self.serial += 1
+            uid = self.uid_base + self.serial % 4096
+            if uid not in live:
+                return uid
+        return None
 
-    while True:
+    def _become_worker(self, request: dict[str, Any], fds: list[int], uid: int, workdir: str, make_dir: bool,
+                       report_w: int, status_r: int, status_w: int) -> NoReturn:
+        """In the spawn's child: start the worker (pidns: the init of its namespace, which starts it) and
+        report on `report_w` how that went; never returns to the server's loop."""
         try:
-            message, fds, _flags, _addr = socket.recv_fds(control, 65536, 1)
-        except OSError:
-            os._exit(0)
-        if not message:
-            os._exit(0)
-        reap()
-        request = json.loads(message)
-        op = request.get("op")
-        if op == "kill":
-            kill_worker(int(request["pid"]))
-            continue
-        if op == "status" and int(request["pid"]) in status_pipes:
-            fd = status_pipes.pop(int(request["pid"]))
-            ready, _, _ = select.select([fd], [], [], float(request.get("wait", 0)))
-            text = os.read(fd, 64).decode().strip() if ready else ""
-            os.close(fd)
-            control.sendall((json.dumps({"status": int(text) if text.lstrip("-").isdigit() else None}) + "\n").encode())
-            continue
-        if op == "status":
-            pid = int(request["pid"])
-            deadline = time.monotonic() + float(request.get("wait", 0))
-            while pid not in statuses and time.monotonic() < deadline:
-                time.sleep(0.005)
-                reap()
-            control.sendall((json.dumps({"status": statuses.pop(pid, None)}) + "\n").encode())
-            continue
-        uid = 0
-        if workers == "uid":  # the next uid of the range that no live worker holds
-            live = set(uids.values())
-            for _ in range(4096):
-                serial += 1
-                uid = uid_base + serial % 4096
-                if uid not in live:
-                    break
+            if self.workers == "pidns":
+                os.close(status_r)
+                own_mounts = _private_pid_namespace()
+                inner = os.fork()
+                if inner:
+                    os.write(report_w, ("pid %d\n" % inner).encode())
+                    os._exit(0)
+                _namespace_init(request, fds[0], report_w, own_mounts, self.drop_caps, status_w, workdir, make_dir)
             else:
-                control.sendall(b'{"error": "4096 workers are alive in this sandbox; close some"}\n')
-                for fd in fds:
-                    os.close(fd)
-                continue
-        make_dir = not request.get("cwd")
-        workdir = request.get("cwd") or ("%s/" % _PIDNS_DIRS if workers == "pidns" else "/tmp/worker-") + os.urandom(8).hex()
-        report_r, report_w = os.pipe()
-        status_r, status_w = os.pipe() if workers == "pidns" else (-1, -1)
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            control.close()
-            os.close(report_r)
+                _start_worker(request, fds[0], report_w, uid, self.drop_caps, workdir, make_dir)
+        except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
             try:
-                if workers == "pidns":
-                    os.close(status_r)
-                    own_mounts = _private_pid_namespace()
-                    inner = os.fork()
-                    if inner:
-                        os.write(report_w, ("pid %d\n" % inner).encode())
-                        os._exit(0)
-                    _namespace_init(request, fds[0], report_w, own_mounts, drop_caps, status_w, workdir,
-                                    make_dir)
-                else:
-                    _start_worker(request, fds[0], report_w, uid, drop_caps, workdir, make_dir)
-            except BaseException as exc:  # noqa: BLE001 - report set-up failures, never return to the loop
-                try:
-                    os.write(report_w, ("error: %s\n" % exc).encode())
-                except OSError:
-                    pass
-            finally:
-                os._exit(0)
-        os.close(report_w)
-        if status_w >= 0:
-            os.close(status_w)
-        for fd in fds:
-            os.close(fd)
-        report = b""
-        while True:
-            chunk = os.read(report_r, 4096)
-            if not chunk:
+                os.write(report_w, ("error: %s\n" % exc).encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(0)
+
+    def _kill_uid(self, uid: int) -> None:
+        """SIGKILL every process that runs under `uid` (found in /proc)."""
+        for _ in range(3):  # a process forking while it is being killed is caught on the next pass
+            found = False
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        if os.stat("/proc/" + name).st_uid == uid:
+                            os.kill(int(name), signal.SIGKILL)
+                            found = True
+                    except OSError:
+                        pass
+            if not found:
                 break
-            report += chunk
-        os.close(report_r)
-        reply = _spawn_reply(report.decode(errors="replace"))
-        if "pid" in reply and uid:
-            uids[reply["pid"]] = uid
-        if "pid" in reply and make_dir:
-            workdirs[reply["pid"]] = workdir
-        if "pid" in reply and status_r >= 0:
-            status_pipes[reply["pid"]] = status_r
-        elif status_r >= 0:
-            os.close(status_r)
-        control.sendall((json.dumps(reply) + "\n").encode())
+            self.reap()  # the ones just killed that were ours stop showing up in /proc
+
+    def _remove_dir(self, workdir: str, uid: int) -> None:
+        """Remove a killed worker's dir: at once when empty, else in a child beside the server."""
+        try:
+            os.rmdir(workdir)
+        except OSError:
+            if os.fork() == 0:  # a big tree is removed beside the server, which keeps answering
+                try:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    if uid:
+                        _become(uid)  # the dir is the worker's, 0700 (the server may not read it)
+                    shutil.rmtree(workdir, ignore_errors=True)
+                finally:
+                    os._exit(0)
+
+    def _status_from_init(self, pid: int, wait: float) -> int | None:
+        """pidns: the status the worker's init writes on its pipe when the worker ends (read once)."""
+        fd = self.status_pipes.pop(pid)
+        ready, _, _ = select.select([fd], [], [], wait)
+        text = os.read(fd, 64).decode().strip() if ready else ""
+        os.close(fd)
+        return int(text) if text.lstrip("-").isdigit() else None
+
+    def _status_from_reaped(self, pid: int, wait: float) -> int | None:
+        """The status reap() kept for the worker, waiting up to `wait` s for it to end (read once)."""
+        deadline = time.monotonic() + wait
+        while pid not in self.statuses and time.monotonic() < deadline:
+            time.sleep(0.005)
+            self.reap()
+        return self.statuses.pop(pid, None)
+
+
+def zygote(control_fd: int, settings: dict[str, Any] | None = None) -> NoReturn:
+    """Run the fork server (see Zygote) on the control socket `control_fd`."""
+    Zygote(control_fd, settings or {}).serve_forever()
+
+
+def _read_to_end(fd: int) -> bytes:
+    """Everything written on a pipe until its last writer closes it; closes `fd`."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
 
 
 def _spawn_reply(report):
