@@ -20,7 +20,9 @@ __all__ = ["OBSERVATION_PREFILL", "ICDSettings", "StudentPolicy", "StudentSettin
            "render_demonstrations"]
 
 DEMO_HEADER = "Here are steps an expert took in similar situations. Follow the same approach:"
-STEP_DEMO_HEADER = "Steps an expert took in states like this one:"
+STEP_DEMO_HEADER = ("Steps an expert took in similar states of OTHER tasks (follow the approach; their names and "
+                    "values are not yours):")
+STEP_DEMO_FOOTER = "Your task: {goal}\nAct on the observation above the examples."
 CODE_FENCE = "```"
 CODE_OPENING = "\n```python\n"
 """What a reply that ended without a code block is continued from (`code_followup`)."""
@@ -122,7 +124,8 @@ class StudentPolicy:
         if goal_hits:
             out[0]["content"] = f"{out[0]['content']}\n\n{render_demonstrations(goal_hits)}"
         if step_hits:
-            out[-1]["content"] = f"{out[-1]['content']}\n\n{render_demonstrations(step_hits, STEP_DEMO_HEADER)}"
+            block = render_demonstrations(step_hits, STEP_DEMO_HEADER)
+            out[-1]["content"] = f"{out[-1]['content']}\n\n{block}\n\n{STEP_DEMO_FOOTER.format(goal=goal)}"
         return out
 
     async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
