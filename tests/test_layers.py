@@ -16,7 +16,8 @@ LAYERS = [
     ["agentkd.run"],
     ["agentkd.store.build", "agentkd.policies"],
     ["agentkd.agent", "agentkd.check_env"],
-    ["agentkd.collect", "agentkd.scale"],
+    ["agentkd.scale"],
+    ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],
     ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report"],
     ["agentkd.cli"],
@@ -70,6 +71,39 @@ def test_no_module_imports_from_a_layer_above_it():
             if layer_of(module) > layer_of(here):
                 upward.append(f"{here} (layer {layer_of(here)}) -> {module} (layer {layer_of(module)})")
     assert not upward, "imports that run uphill:\n" + "\n".join(sorted(upward))
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The agentkd modules a file imports: `from x import y` imports the module x.y when there is one, else x."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("agentkd"):
+            for alias in node.names:
+                found.add(resolve(f"{node.module}.{alias.name}", known))
+        elif isinstance(node, ast.Import):
+            found.update(resolve(a.name, known) for a in node.names if a.name.startswith("agentkd"))
+    return {m for m in found if m is not None}
+
+
+def test_no_import_cycles():
+    files = [p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"]
+    known = {module_name(p) for p in files} | {"agentkd"}
+    graph = {module_name(p): imported_modules(p, known) - {"agentkd", module_name(p)} for p in files}
+    cycles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join([*path[path.index(target):], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def test_no_module_imports_the_package_face():

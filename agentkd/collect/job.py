@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.collect.collector import CollectStats
 from agentkd.collect.recovery import RecoveryInjector
 from agentkd.collect.targets import GroupBy, TargetingError, TargetPlan, targeted_tasks
 from agentkd.env.environment import Environment
@@ -21,6 +20,7 @@ from agentkd.policies.registry import BuildContext, build_policy, validate_polic
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.scale import Backend, run_episodes
+from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 from agentkd.version import __version__

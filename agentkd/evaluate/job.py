@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-from agentkd.collect.collector import CollectStats
 from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
@@ -19,6 +18,7 @@ from agentkd.policies.names import policy_name
 from agentkd.policies.registry import BuildContext, build_policy, teacher_spec, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
+from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox
 
