@@ -8,7 +8,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 
 # Bottom to top. The package face (agentkd/__init__.py) re-exports everything lazily and is not a layer.
 LAYERS = [
-    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact"],
+    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact",
+     "agentkd.jobs"],
     ["agentkd.models", "agentkd.tools"],
     ["agentkd.env", "agentkd.store.persist", "agentkd.store.errors", "agentkd.store.faiss_index",
      "agentkd.store.vectors", "agentkd.store.keys", "agentkd.store.records", "agentkd.store.embedders",
@@ -110,3 +111,4 @@ def test_no_module_imports_the_package_face():
     offenders = [module_name(p) for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"
                  and re.search(r"^\s*from agentkd import ", p.read_text(), re.MULTILINE)]
     assert not offenders, f"import from the defining module instead: {offenders}"
+

@@ -30,8 +30,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agentkd.cli import collect, index, train  # noqa: E402
-from agentkd.cli import eval as evaluation  # noqa: E402
+from agentkd.cli.progress import RichProgress  # noqa: E402
 from agentkd.collect.job import CollectJob  # noqa: E402
 from agentkd.evaluate.costs import PAPER_PRICES, CostTable, PriceSettings, cost_table  # noqa: E402
 from agentkd.evaluate.job import EvalJob  # noqa: E402
@@ -103,15 +102,15 @@ def print_table(table: CostTable, title: str) -> None:
 def run_stages(args: argparse.Namespace, teacher: PolicySpec) -> None:
     """Collect, index, (train), then evaluate each policy of --policies; every stage resumes when re-run."""
     run, layout = args.run, RunLayout(args.run)
-    collect.execute(CollectJob(run=run, env=EnvSpec(target=args.env, given=args.env), teacher=teacher,
-                               n=args.train, concurrency=args.concurrency, max_steps=args.max_steps))
-    index.execute(IndexJob(run=run))
+    CollectJob(run=run, env=EnvSpec(target=args.env, given=args.env), teacher=teacher, n=args.train,
+               concurrency=args.concurrency, max_steps=args.max_steps).execute(RichProgress())
+    IndexJob(run=run).execute(RichProgress())
     if args.sft and not layout.has_trained_student():
-        train.execute(TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()))
+        TrainJob(run=run, config=TrainConfig(epochs=args.epochs), resume=layout.has_checkpoint()).execute(RichProgress())
     for name in [p.strip() for p in args.policies.split(",") if p.strip()]:
         spec = policy_spec(name, teacher, args.student, args.k, args.max_tokens)
-        evaluation.execute(EvalJob(run=run, policy=spec, name=eval_name(name, args.split), split=args.split,
-                                   n=args.n, concurrency=args.concurrency, max_steps=args.max_steps))
+        EvalJob(run=run, policy=spec, name=eval_name(name, args.split), split=args.split, n=args.n,
+                concurrency=args.concurrency, max_steps=args.max_steps).execute(RichProgress())
 
 
 def main(argv: list[str] | None = None) -> int:
