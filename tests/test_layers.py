@@ -20,7 +20,7 @@ LAYERS = [
     ["agentkd.scale"],
     ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],
-    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report"],
+    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench"],
     ["agentkd.cli"],
 ]
 
@@ -112,3 +112,17 @@ def test_no_module_imports_the_package_face():
                  and re.search(r"^\s*from agentkd import ", p.read_text(), re.MULTILINE)]
     assert not offenders, f"import from the defining module instead: {offenders}"
 
+
+def test_the_scripts_under_tools_import_the_library_not_the_command_line():
+    tools = sorted((PACKAGE.parent / "tools").glob("*.py"))
+    assert tools
+    offenders = [f"{p.name} imports {name}" for p in tools for name in sorted(imports(p))
+                 if name == "agentkd.cli" or name.startswith("agentkd.cli.")]
+    assert not offenders, "tools/ are thin benchmark mains over the library:\n" + "\n".join(offenders)
+
+
+def test_only_the_command_line_imports_the_command_line():
+    files = [p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"]
+    offenders = [f"{module_name(p)} imports {name}" for p in files if not module_name(p).startswith("agentkd.cli")
+                 for name in sorted(imports(p)) if name == "agentkd.cli" or name.startswith("agentkd.cli.")]
+    assert not offenders, "\n".join(offenders)
