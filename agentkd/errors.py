@@ -70,3 +70,11 @@ class SandboxStartError(SandboxUnavailableError):
 
 class RunFolderError(AgentKDError):
     """A run folder is inconsistent with the command (different env or teacher)."""
+
+
+class JobFailed(AgentKDError):
+    """A job stopped on an error part-way; the message adds what it kept and how to resume."""
+
+
+class JobInterrupted(AgentKDError):
+    """A job was stopped by Ctrl-C; the message says what is kept and how to go on."""

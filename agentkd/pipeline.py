@@ -3,15 +3,14 @@
 Two routes: `sft` (the default) fine-tunes the student and evaluates it alone and inside the cascade; `icd` trains
 nothing and evaluates a frozen student alone, with retrieved teacher steps (ICD) and inside the cascade.
 `stages` turns `PipelineSettings` into the same job objects the single commands run (CollectJob,
-IndexJob, TrainJob, EvalJob); the CLI runs each with the command's own progress display.
+IndexJob, TrainJob, EvalJob); each runs itself (`job.execute(progress)`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +18,7 @@ from agentkd.collect.job import CollectJob
 from agentkd.env.loading import load_environment
 from agentkd.errors import UnknownSplitError
 from agentkd.evaluate.job import EvalJob, default_eval_name
+from agentkd.jobs import Stage
 from agentkd.policies.names import parse_policy_name
 from agentkd.policies.registry import teacher_spec
 from agentkd.policies.settings import ICD_STUDENT, AgreementMode, CascadeOptions, ICDSettings
@@ -30,7 +30,6 @@ from agentkd.tools.sandbox import SandboxConfig
 from agentkd.train.config import TrainConfig
 from agentkd.train.job import TrainJob
 
-Job = Union[CollectJob, IndexJob, TrainJob, EvalJob]
 Route = Literal["sft", "icd"]
 
 
@@ -68,15 +67,6 @@ class PipelineSettings(BaseModel):
     def cascade(self) -> CascadeOptions:
         """The cascade's settings."""
         return CascadeOptions(samples=self.samples, temperature=self.temperature, agreement=self.agreement)
-
-
-@dataclass
-class Stage:
-    title: str
-    job: Job | None
-    """What to run; None when the stage's output already exists and is kept."""
-    report: str | None = None
-    """RUN/eval/<report>.json this stage writes, for the results table."""
 
 
 def stages(run: Path, s: PipelineSettings) -> list[Stage]:

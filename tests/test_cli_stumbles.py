@@ -292,8 +292,8 @@ def test_the_torn_line_notice_comes_before_the_summary(tmp_path):
 
 # --help --------------------------------------------------------------------------------------------------------
 
-COMMANDS = ["collect", "index", "train", "export", "eval", "pipeline", "improve", "report", "check-env", "serve",
-            "models", "models list", "models install"]
+COMMANDS = ["collect", "index", "train", "export", "eval", "pipeline", "improve", "bench", "bench icd", "report",
+            "check-env", "serve", "models", "models list", "models install"]
 
 
 def test_help_shows_brackets_bool_flags_household_and_takes_h():

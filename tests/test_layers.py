@@ -8,7 +8,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 
 # Bottom to top. The package face (agentkd/__init__.py) re-exports everything lazily and is not a layer.
 LAYERS = [
-    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact"],
+    ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact",
+     "agentkd.jobs"],
     ["agentkd.models", "agentkd.tools"],
     ["agentkd.env", "agentkd.store.persist", "agentkd.store.errors", "agentkd.store.faiss_index",
      "agentkd.store.vectors", "agentkd.store.keys", "agentkd.store.records", "agentkd.store.embedders",
@@ -16,9 +17,10 @@ LAYERS = [
     ["agentkd.run"],
     ["agentkd.store.build", "agentkd.policies"],
     ["agentkd.agent", "agentkd.check_env"],
-    ["agentkd.collect", "agentkd.scale"],
+    ["agentkd.scale"],
+    ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],
-    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report"],
+    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench"],
     ["agentkd.cli"],
 ]
 
@@ -72,7 +74,55 @@ def test_no_module_imports_from_a_layer_above_it():
     assert not upward, "imports that run uphill:\n" + "\n".join(sorted(upward))
 
 
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The agentkd modules a file imports: `from x import y` imports the module x.y when there is one, else x."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("agentkd"):
+            for alias in node.names:
+                found.add(resolve(f"{node.module}.{alias.name}", known))
+        elif isinstance(node, ast.Import):
+            found.update(resolve(a.name, known) for a in node.names if a.name.startswith("agentkd"))
+    return {m for m in found if m is not None}
+
+
+def test_no_import_cycles():
+    files = [p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"]
+    known = {module_name(p) for p in files} | {"agentkd"}
+    graph = {module_name(p): imported_modules(p, known) - {"agentkd", module_name(p)} for p in files}
+    cycles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join([*path[path.index(target):], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
 def test_no_module_imports_the_package_face():
     offenders = [module_name(p) for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"
                  and re.search(r"^\s*from agentkd import ", p.read_text(), re.MULTILINE)]
     assert not offenders, f"import from the defining module instead: {offenders}"
+
+
+def test_the_scripts_under_tools_import_the_library_not_the_command_line():
+    tools = sorted((PACKAGE.parent / "tools").glob("*.py"))
+    assert tools
+    offenders = [f"{p.name} imports {name}" for p in tools for name in sorted(imports(p))
+                 if name == "agentkd.cli" or name.startswith("agentkd.cli.")]
+    assert not offenders, "tools/ are thin benchmark mains over the library:\n" + "\n".join(offenders)
+
+
+def test_only_the_command_line_imports_the_command_line():
+    files = [p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py"]
+    offenders = [f"{module_name(p)} imports {name}" for p in files if not module_name(p).startswith("agentkd.cli")
+                 for name in sorted(imports(p)) if name == "agentkd.cli" or name.startswith("agentkd.cli.")]
+    assert not offenders, "\n".join(offenders)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from agentkd.cli.bench import bench_app
 from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
 from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group
@@ -37,6 +38,7 @@ app.command("export", cls=Command)(export_command)
 app.command("eval", cls=Command)(eval_command)
 app.command("pipeline", cls=Command)(pipeline_command)
 app.command("improve", cls=Command)(improve_command)
+app.add_typer(bench_app, name="bench")
 app.command("report", cls=Command)(report_command)
 app.command("check-env", cls=Command)(check_env_command)
 app.add_typer(models_app, name="models")

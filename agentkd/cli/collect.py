@@ -26,21 +26,16 @@ from agentkd.cli.common import (
     exit_on_error,
     fail,
     field_option,
-    kept_note,
     print_rate_limits,
-    progress_bar,
     rate_limit_config,
     run_folder,
-    run_interruptibly,
     sandbox_config,
-    stop_cleanly,
 )
+from agentkd.cli.progress import RichProgress
 from agentkd.policies.settings import LLMSettings
 
 if TYPE_CHECKING:
     from agentkd.collect import CollectStats
-    from agentkd.collect.job import CollectJob
-    from agentkd.collect.targets import TargetPlan
 
 
 def collect_command(
@@ -86,6 +81,7 @@ def collect_command(
     """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
     from agentkd.collect.job import CollectJob
     from agentkd.policies.registry import teacher_spec
+    from agentkd.run import RunLayout
     from agentkd.specs import EnvSpec, parse_env_args
 
     if on_failures is None and _given(ctx, "budget"):
@@ -102,8 +98,8 @@ def collect_command(
             backend=backend_config(backend, ray_address, workers), rate_limit=rate_limit_config(rpm, tpm),
             on_failures=on_failures, budget=budget, group_by=group_by, recovery=recovery,
         )
-        stats, trajectories = execute(job)
-    print_summary(stats, trajectories)
+        stats = job.execute(RichProgress())
+    print_summary(stats, RunLayout(run).trajectories)
     print_rate_limits(stats, job.rate_limit is not None)
 
 
@@ -111,40 +107,6 @@ def _given(ctx: typer.Context, option: str) -> bool:
     """Whether `option` was given on the command line (not left at its default)."""
     source = ctx.get_parameter_source(option)
     return source is not None and source.name == "COMMANDLINE"
-
-
-def execute(job: CollectJob) -> tuple[CollectStats, Path]:
-    """Prepare and run a collection with a progress bar; CommandFailed (what is written is kept) on failure."""
-    from agentkd.collect.job import prepare_collect
-
-    prepared = prepare_collect(job)
-    kept = prepared.folder.trajectories_path
-    if prepared.targets is not None:
-        print_targets(prepared.targets, prepared.folder.layout.targets(prepared.targets.eval))
-    # success, $ and errors are of the episodes run now (a resumed collection's earlier ones are in the file)
-    progress = progress_bar("collect", "new {task.fields[new]}: success {task.fields[success]:.0%}  "
-                                       "${task.fields[cost]:.4f}  errors {task.fields[errors]}")
-    with progress:
-        bar = progress.add_task("collect", total=prepared.total, new=0, success=0.0, cost=0.0, errors=0)
-
-        def update(_traj: object, stats: CollectStats) -> None:
-            progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate,
-                            cost=stats.cost_usd, errors=stats.errors)
-
-        with stop_cleanly(progress, kept_note(kept, "trajectories"),
-                          "finished trajectories are kept. Re-run the same command to resume."):
-            stats = run_interruptibly(prepared.run(update))
-        progress.update(bar, completed=prepared.total)
-    return stats, kept
-
-
-def print_targets(plan: TargetPlan, path: Path) -> None:
-    """One line: what the probe found and which tasks the teacher is sent to."""
-    chosen = ", ".join(f"{n} {reason}" for reason, n in plan.counts().items()) or "none"
-    groups = ", ".join(f"{g} {w:g}" for g, w in list(plan.group_weights.items())[:6])
-    console.print(f"targets from {plan.eval!r}: {plan.failed} of {plan.probed} probed episodes failed, {plan.deferred} "
-                  f"more deferred; {len(plan.chosen)} tasks chosen within budget {plan.budget} ({chosen})"
-                  + (f"; weight by group: {groups}" if groups else "") + f"; kept in {path}", soft_wrap=True)
 
 
 def print_summary(stats: CollectStats, trajectories: Path) -> None:

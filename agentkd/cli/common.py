@@ -1,24 +1,19 @@
-"""What every command shares: the consoles, option definitions, error exits, progress bars.
+"""What every command shares: the consoles, option definitions, error exits.
 
 Nothing heavy is imported here: `agentkd --help` must print without loading litellm, LangGraph or FAISS.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import sys
-import threading
 import typing
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Coroutine, Iterator, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
@@ -29,7 +24,6 @@ if TYPE_CHECKING:
     from agentkd.scale import Backend
     from agentkd.tools.sandbox import SandboxConfig
 
-T = TypeVar("T")
 console = Console(stderr=True)
 """Progress, status and errors (stderr); tables go to stdout."""
 
@@ -172,116 +166,28 @@ TpmOption = Annotated[Optional[float], typer.Option(
     "--tpm", min=1, help="Tokens (prompt + completion) per minute per API model, shared like --rpm.")]
 
 
-class CommandFailed(Exception):
-    """Stop the command with `message` and exit code `code` (raised by executors, shown by `exit_on_error`)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: MESSAGE` (taken literally: brackets in it are not markup) and exit with `code`."""
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
+def exit_code(exc: BaseException) -> int:
+    """The exit code of a command stopped by `exc`: 130 after Ctrl-C (JobInterrupted), else 1."""
+    from agentkd.errors import JobInterrupted
+
+    return 130 if isinstance(exc, JobInterrupted) else 1
+
+
 @contextmanager
 def exit_on_error() -> Iterator[None]:
-    """Turn agentkd's errors (and a bad value) into one red line and a non-zero exit."""
+    """Turn agentkd's errors (and a bad value) into one red line and a non-zero exit (130 after Ctrl-C)."""
     from agentkd.errors import AgentKDError
 
     try:
         yield
-    except CommandFailed as exc:
-        fail(str(exc), exc.code)
     except (AgentKDError, ValueError) as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def stop_cleanly(progress: Progress, kept: str | Callable[[], str], interrupted: str) -> Iterator[None]:
-    """Run a long stage under a live progress display. On an agentkd error or Ctrl-C the display is stopped
-    first (so the message is not drawn over) and CommandFailed says what is kept (`kept`, or what it returns
-    once the stage has stopped) or how to go on after an interrupt (`interrupted`, exit code 130)."""
-    from agentkd.errors import AgentKDError
-
-    try:
-        yield
-    except AgentKDError as exc:
-        progress.stop()
-        note = kept() if callable(kept) else kept
-        raise CommandFailed(f"{exc}\n{note}" if note else str(exc)) from exc
-    except KeyboardInterrupt:
-        progress.stop()
-        raise CommandFailed(f"interrupted; {interrupted}", code=130) from None
-
-
-def kept_note(path: Path, what: str) -> Callable[[], str]:
-    """What a failed stage leaves (`what`, e.g. "trajectories", written to `path`), said once it has stopped:
-    where they are kept and that re-running resumes, or that nothing was written and any settings may be
-    used."""
-
-    def note() -> str:
-        if path.is_file() and path.stat().st_size > 0:
-            with open(path, "rb") as handle:
-                count = sum(1 for line in handle if line.strip())
-            return f"The {count} {what} written so far are kept in {path}; fix the problem and re-run the same " \
-                   "command to resume."
-        return "Nothing was written (no episode finished); fix the problem and re-run, with other settings if " \
-               "need be."
-
-    return note
-
-
-def run_interruptibly(coroutine: Coroutine[Any, Any, T], grace_s: float = 5.0) -> T:
-    """`asyncio.run` that Ctrl-C stops within seconds: the first Ctrl-C cancels the work (episodes in flight are
-    dropped, workers and states closed, everything written is kept) and raises KeyboardInterrupt; if cancelling
-    does not finish within `grace_s` (a model call blocking a thread) or a second Ctrl-C comes, the process
-    exits at once with code 130: every finished trajectory is already flushed to disk."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    task = loop.create_task(coroutine)
-    deadline = threading.Timer(grace_s, _exit_now)
-    deadline.daemon = True
-    interrupted = threading.Event()
-
-    def interrupt(signum: int, frame: Any) -> None:
-        if interrupted.is_set():
-            _exit_now()
-        interrupted.set()
-        loop.call_soon_threadsafe(task.cancel)
-        deadline.start()
-
-    previous = signal.signal(signal.SIGINT, interrupt) if threading.current_thread() is threading.main_thread() else None
-    try:
-        result = loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
-    finally:
-        deadline.cancel()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        try:  # as asyncio.run does, minus waiting for executor threads (a blocked model call must not hold us)
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for leftover in pending:
-                leftover.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-    if interrupted.is_set():
-        raise KeyboardInterrupt
-    return result
-
-
-def _exit_now() -> None:
-    console.print("[bold red]interrupted[/]: finished work is on disk; re-run the same command to resume.")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(130)
+        fail(str(exc), exit_code(exc))
 
 
 def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:
@@ -311,18 +217,8 @@ def rate_limit_config(rpm: Optional[float], tpm: Optional[float]) -> Optional[Ra
 
 def print_rate_limits(stats: CollectStats, asked: bool) -> None:
     """One line per rate-limited model: requests, tokens, seconds waited in all, 429s the provider answered."""
-    if asked and stats.done and not stats.rate_limits:
-        console.print("[yellow]note[/] --rpm/--tpm limit API models; this policy called none (local models and "
-                      "the reference solver are not limited)")
-    for model, s in stats.rate_limits.items():
-        console.print(f"[bold]rate limit[/] {model}: {s.requests} requests, {s.tokens} tokens, callers waited "
-                      f"{s.waited_s:.1f} s in all, {s.rate_limited} answered 429 (retried)")
-
-
-def progress_bar(title: str, *fields: str) -> Progress:
-    """A progress display: title, bar, done/total, the given text columns, elapsed and remaining time."""
-    return Progress(TextColumn(f"[bold]{title}[/]"), BarColumn(), MofNCompleteColumn(), *(TextColumn(f) for f in fields),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    for note in stats.rate_limit_notes(asked):
+        console.print(note, soft_wrap=True, markup=False)
 
 
 def parse_price(text: Optional[str], option: str) -> Optional[tuple[float, float]]:

@@ -22,22 +22,16 @@ from agentkd.cli.common import (
     choice,
     exit_on_error,
     field_option,
-    kept_note,
     parse_price,
-    print_rate_limits,
-    progress_bar,
     rate_limit_config,
-    run_interruptibly,
     sandbox_config,
-    stop_cleanly,
 )
+from agentkd.cli.progress import RichProgress
 from agentkd.policies.names import POLICY_CHOICES
 from agentkd.policies.settings import CascadeOptions, ICDSettings, StudentSettings
 
 if TYPE_CHECKING:
-    from agentkd.collect import CollectStats
     from agentkd.evaluate import EvalReport
-    from agentkd.evaluate.job import EvalJob
 
 POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
                "generation) | cascade")
@@ -102,34 +96,8 @@ def eval_command(
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(spec, run), split=split, n=n,
                       unseen=unseen, concurrency=concurrency, max_steps=max_steps, sandbox=sandbox_config(sandbox),
                       prices=prices, backend=where, rate_limit=rate_limit_config(rpm, tpm))
-        report = execute(job)
+        report = job.execute(RichProgress())
     print_report(report)
-
-
-def execute(job: EvalJob) -> EvalReport:
-    """Prepare and run an evaluation with a progress bar; CommandFailed (finished episodes kept) on failure."""
-    from agentkd.evaluate.job import prepare_eval
-    from agentkd.run import RunLayout
-
-    prepared = prepare_eval(job)
-    # success of the episodes run now (a resumed evaluation's earlier ones are in its report)
-    progress = progress_bar(f"eval {job.name}", "new {task.fields[new]}: success {task.fields[success]:.0%}")
-    with progress:
-        bar = progress.add_task("eval", total=len(prepared.tasks), new=0, success=0.0)
-
-        seen: list[CollectStats] = []
-
-        def update(_traj: object, stats: CollectStats) -> None:
-            seen[:] = [stats]
-            progress.update(bar, completed=stats.skipped + stats.done, new=stats.done, success=stats.success_rate)
-
-        with stop_cleanly(progress, kept_note(RunLayout(job.run).eval_trajectories(job.name), "episodes"),
-                          "finished episodes are kept. Re-run the same command to resume."):
-            report = run_interruptibly(prepared.run(update))
-        progress.update(bar, completed=len(prepared.tasks))
-    if seen:
-        print_rate_limits(seen[0], job.rate_limit is not None)
-    return report
 
 
 def print_report(r: EvalReport) -> None:

@@ -12,16 +12,17 @@ from rich.table import Table
 
 from agentkd.cli import pipeline
 from agentkd.cli.common import (
-    CommandFailed,
     MaxStepsOption,
     SandboxOption,
     choice,
     console,
+    exit_code,
     fail,
     field_option,
     run_folder,
     sandbox_config,
 )
+from agentkd.cli.progress import RichProgress
 from agentkd.policies.settings import CascadeOptions
 from agentkd.train.config import TrainConfig
 
@@ -90,21 +91,20 @@ def improve_command(
         began = time.perf_counter()
         try:
             execute(stage)
-        except (CommandFailed, AgentKDError, ValueError) as exc:
-            code = exc.code if isinstance(exc, CommandFailed) else 1
+        except (AgentKDError, ValueError) as exc:
             fail(f"{stage.title} failed: {exc}\nFix the problem and re-run the same command: finished stages and "
-                 "rounds are kept, the round continues where it stopped.", code)
+                 "rounds are kept, the round continues where it stopped.", exit_code(exc))
         console.print(f"  done in {time.perf_counter() - began:.0f} s", markup=False)
     print_rounds(run, time.perf_counter() - started)
     pipeline.write_report(run)
 
 
 def execute(stage: RoundStage) -> None:
-    """A job through its command's executor (same progress display), a function directly."""
+    """A stage's job, its progress drawn as its command draws it; a function directly."""
     if callable(stage.action):
         stage.action()
     else:
-        pipeline.execute(stage.action)
+        stage.action.execute(RichProgress())
 
 
 def print_rounds(run: Path, seconds: float) -> None:

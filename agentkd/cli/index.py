@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from agentkd.cli.common import RunOption, console, exit_on_error
-
-if TYPE_CHECKING:
-    from agentkd.store.build import IndexJob, IndexResult
+from agentkd.cli.progress import RichProgress
 
 
 def index_command(
@@ -25,16 +23,9 @@ def index_command(
     from agentkd.store.build import IndexJob
 
     with exit_on_error():
-        result = execute(IndexJob(run=run, embedder=embedder, window=window, hnsw_threshold=hnsw_threshold,
-                                  rebuild=rebuild))
+        result = IndexJob(run=run, embedder=embedder, window=window, hnsw_threshold=hnsw_threshold,
+                          rebuild=rebuild).execute(RichProgress())
     meta = result.store.meta
     console.print(f"indexed {result.added} new steps in {result.seconds:.1f} s: {meta['count']} records, "
                   f"{meta['index']} index, {meta['embedder']} ({meta['dimension']} dims) in {result.path}")
 
-
-def execute(job: IndexJob) -> IndexResult:
-    """Index with a status line per phase."""
-    from agentkd.store.build import index_run
-
-    with console.status("indexing...") as status:
-        return index_run(job, on_status=status.update)

@@ -1,4 +1,4 @@
-"""`agentkd pipeline`: the main job end to end, each stage run by its command's own executor."""
+"""`agentkd pipeline`: the main job end to end, each stage a job run as its own command runs it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentkd.cli import collect, index, report, train
-from agentkd.cli import eval as evaluation
+from agentkd.cli import report
 from agentkd.cli.common import (
     BUILTIN_ENVS,
-    CommandFailed,
     EnvArgOption,
     MaxStepsOption,
     SandboxOption,
@@ -25,11 +23,12 @@ from agentkd.cli.common import (
     run_folder,
     sandbox_config,
 )
+from agentkd.cli.stages import run_stages
 from agentkd.policies.settings import ICD_STUDENT, CascadeOptions
 from agentkd.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from agentkd.pipeline import Job, Stage
+    from agentkd.jobs import Stage
 
 
 def pipeline_command(
@@ -76,16 +75,7 @@ def pipeline_command(
     except (AgentKDError, ValueError) as exc:
         fail(str(exc))
     started = time.perf_counter()
-    for number, stage in enumerate(planned, 1):
-        console.print(f"\n[{number}/{len(planned)}] {stage.title}" + ("" if stage.job else ": already done, kept"))
-        if stage.job is None:
-            continue
-        try:
-            execute(stage.job)
-        except (CommandFailed, AgentKDError, ValueError) as exc:
-            code = exc.code if isinstance(exc, CommandFailed) else 1
-            fail(f"stage {number} ({stage.title}) failed: {exc}\nFix the problem and re-run the same command: "
-                 "finished stages resume.", code)
+    run_stages(planned)
     print_results(run, planned, env, eval_tasks, time.perf_counter() - started)
     write_report(run)
 
@@ -101,22 +91,6 @@ def write_report(run: Path) -> None:
                       f"try `agentkd report --run {run}`")
         return
     console.print(f"report: {path} (open it in a browser; `agentkd report --run {run}` refreshes it)", soft_wrap=True, markup=False)
-
-
-def execute(job: Job) -> None:
-    """Run one stage with its command's executor (the same progress display as the command)."""
-    from agentkd.collect.job import CollectJob
-    from agentkd.store.build import IndexJob
-    from agentkd.train.job import TrainJob
-
-    if isinstance(job, CollectJob):
-        collect.execute(job)
-    elif isinstance(job, IndexJob):
-        index.execute(job)
-    elif isinstance(job, TrainJob):
-        train.execute(job)
-    else:
-        evaluation.execute(job)
 
 
 def print_results(run: Path, planned: list[Stage], env: str, eval_tasks: int, seconds: float) -> None:

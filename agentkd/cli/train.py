@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from agentkd.cli.common import (
-    CommandFailed,
-    choice,
-    console,
-    exit_on_error,
-    fail,
-    field_option,
-    progress_bar,
-    run_folder,
-    stop_cleanly,
-)
+from agentkd.cli.common import choice, console, exit_on_error, fail, field_option, run_folder
+from agentkd.cli.progress import RichProgress
 from agentkd.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from agentkd.train import TrainResult
-    from agentkd.train.job import TrainJob
 
 
 def train_command(
@@ -59,8 +46,8 @@ def train_command(
     with exit_on_error():
         settings = resolve_config(config, student=student, epochs=epochs, lr=lr, lora_r=lora_r,
                                   max_trajectories=max_trajectories, max_steps=max_steps)
-        result = execute(TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite,
-                                  dataset=dataset))
+        result = TrainJob(run=run, stage=stage, config=settings, resume=resume, overwrite=overwrite,
+                          dataset=dataset).execute(RichProgress())
     if result.rank != 0:  # under `accelerate launch` the main process reports; the others say they finished
         console.print(f"rank {result.rank}/{result.processes}: trained its shard ({result.examples} conversations "
                       "in the data); the main process wrote the student")
@@ -78,51 +65,3 @@ def train_command(
         console.print(f"[bold yellow]warning:[/] the GGUF export for llama.cpp failed ({result.gguf_error}); the "
                       f"trained weights are safe in {result.merged_dir}; retry with `{retry}`", soft_wrap=True)
 
-
-def execute(job: TrainJob) -> TrainResult:
-    """Train with a progress bar (steps, loss); CommandFailed on failure (checkpoints are kept)."""
-    import os
-
-    from agentkd.env.loading import load_environment
-    from agentkd.run import RunFolder
-    from agentkd.specs import EnvSpec
-    from agentkd.train import train_student
-    from agentkd.train.dpo import train_dpo
-
-    if job.dataset is not None:
-        from agentkd.train.dataset_export import read_meta
-
-        meta = read_meta(job.dataset)
-        if not meta.env:
-            raise CommandFailed(f"{job.dataset} records no environment; export it again with this agentkd")
-        environment = load_environment(EnvSpec.model_validate(meta.env))
-    else:
-        environment = load_environment(RunFolder(job.run).env_spec())
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, only the main one shows progress
-    progress = progress_bar("train", "loss {task.fields[loss]}")
-    progress.disable = not main_process
-
-    def show_data(report: Any, examples: list) -> None:
-        if not main_process:
-            return
-        console.print(f"filters: {report.summary()}")
-        tokens = sum(len(e.input_ids) for e in examples)
-        console.print(f"SFT data: {len(examples)} conversations, {tokens} tokens "
-                      f"({sum(e.trained_tokens for e in examples)} assistant tokens trained on)")
-
-    with progress:
-        bar = progress.add_task("train", total=None, loss="-")
-
-        def update(step: int, total: int, logs: dict) -> None:
-            loss = f"{logs['loss']:.3f}" if "loss" in logs else "-"
-            progress.update(bar, completed=step, total=total, loss=loss)
-
-        with stop_cleanly(progress, "",
-                          f"continue from the last checkpoint with `agentkd train --run {job.run} --resume`"):
-            if job.stage == "dpo":
-                return train_dpo(job.run, environment, job.config, overwrite=job.overwrite, on_progress=update,
-                                 on_pairs=lambda counts: console.print(
-                                     "preference pairs: " + ", ".join(f"{n} {k}" for k, n in counts.items())))
-            return train_student(job.run, environment, job.config, resume=job.resume, overwrite=job.overwrite,
-                                 on_progress=update if main_process else None, on_data=show_data,
-                                 dataset=job.dataset)

@@ -1,4 +1,4 @@
-"""`agentkd collect` as a library call: a CollectJob (pure data) is checked, prepared and run."""
+"""`agentkd collect` as a library call: a CollectJob (pure data) is checked, prepared and run (`job.execute()`)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.collect.collector import CollectStats
 from agentkd.collect.recovery import RecoveryInjector
 from agentkd.collect.targets import GroupBy, TargetingError, TargetPlan, targeted_tasks
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment, resolve_env_spec
 from agentkd.errors import AgentKDError, EnvironmentDefinitionError
+from agentkd.jobs import SILENT, Progress, kept_note, run_interruptibly, stopping_cleanly
 from agentkd.models.rate_limit import RateLimit
 from agentkd.policies.base import Policy
 from agentkd.policies.registry import BuildContext, build_policy, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.scale import Backend, run_episodes
+from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 from agentkd.version import __version__
@@ -91,6 +92,33 @@ class CollectJob(EpisodesJob):
         """What makes a run folder this job's (compared before the environment is loaded)."""
         return {"command": "collect", **self.env.identity(), "teacher": teacher_label(self.teacher),
                 "split": self.split, "recovery": self.recovery}
+
+    def prepare(self) -> PreparedCollect:
+        """The job checked, its environment, tasks and teacher ready, run.json written (`prepare_collect`)."""
+        return prepare_collect(self)
+
+    def execute(self, progress: Progress = SILENT) -> CollectStats:
+        """Prepare and run the collection, reported to `progress`; the totals of the episodes run now (a resumed
+        collection's earlier ones are in the file). JobFailed (what is written is kept) or JobInterrupted."""
+        prepared = self.prepare()
+        if prepared.targets is not None:
+            progress.note(prepared.targets.summary(prepared.folder.layout.targets(prepared.targets.eval)))
+        progress.start("collect", prepared.total, _progress_text(CollectStats()))
+
+        def update(_traj: Trajectory, stats: CollectStats) -> None:
+            progress.update(stats.skipped + stats.done, text=_progress_text(stats))
+
+        with stopping_cleanly(progress, kept_note(prepared.folder.trajectories_path, "trajectories"),
+                              "finished trajectories are kept. Re-run the same command to resume."):
+            stats = run_interruptibly(prepared.run(update))
+        progress.update(prepared.total)
+        progress.done()
+        return stats
+
+
+def _progress_text(stats: CollectStats) -> str:
+    """Success, $ and errors of the episodes run now."""
+    return f"new {stats.done}: success {stats.success_rate:.0%}  ${stats.cost_usd:.4f}  errors {stats.errors}"
 
 
 @dataclass

@@ -72,6 +72,14 @@ class TargetPlan(BaseModel):
             out[choice.reason] = out.get(choice.reason, 0) + 1
         return out
 
+    def summary(self, path: Path) -> str:
+        """One line: what the probe found and which tasks the teacher is sent to (the plan kept in `path`)."""
+        chosen = ", ".join(f"{n} {reason}" for reason, n in self.counts().items()) or "none"
+        groups = ", ".join(f"{g} {w:g}" for g, w in list(self.group_weights.items())[:6])
+        return (f"targets from {self.eval!r}: {self.failed} of {self.probed} probed episodes failed, {self.deferred} "
+                f"more deferred; {len(self.chosen)} tasks chosen within budget {self.budget} ({chosen})"
+                + (f"; weight by group: {groups}" if groups else "") + f"; kept in {path}")
+
 
 def task_group(task: Task, group_by: GroupBy = "template") -> str | None:
     """The group a task belongs to for "nearby": its metadata's template (else kind), or kind only; None if none."""

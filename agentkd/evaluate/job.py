@@ -1,4 +1,4 @@
-"""`agentkd eval` as a library call: an EvalJob (pure data) is checked, prepared and run."""
+"""`agentkd eval` as a library call: an EvalJob (pure data) is checked, prepared and run (`job.execute()`)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-from agentkd.collect.collector import CollectStats
 from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.evaluate.metrics import EvalReport, Prices
 from agentkd.evaluate.runner import eval_folder, evaluate
+from agentkd.jobs import SILENT, Progress, kept_note, run_interruptibly, stopping_cleanly
 from agentkd.policies.base import Policy
 from agentkd.policies.names import policy_name
 from agentkd.policies.registry import BuildContext, build_policy, teacher_spec, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
+from agentkd.run.layout import RunLayout
+from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.tools.sandbox import PythonSandbox
 
@@ -39,6 +41,35 @@ class EvalJob(EpisodesJob):
         model is served (`api_base`) is not part of it: the same model served on another port resumes."""
         return {"policy": without_addresses(self.policy.model_dump(mode="json")), "split": self.split,
                 "max_steps": self.max_steps}
+
+    def prepare(self) -> PreparedEval:
+        """The job checked, its environment, tasks and policy ready (`prepare_eval`)."""
+        return prepare_eval(self)
+
+    def execute(self, progress: Progress = SILENT) -> EvalReport:
+        """Prepare and run the evaluation, reported to `progress`, then note each rate-limited model's totals; the
+        report (RUN/eval/<name>.json). JobFailed (finished episodes are kept) or JobInterrupted."""
+        prepared = self.prepare()
+        progress.start(f"eval {self.name}", len(prepared.tasks), _progress_text(CollectStats()))
+        seen: list[CollectStats] = []
+
+        def update(_traj: Trajectory, stats: CollectStats) -> None:
+            seen[:] = [stats]
+            progress.update(stats.skipped + stats.done, text=_progress_text(stats))
+
+        with stopping_cleanly(progress, kept_note(RunLayout(self.run).eval_trajectories(self.name), "episodes"),
+                              "finished episodes are kept. Re-run the same command to resume."):
+            report = run_interruptibly(prepared.run(update))
+        progress.update(len(prepared.tasks))
+        progress.done()
+        for note in seen[0].rate_limit_notes(self.rate_limit is not None) if seen else []:
+            progress.note(note)
+        return report
+
+
+def _progress_text(stats: CollectStats) -> str:
+    """Success of the episodes run now (a resumed evaluation's earlier ones are in its report)."""
+    return f"new {stats.done}: success {stats.success_rate:.0%}"
 
 
 def without_addresses(data: Any) -> Any:

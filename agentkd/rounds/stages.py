@@ -44,7 +44,7 @@ Action = Union[CollectJob, EvalJob, TrainJob, Callable[[], None]]
 
 @dataclass
 class RoundStage:
-    """One stage: what to run (a job for its command's executor, or a function) and where."""
+    """One stage: what to run (a job, which runs itself, or a function) and where."""
 
     round: int
     name: str

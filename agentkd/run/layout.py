@@ -190,7 +190,7 @@ class RunLayout:
         return self.eval_dir / "settings" / f"{_checked(name)}.json"
 
     def eval_table(self, name: str) -> Path:
-        """A comparison table over several evaluations (e.g. tools/bench_icd.py's cost table)."""
+        """A comparison table over several evaluations (e.g. the cost table of `agentkd bench icd`)."""
         return self.eval_dir / "tables" / f"{_checked(name)}.json"
 
     def legacy_eval_settings(self, name: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from agentkd.collect.collector import CollectStats, collect
 from agentkd.env.environment import Environment
 from agentkd.models.client import canonical_model, is_local
 from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
@@ -14,6 +13,7 @@ from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import TRAINED_NAMES
 from agentkd.scale.backend import Backend, BackendError
+from agentkd.scale.local import CollectStats, collect
 from agentkd.specs import EnvSpec, PolicySpec
 
 

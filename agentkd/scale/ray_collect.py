@@ -14,12 +14,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from agentkd.collect.collector import CollectStats, gather_or_cancel, plan_jobs
 from agentkd.errors import ModelError, SandboxStartError
 from agentkd.models.rate_limit import RateLimit
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.scale.backend import Backend, BackendError
+from agentkd.scale.local import CollectStats, gather_or_cancel, plan_jobs
 from agentkd.scale.ray_cluster import check_capacity, connect, import_ray
 from agentkd.scale.ray_workers import EpisodeWorker, RateLimiterActor, stats_of
 from agentkd.specs import EnvSpec, PolicySpec

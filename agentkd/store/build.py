@@ -1,4 +1,5 @@
-"""`agentkd index` as a library call: build or extend RUN/index from the run's teacher trajectories."""
+"""`agentkd index` as a library call: build or extend RUN/index from the run's teacher trajectories
+(`IndexJob(run=...).execute()`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkd.jobs import SILENT, Progress
 from agentkd.run.folder import RunFolder
 from agentkd.store.demo_store import DemoStore
 from agentkd.store.errors import StoreError
@@ -24,6 +26,14 @@ class IndexJob(BaseModel):
     window: int = Field(1, ge=0)
     hnsw_threshold: int = Field(20_000, ge=1)
     rebuild: bool = False
+
+    def execute(self, progress: Progress = SILENT) -> IndexResult:
+        """Index, each phase reported to `progress` as a status line; StoreError when there is nothing to index."""
+        progress.status("indexing...")
+        try:
+            return index_run(self, on_status=progress.status)
+        finally:
+            progress.done()
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Run a teacher over tasks concurrently, appending each finished trajectory to a run folder."""
+"""The local backend: run a policy over tasks concurrently in this process (asyncio), appending each finished
+trajectory to a run folder. `CollectStats` holds the running totals every backend reports."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ class CollectStats:
     torn_bytes: int = 0
     """Bytes of a torn last line (a crash mid-write) cut from the file on resume and kept aside."""
     rate_limits: dict[str, RateLimitStats] = field(default_factory=dict)
+    """Per rate-limited model: requests, tokens, seconds waited and 429s (when the job had a rate limit)."""
     workers_replaced: int = 0
     """Ray backend: workers that died and were replaced."""
     episodes_rerun: int = 0
     """Ray backend: episodes in flight on a dead worker, put back in the queue and run again."""
-    """Per rate-limited model: requests, tokens, seconds waited and 429s (when the job had a rate limit)."""
 
     def add(self, traj: Trajectory) -> None:
         self.done += 1
@@ -49,6 +50,18 @@ class CollectStats:
     @property
     def success_rate(self) -> float:
         return self.succeeded / self.done if self.done else 0.0
+
+    def rate_limit_notes(self, asked: bool) -> list[str]:
+        """One line per rate-limited model (requests, tokens, seconds waited in all, 429s answered); when a limit was
+        `asked` for but the policy called no API model, a line that says so."""
+        notes = []
+        if asked and self.done and not self.rate_limits:
+            notes.append("note --rpm/--tpm limit API models; this policy called none (local models and the reference "
+                         "solver are not limited)")
+        for model, s in self.rate_limits.items():
+            notes.append(f"rate limit {model}: {s.requests} requests, {s.tokens} tokens, callers waited "
+                         f"{s.waited_s:.1f} s in all, {s.rate_limited} answered 429 (retried)")
+        return notes
 
 
 async def gather_or_cancel(runners: list[asyncio.Task[Any]]) -> None:
