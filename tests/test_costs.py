@@ -1,9 +1,21 @@
-"""The ICD cost table: $ under a price pair, FLOPs, cost ratio and break-even against the teacher row."""
+"""Prices (cache-aware and list, from litellm's cost map or stated) and the ICD cost table: $, FLOPs, cost ratio and
+break-even against the teacher row."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from agentkd.evaluate.costs import PriceSettings, cost_table
+from agentkd.evaluate.costs import PAPER_PRICES, Price, PriceSettings, cost_table
+from agentkd.evaluate.prices import litellm_price, resolve_prices, role_models
+from agentkd.policies.registry import student_spec, teacher_spec
 from agentkd.records import Step, Task, Trajectory, Usage, Vote
+from agentkd.specs import PolicySpec
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def traj(task: str, roles: list[str], success: bool, usage: dict[str, Usage], duration: float = 2.0) -> Trajectory:
@@ -74,17 +86,96 @@ def test_deferral_by_quarter_follows_run_order():
                                            steps=[Step(index=0, role="teacher", output="x")])]) == []
 
 
-def test_cached_prompt_tokens_are_billed_at_the_cached_share():
+def test_cache_aware_and_list_dollars_on_a_scripted_usage():
     use = {"student": Usage(prompt_tokens=1000, completion_tokens=100, calls=1, cached_prompt_tokens=800),
-           "teacher": Usage(prompt_tokens=400, completion_tokens=40, calls=1, cached_prompt_tokens=0)}
+           "teacher": Usage(prompt_tokens=400, completion_tokens=40, calls=1, cached_prompt_tokens=300)}
     evaluations = {"teacher": [traj("a", ["teacher"], True, {"teacher": use["teacher"]})],
                    "cascade": [traj("a", ["student", "teacher"], True, use)]}
-    list_prices = cost_table("e", "test", evaluations, [], SETTINGS).rows[1]
-    assert list_prices.cost_usd == pytest.approx((1000 * 0.4 + 100 * 1.6 + 400 * 3 + 40 * 15) / 1e6)  # no discount
-    cached = cost_table("e", "test", evaluations, [], SETTINGS.model_copy(update={"cached_share": 0.1})).rows[1]
-    assert cached.cost_usd == pytest.approx(((200 + 80) * 0.4 + 100 * 1.6 + 400 * 3 + 40 * 15) / 1e6)
-    assert cached.tokens["student"] == {"prompt": 1000, "completion": 100, "cached": 800}
+    table = cost_table("e", "test", evaluations, [], PriceSettings())  # the paper's prices with their cached reads
+    teacher, cascade = table.rows
+    at_list = (1000 * 0.4 + 100 * 1.6 + 400 * 3 + 40 * 15) / 1e6
+    aware = (200 * 0.4 + 800 * 0.1 + 100 * 1.6 + 100 * 3 + 300 * 0.3 + 40 * 15) / 1e6
+    assert cascade.list_cost_usd == pytest.approx(at_list) and cascade.cost_usd == pytest.approx(aware)
+    assert teacher.cost_usd == pytest.approx((100 * 3 + 300 * 0.3 + 40 * 15) / 1e6)
+    assert teacher.list_cost_usd == pytest.approx((400 * 3 + 40 * 15) / 1e6)
+    assert cascade.cost_ratio == pytest.approx(teacher.cost_usd / aware)
+    assert cascade.list_cost_ratio == pytest.approx(teacher.list_cost_usd / at_list)
+    assert cascade.tokens["student"] == {"prompt": 1000, "completion": 100, "cached": 800}
+    # a price without a cached-read price bills cached tokens at list; cache writes at their own price
+    plain = PriceSettings(prices={"teacher": (3.0, 15.0)})
+    assert plain.dollars("teacher", use["teacher"]) == plain.list_dollars("teacher", use["teacher"])
+    anthropic = Price(prompt=3, completion=15, cached_prompt=0.3, cache_write=3.75)
+    written = Usage(prompt_tokens=1000, cached_prompt_tokens=600, cache_write_tokens=300, completion_tokens=10)
+    assert anthropic.dollars(written) == pytest.approx((100 * 3 + 600 * 0.3 + 300 * 3.75 + 10 * 15) / 1e6)
+    assert plain.dollars("student", written) == 0.0  # a role without a price costs nothing
     assert (Usage(prompt_tokens=5, cached_prompt_tokens=3) + Usage(prompt_tokens=5, cached_prompt_tokens=2)
             ).cached_prompt_tokens == 5
-    with pytest.raises(ValueError):
-        PriceSettings(cached_share=1.5)
+    assert Price.model_validate("3,15,0.3") == Price(prompt=3, completion=15, cached_prompt=0.3)
+    assert str(PAPER_PRICES["teacher"]) == "3,15,0.3" and str(PAPER_PRICES["student"]) == "0.4,1.6,0.1"
+    for bad in ("cheap", "1", "1,2,3,4,5", "-1,2"):
+        with pytest.raises(ValueError):
+            Price.model_validate(bad)
+
+
+def test_prices_of_api_models_come_from_litellms_local_cost_map_never_the_network():
+    """A fresh process without LITELLM_LOCAL_MODEL_COST_MAP: agentkd sets it before litellm loads, no socket opens,
+    and the list and cache-read prices are litellm.model_cost's."""
+    code = """
+import json, os, socket
+def refuse(*args, **kwargs):
+    raise AssertionError("a network connection was attempted")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from agentkd.evaluate.prices import litellm_price, resolve_prices
+import litellm
+out = {"env": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")}
+for model, key in (("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"), ("openai/gpt-4.1-mini", "gpt-4.1-mini")):
+    entry = litellm.model_cost[key]
+    out[model] = [litellm_price(model).model_dump(), {k: entry.get(k) for k in (
+        "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+        "cache_creation_input_token_cost")}]
+litellm.model_cost["gpt-4.1-mini"] = {**litellm.model_cost["gpt-4.1-mini"], "cache_read_input_token_cost": 1.5e-07}
+out["patched"] = litellm_price("openai/gpt-4.1-mini").cached_prompt
+out["resolved"] = resolve_prices({"teacher": "anthropic/claude-sonnet-4-5", "student": "gguf/qwen2.5-coder-0.5b"}
+                                 ).model_dump(mode="json")
+print(json.dumps(out))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["env"] == "True"
+    for model, key in (("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"), ("openai/gpt-4.1-mini", "gpt-4.1-mini")):
+        price, entry = out[model]
+        assert price["prompt"] == pytest.approx(entry["input_cost_per_token"] * 1e6)
+        assert price["completion"] == pytest.approx(entry["output_cost_per_token"] * 1e6)
+        assert price["cached_prompt"] == pytest.approx(entry["cache_read_input_token_cost"] * 1e6)
+        assert price["cached_prompt"] < price["prompt"] and price["source"] == f"litellm:{key}"
+        if entry["cache_creation_input_token_cost"] is not None:
+            assert price["cache_write"] == pytest.approx(entry["cache_creation_input_token_cost"] * 1e6)
+    assert out["patched"] == pytest.approx(0.15)  # read from the map as it is, not from a table of our own
+    teacher, student = out["resolved"]["prices"]["teacher"], out["resolved"]["prices"]["student"]
+    assert teacher["source"] == "litellm:claude-sonnet-4-5" and teacher["cache_write"] == pytest.approx(3.75)
+    assert student == PAPER_PRICES["student"].model_dump()  # a local model: the stated default
+
+
+def test_the_paper_pair_is_what_litellm_prices_the_papers_models_at():
+    for role, model in (("teacher", "anthropic/claude-sonnet-4-5"), ("student", "openai/gpt-4.1-mini")):
+        price = litellm_price(model)
+        paper = PAPER_PRICES[role]
+        assert (price.prompt, price.completion, price.cached_prompt) == pytest.approx(
+            (paper.prompt, paper.completion, paper.cached_prompt))
+
+
+def test_each_role_is_priced_stated_then_by_litellm_then_at_the_default():
+    cascade = PolicySpec(kind="cascade", settings={"student": student_spec("gguf/qwen2.5-coder-0.5b", demos=True),
+                                                   "teacher": teacher_spec("openai/gpt-4.1-mini")})
+    assert role_models(cascade) == {"student": "gguf/qwen2.5-coder-0.5b", "teacher": "openai/gpt-4.1-mini"}
+    assert role_models(teacher_spec("reference")) == {"teacher": "reference"}
+    priced = resolve_prices(role_models(cascade))
+    assert priced.prices["teacher"].source == "litellm:gpt-4.1-mini" and priced.prices["student"] == PAPER_PRICES["student"]
+    stated = Price.model_validate("1,2")
+    assert resolve_prices(role_models(cascade), {"teacher": stated}).prices["teacher"] == stated
+    for model in ("reference", "hosted_vllm/qwen2.5-coder-1.5b", "trained", "smollm2-135m", "openai/no-such-model"):
+        assert resolve_prices({"teacher": model}).prices["teacher"] == PAPER_PRICES["teacher"], model

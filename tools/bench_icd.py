@@ -8,8 +8,8 @@ Stages (each resumes when re-run, like the commands): collect `--train` teacher 
 (`agentkd collect`), index their successful steps (`agentkd index`), optionally fine-tune the student on them
 (`--sft`: `agentkd train`), then evaluate every policy of `--policies` on the same `--n` tasks of `--split`
 (`agentkd eval`, RUN/eval/<policy>@<split>.json). Prints one table (success with its 95% interval, teacher share
-of steps, tokens by role, model calls per step, $ per episode under the price pair, FLOPs = 2*params*tokens, the
-cost ratio against the teacher (and for a cascade, "at most": the ratio it would reach with no step deferred, since
+of steps, tokens by role, model calls per step, $ per episode under the prices (cache-aware, and at list prices),
+FLOPs = 2*params*tokens, the cost ratio against the teacher (and for a cascade, "at most": the ratio it would reach with no step deferred, since
 its student samples are paid on every step), break-even episodes = collection $ / $ saved per episode, wall s per
 episode) and writes it to RUN/eval/tables/icd@<split>.json. Choose settings on a dev slice of train, never on test.
 """
@@ -33,7 +33,7 @@ from rich.table import Table  # noqa: E402
 from agentkd.cli import collect, index, train  # noqa: E402
 from agentkd.cli import eval as evaluation  # noqa: E402
 from agentkd.collect.job import CollectJob  # noqa: E402
-from agentkd.evaluate.costs import PAPER_PRICES, CostTable, PriceSettings, cost_table  # noqa: E402
+from agentkd.evaluate.costs import PAPER_PRICES, CostTable, Price, PriceSettings, cost_table  # noqa: E402
 from agentkd.evaluate.job import EvalJob  # noqa: E402
 from agentkd.evaluate.runner import eval_folder  # noqa: E402
 from agentkd.policies.names import GRAMMAR, PolicyNameError, parse_policy_name  # noqa: E402
@@ -81,7 +81,8 @@ def _tokens(role: dict[str, float]) -> str:
 def print_table(table: CostTable, title: str) -> None:
     out = Table(title=title)
     for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
-                   "tokens S in/out", "$ / episode", "x cheaper", "at most", "TFLOPs / ep", "x fewer FLOPs",
+                   "tokens S in/out", "$ / episode", "list $ / ep", "x cheaper (list)", "at most", "TFLOPs / ep",
+                   "x fewer FLOPs",
                    "break-even ep",
                    "s / episode", "deferred by quarter"):
         out.add_column(column)
@@ -92,7 +93,8 @@ def print_table(table: CostTable, title: str) -> None:
             row.name, f"{row.success_rate:.0%} ({lo:.0%}–{hi:.0%})", f"{row.teacher_share_of_steps:.0%}",
             f"{row.mean_steps:.2f}", f"{row.calls_per_step:.2f}",
             _tokens(t), _tokens(s),
-            f"{row.cost_usd:.5f}", "" if row.cost_ratio is None else f"{row.cost_ratio:.2f}",
+            f"{row.cost_usd:.5f}", f"{row.list_cost_usd:.5f}",
+            "" if row.cost_ratio is None else f"{row.cost_ratio:.2f} ({row.list_cost_ratio or 0:.2f})",
             "" if row.cost_ratio_bound is None else f"{row.cost_ratio_bound:.2f}",
             f"{row.flops / 1e12:.2f}", "" if row.flops_ratio is None else f"{row.flops_ratio:.2f}",
             "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}",
@@ -132,15 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=TrainConfig.model_fields["epochs"].default)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-steps", type=int, help="override the environment's step limit")
-    parser.add_argument("--teacher-price", type=float, nargs=2, default=PAPER_PRICES["teacher"],
-                        metavar=("PROMPT", "COMPLETION"),
-                        help="$ per 1M tokens (default: the paper's {:g} / {:g})".format(*PAPER_PRICES["teacher"]))
-    parser.add_argument("--student-price", type=float, nargs=2, default=PAPER_PRICES["student"],
-                        metavar=("PROMPT", "COMPLETION"),
-                        help="$ per 1M tokens (default: {:.2f} / {:.2f})".format(*PAPER_PRICES["student"]))
-    parser.add_argument("--cached-share", type=float, default=1.0, metavar="SHARE",
-                        help="share of the prompt price paid for prompt tokens the server read from its cache "
-                             "(default %(default)g: list prices, no discount; ~0.1 Anthropic cache reads, 0.5 OpenAI)")
+    parser.add_argument("--teacher-price", type=Price.model_validate, default=PAPER_PRICES["teacher"],
+                        metavar="IN,OUT[,CACHED[,WRITE]]",
+                        help="$ per 1M prompt,completion[,cached-read[,cache-write]] tokens (default: the paper's "
+                             f"{PAPER_PRICES['teacher']})")
+    parser.add_argument("--student-price", type=Price.model_validate, default=PAPER_PRICES["student"],
+                        metavar="IN,OUT[,CACHED[,WRITE]]",
+                        help=f"$ per 1M tokens, likewise (default: the paper's {PAPER_PRICES['student']})")
     parser.add_argument("--partial", action="store_true",
                         help="build the table now, on the tasks every evaluation has finished (others may still run)")
     parser.add_argument("--table-only", action="store_true", help="run nothing; build the table from what is there")
@@ -167,12 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     collected = [t for t in RunFolder(run).iter_trajectories()]
     student_params = PARAMS.get(alias(args.student), 0.0)
-    settings = PriceSettings(prices={"teacher": tuple(args.teacher_price), "student": tuple(args.student_price)},
-                             params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params},
-                             cached_share=args.cached_share)
+    settings = PriceSettings(prices={"teacher": args.teacher_price, "student": args.student_price},
+                             params={"teacher": PARAMS.get(alias(args.teacher), 0.0), "student": student_params})
     table = cost_table(args.env, args.split, evaluations, collected, settings)
-    cached = "" if args.cached_share == 1.0 else f"-cached{args.cached_share:g}"
-    path = layout.eval_table(eval_name(f"icd{cached}", args.split))
+    path = layout.eval_table(eval_name("icd", args.split))
     path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {**table.model_dump(mode="json"), "teacher": args.teacher, "student": args.student,
                               "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
