@@ -179,3 +179,53 @@ def test_each_role_is_priced_stated_then_by_litellm_then_at_the_default():
     assert resolve_prices(role_models(cascade), {"teacher": stated}).prices["teacher"] == stated
     for model in ("reference", "hosted_vllm/qwen2.5-coder-1.5b", "trained", "smollm2-135m", "openai/no-such-model"):
         assert resolve_prices({"teacher": model}).prices["teacher"] == PAPER_PRICES["teacher"], model
+
+
+def test_the_reference_teacher_counts_what_a_model_teacher_would_spend(factqa):
+    """Each reference step records one call: its rendered prompt, the prefix shared with the teacher's previous call
+    (cached) and its step text, counted with a named tokenizer; nothing billed."""
+    from agentkd import CodeActAgent
+    from agentkd.models.prefix import common_prefix
+    from agentkd.models.token_count import token_counter
+    from agentkd.policies.reference import ReferencePolicy
+
+    traj = CodeActAgent(factqa, ReferencePolicy()).run(factqa.tasks("test", 1)[0])
+    assert traj.success and len(traj.steps) >= 2
+    counter = token_counter()
+    previous: list = []
+    first = len(traj.messages) - 2 * len(traj.steps) + 1  # the system prompt and the task; then reply, observation
+    for i, step in enumerate(traj.steps):
+        prompt = list(counter.prompt_tokens(traj.messages[:first + 2 * i]))  # what the teacher read at step i
+        u = step.usage
+        assert u.prompt_tokens == len(prompt) > 0 and u.completion_tokens == counter.count(step.output) > 0
+        assert u.cached_prompt_tokens == (common_prefix(previous, prompt) if previous else 0)
+        assert u.calls == 1 and u.cost_usd == 0.0 and u.counted_by == counter.label
+        previous = prompt
+    # the whole previous prompt is a prefix of the next one (the chat template only appends)
+    assert traj.steps[1].usage.cached_prompt_tokens == len(list(counter.prompt_tokens(traj.messages[:first]))) > 0
+    priced = PriceSettings()
+    assert priced.dollars("teacher", traj.steps[1].usage) < priced.list_dollars("teacher", traj.steps[1].usage)
+
+
+def test_a_deferred_steps_cache_is_the_teachers_previous_call_not_the_students():
+    from agentkd.policies.reference import counted_usage, previous_teacher_call
+
+    def step(i: int, role: str, teacher_called: bool) -> Step:
+        split = {"student": Usage(calls=1), **({"teacher": Usage(calls=1)} if teacher_called else {})}
+        return Step(index=i, role=role, output=f"s{i}", role_usage=split if role == "teacher" or teacher_called else {})
+
+    steps = [step(0, "student", False), step(1, "teacher", True), step(2, "student", False)]
+    assert previous_teacher_call(steps) == 1 and previous_teacher_call(steps[:1]) is None
+    assert previous_teacher_call([Step(index=0, role="teacher", output="x")]) == 0
+    messages = [{"role": "system", "content": "You solve tasks. " * 40}, {"role": "user", "content": "task"}]
+    for s in steps:
+        messages += [{"role": "assistant", "content": s.output}, {"role": "user", "content": f"obs {s.index}"}]
+    from agentkd.models.prefix import common_prefix
+    from agentkd.models.token_count import token_counter
+
+    counter = token_counter()
+    now = counted_usage(messages, steps, "Thought: next.")
+    at_step_1 = list(counter.prompt_tokens(messages[:4]))  # what the teacher read when it was called at step 1
+    assert now.cached_prompt_tokens == common_prefix(at_step_1, list(counter.prompt_tokens(messages)))
+    assert now.cached_prompt_tokens == len(at_step_1) < len(list(counter.prompt_tokens(messages[:6])))
+    assert counted_usage(messages, steps[:0], "x").cached_prompt_tokens == 0
