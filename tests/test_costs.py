@@ -229,3 +229,110 @@ def test_a_deferred_steps_cache_is_the_teachers_previous_call_not_the_students()
     assert now.cached_prompt_tokens == common_prefix(at_step_1, list(counter.prompt_tokens(messages)))
     assert now.cached_prompt_tokens == len(at_step_1) < len(list(counter.prompt_tokens(messages[:6])))
     assert counted_usage(messages, steps[:0], "x").cached_prompt_tokens == 0
+
+
+class AgreeingStudent:
+    """A scripted cascade student: n copies of the reference solver's action, except one odd sample on every second
+    step (so the vote fails there and the teacher takes it), each call reporting 200 prompt tokens, 150 cached."""
+
+    def __init__(self, env):
+        from agentkd.policies.reference import replay_reference
+
+        self.replay, self.env = replay_reference, env
+        self.client = type("Client", (), {"model": "scripted-student"})()
+        self.store = None
+
+    async def sample(self, ctx, n, temperature):
+        from agentkd.models.client import Completion
+
+        text = self.replay(self.env, ctx.task, [s.observation for s in ctx.steps], ctx.state)
+        texts = [text] * n
+        if ctx.step_index == 1:
+            texts[-1] = "Thought: guess.\n```python\nfinal_answer('1900')\n```"
+        return Completion(texts=texts, usage=Usage(prompt_tokens=200, completion_tokens=30 * n, calls=1,
+                                                   cached_prompt_tokens=150), latency_s=0.01, model="scripted")
+
+
+@pytest.mark.slow
+def test_an_evaluation_reports_cache_aware_and_list_dollars_x_cheaper_and_break_even(tmp_path):
+    import asyncio
+
+    from agentkd.collect.job import CollectJob, prepare_collect
+    from agentkd.env.loading import load_environment
+    from agentkd.evaluate import evaluate
+    from agentkd.evaluate.job import EvalJob, prepare_eval
+    from agentkd.policies.cascade import CascadePolicy
+    from agentkd.policies.reference import ReferencePolicy
+    from agentkd.specs import EnvSpec
+
+    run = tmp_path / "run"
+    teacher = teacher_spec("reference")
+    asyncio.run(prepare_collect(CollectJob(run=run, env=EnvSpec(target="factqa", given="factqa"), teacher=teacher,
+                                           n=3)).run())
+    asyncio.run(prepare_eval(EvalJob(run=run, policy=teacher, name="teacher", split="test", n=2)).run())
+    env = load_environment("factqa")
+    cascade = CascadePolicy(AgreeingStudent(env), ReferencePolicy(), samples=2, agreement="code")
+    asyncio.run(evaluate(env, cascade, env.tasks("test", 2), run, "cascade", "test", {"policy": "scripted"},
+                         prices={"student": (0.1, 0.4, 0.05)}))
+    teacher_report = json.loads((run / "eval" / "teacher.json").read_text())
+    report = json.loads((run / "eval" / "cascade.json").read_text())
+    # the teacher: reference tokens counted and priced at the paper's teacher pair, labelled as counted
+    assert teacher_report["prices"]["teacher"] == PAPER_PRICES["teacher"].model_dump()
+    assert "tokenizer" in teacher_report["counted_by"]["teacher"] or "estimated" in teacher_report["counted_by"]["teacher"]
+    assert 0 < teacher_report["cost_per_episode_usd"] < teacher_report["list_cost_per_episode_usd"]
+    assert teacher_report["versus_teacher"] is None and teacher_report["break_even"] is None
+    role = teacher_report["per_episode_by_role"]["teacher"]
+    assert 0 < role["cached_prompt_tokens"] < role["prompt_tokens"] and role["cost_usd"] < role["list_cost_usd"]
+    # the cascade: both $, each role's price, x cheaper against eval/teacher on the same tasks, break-even
+    assert report["prices"]["student"] == {"prompt": 0.1, "completion": 0.4, "cached_prompt": 0.05,
+                                           "cache_write": None, "source": "stated"}
+    assert 0 < report["cost_per_episode_usd"] < report["list_cost_per_episode_usd"]
+    versus = report["versus_teacher"]
+    assert versus["teacher_cost_per_episode_usd"] == pytest.approx(teacher_report["cost_per_episode_usd"])
+    assert versus["cheaper"] == pytest.approx(teacher_report["cost_per_episode_usd"] / report["cost_per_episode_usd"])
+    assert versus["cheaper_at_list"] == pytest.approx(
+        teacher_report["list_cost_per_episode_usd"] / report["list_cost_per_episode_usd"])
+    assert versus["basis"] == "eval/teacher on the same 2 tasks"
+    be = report["break_even"]
+    assert be["upfront_usd"] > 0 and be["episodes"] == pytest.approx(be["upfront_usd"] / (
+        versus["teacher_cost_per_episode_usd"] - report["cost_per_episode_usd"]))
+
+
+def test_the_main_jobs_table_shows_cache_aware_and_list_dollars_x_cheaper_and_the_prices(tmp_path, capsys):
+    from agentkd.cli.pipeline import print_results
+    from agentkd.pipeline import PipelineSettings, stages
+    from agentkd.run import RunLayout
+
+    run = tmp_path / "demo"
+    planned = stages(run, PipelineSettings(eval_tasks=2))
+    layout = RunLayout(run)
+    layout.eval_dir.mkdir(parents=True)
+    teacher_price = PAPER_PRICES["teacher"].model_dump()
+    base = {"episodes": 2, "success_rate": 1.0, "success_ci95": [0.34, 1.0], "mean_steps": 2.0,
+            "mean_episode_latency_s": 0.4, "deferral_rate": None}
+    reports = {
+        "teacher": {**base, "student_share_of_steps": 0.0, "cost_per_episode_usd": 0.0123,
+                    "list_cost_per_episode_usd": 0.0234, "prices": {"teacher": teacher_price},
+                    "counted_by": {"teacher": "the qwen2.5-coder-0.5b tokenizer"}},
+        "student-sft": {**base, "student_share_of_steps": 1.0, "cost_per_episode_usd": 0.00041,
+                        "list_cost_per_episode_usd": 0.00082, "versus_teacher": {"cheaper": 30.0, "cheaper_at_list": 28.5},
+                        "break_even": {"episodes": 31.2}, "prices": {"student": PAPER_PRICES["student"].model_dump()}},
+        "cascade-sft": {**base, "student_share_of_steps": 0.75, "cost_per_episode_usd": 0.00410,
+                        "list_cost_per_episode_usd": 0.0078, "versus_teacher": {"cheaper": 3.0, "cheaper_at_list": 3.0},
+                        "break_even": {"episodes": None, "note": "no saving"}, "deferral_rate": 0.25},
+    }
+    for name, report in reports.items():
+        layout.eval_report(name).write_text(json.dumps(report))
+    print_results(run, planned, "factqa", 2, 12.0)
+    out, err = capsys.readouterr()
+    for column in ("$ / episode", "list $ / episode", "x cheaper (list)", "break-even", "teacher share of steps"):
+        assert column in out, column
+    teacher = next(line for line in out.splitlines() if "│ teacher " in line)
+    assert "$0.0123" in teacher and "$0.0234" in teacher
+    cascade = next(line for line in out.splitlines() if "cascade-sft" in line)
+    assert "$0.00410" in cascade and "3.00x (3.00x)" in cascade and "25%" in cascade
+    student = next(line for line in out.splitlines() if "student-sft" in line)
+    assert "30.0x (28.5x)" in student and "31 episodes" in student
+    said = " ".join(err.split())
+    assert "cache-aware" in said and f"teacher: {PAPER_PRICES['teacher'].describe()}" in said
+    assert "tokens counted with the qwen2.5-coder-0.5b tokenizer" in said and "student: $0.40 / $1.60" in said

@@ -126,12 +126,13 @@ class StatedPrices(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     teacher: Price = PAPER_PRICES["teacher"]
-    """$ per 1M prompt,completion[,cached-read[,cache-write]] tokens of the teacher, whatever its model. Not given:
-    litellm's cost map for an API model, else this default (the in-context distillation paper's teacher pair; the
-    reference teacher's tokens are counted as a model teacher would spend them)."""
+    """The teacher's price whatever its model: $ per 1M prompt and completion tokens, then optionally cached
+    reads and cache writes, e.g. 3,15,0.3. Not given: litellm's cost map for an API model, else this default
+    (the in-context distillation paper's teacher pair; the reference teacher's tokens are counted as a model
+    teacher would spend them)."""
     student: Price = PAPER_PRICES["student"]
-    """$ per 1M prompt,completion[,cached-read[,cache-write]] tokens of the student, whatever its model. Not given:
-    litellm's cost map for an API model, else this default (the in-context distillation paper's student pair)."""
+    """The student's price whatever its model, likewise. Not given: litellm's cost map for an API model, else
+    this default (the in-context distillation paper's student pair)."""
 
 
 class PriceSettings(BaseModel):
