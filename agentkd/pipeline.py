@@ -18,6 +18,7 @@ from agentkd.collect.job import CollectJob
 from agentkd.env.loading import load_environment
 from agentkd.errors import UnknownSplitError
 from agentkd.evaluate.job import EvalJob, default_eval_name
+from agentkd.evaluate.prices import Price
 from agentkd.jobs import Stage
 from agentkd.policies.names import parse_policy_name
 from agentkd.policies.registry import teacher_spec
@@ -59,6 +60,12 @@ class PipelineSettings(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     """Student tokens per step; default SFT_STUDENT_MAX_TOKENS for the fine-tuned student (short replies),
     STUDENT_MAX_TOKENS for a frozen one."""
+    teacher_price: Price | None = None
+    """The teacher's price, $ per 1M prompt and completion tokens, then optionally cached reads and cache writes;
+    unset: litellm's cost map for an API teacher, else the stated default (StatedPrices: the in-context distillation
+    paper's teacher pair; the reference teacher's tokens are counted as a model teacher would spend them)."""
+    student_price: Price | None = None
+    """The student's price, likewise (default: the paper's student pair for a local student)."""
     concurrency: int = copy_field(EvalJob, "concurrency")
     max_steps: int | None = copy_field(EvalJob, "max_steps")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
@@ -73,8 +80,9 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     """The jobs the pipeline runs, in order; each one resumes when re-run."""
     env = s.env if isinstance(s.env, EnvSpec) else EnvSpec(target=s.env, given=s.env)  # resolved by its stage
     teacher = teacher_spec(s.teacher)
+    prices = {role: price for role, price in (("teacher", s.teacher_price), ("student", s.student_price)) if price}
     common = {"run": run, "split": "test", "n": s.eval_tasks, "concurrency": s.concurrency,
-              "max_steps": s.max_steps, "sandbox": s.sandbox}
+              "max_steps": s.max_steps, "sandbox": s.sandbox, "prices": prices}
     student = TRAINED if s.route == "sft" else s.student or ICD_STUDENT
     max_tokens = s.max_tokens or (SFT_STUDENT_MAX_TOKENS if s.route == "sft" else STUDENT_MAX_TOKENS)
     titles = {"teacher": "evaluate the teacher",
@@ -127,5 +135,21 @@ def results(run: Path, all_stages: list[Stage]) -> list[dict[str, Any]]:
             report = json.loads(layout.eval_report(stage.report).read_text())
             rows.append({"policy": stage.report, **{k: report.get(k) for k in (
                 "episodes", "success_rate", "success_ci95", "mean_steps", "student_share_of_steps", "deferral_rate",
-                "mean_episode_latency_s")}})
+                "mean_episode_latency_s", "cost_per_episode_usd", "list_cost_per_episode_usd", "versus_teacher",
+                "break_even", "prices", "counted_by")}})
     return rows
+
+
+def price_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per role saying what its $ are priced at (from the reports' recorded prices), and which tokenizer
+    counted the tokens of a role no server reported them for (the reference teacher)."""
+    notes: dict[str, str] = {}
+    for row in rows:
+        for role, price in (row.get("prices") or {}).items():
+            if role not in notes:
+                text = Price.model_validate(price).describe()
+                counted = (row.get("counted_by") or {}).get(role)
+                if counted:
+                    text += f"; tokens counted with {counted}, as a model {role} would read and write them"
+                notes[role] = f"{role}: {text}"
+    return [notes[role] for role in sorted(notes, key=lambda r: (r != "teacher", r))]

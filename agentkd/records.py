@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from agentkd.specs import PolicySpec
 
@@ -43,6 +43,21 @@ class Usage(BaseModel):
     cached_prompt_tokens: int = 0
     """The part of prompt_tokens the model server read from its prompt cache (as it reports them; 0 if it does not):
     APIs with prompt caching bill these for less."""
+    cache_write_tokens: int = 0
+    """The part of prompt_tokens written to the provider's prompt cache (Anthropic reports and bills them); recorded
+    only when set."""
+    counted_by: str | None = None
+    """Set when no model server reported these tokens and agentkd counted them (the reference solver's steps, priced
+    as a model teacher would spend them): which tokenizer counted. Recorded only when set."""
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not self.cache_write_tokens:  # recorded as before these fields existed
+            data.pop("cache_write_tokens", None)
+        if self.counted_by is None:
+            data.pop("counted_by", None)
+        return data
 
     @property
     def total_tokens(self) -> int:
@@ -55,6 +70,8 @@ class Usage(BaseModel):
             cost_usd=self.cost_usd + other.cost_usd,
             calls=self.calls + other.calls,
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            counted_by=self.counted_by or other.counted_by,
         )
 
 

@@ -75,6 +75,8 @@ def test_the_experiment_runs_its_stages_resumes_and_tables_what_finished(tmp_pat
 
     other = CliRunner().invoke(app, [*args[:-2], "--n", "5", "--table-only"])  # 2 of 5 tasks: not finished
     assert other.exit_code == 0 and "the table needs the teacher's evaluation of this split too" in other.output
-    partial = CliRunner().invoke(app, [*args[:-2], "--n", "5", "--table-only", "--partial", "--cached-share", "0.1"])
+    partial = CliRunner().invoke(app, [*args[:-2], "--n", "5", "--table-only", "--partial",
+                                       "--teacher-price", "3,15,0.3"])
     assert partial.exit_code == 0, partial.output
-    assert json.loads((run / "eval" / "tables" / "icd-cached0.1@train_900-902.json").read_text())["tasks"] == 2
+    record = json.loads(table.read_text())
+    assert record["tasks"] == 2 and record["settings"]["prices"]["teacher"]["cached"] == 0.3

@@ -66,7 +66,10 @@ def test_agreement_is_accepted_and_disagreement_deferred_with_exact_accounting()
     first, second = traj.steps
     assert first.vote.accepted and len(first.candidates) == 3 and not first.deferred
     assert second.deferred and second.vote.group_sizes == [2, 1]
-    assert second.role_usage["student"].prompt_tokens == 30 and second.role_usage["teacher"].prompt_tokens == 0
+    assert second.role_usage["student"].prompt_tokens == 30
+    teacher = second.role_usage["teacher"]  # the reference teacher's tokens, counted as a model teacher would spend them
+    assert teacher.prompt_tokens > 0 and teacher.counted_by and teacher.cost_usd == 0.0
+    assert teacher.cached_prompt_tokens == 0  # its first call in the episode: nothing of its own to read from a cache
     by_role = traj.usage_by_role()
     assert by_role["student"].prompt_tokens == 60 and by_role["student"].calls == 2
     assert sum(u.total_tokens for u in by_role.values()) == traj.usage.total_tokens

@@ -38,6 +38,15 @@ def test_eval_teacher_and_cascade_write_reports(run):
     assert report["episodes"] == 2 and report["deferral_rate"] is not None
     assert set(report["per_episode_by_role"]) <= {"student", "teacher"}
     assert report["break_even"] is not None and "break-even" in cascade.output
+    # $ cache-aware and at list prices, each role's price with its source, x cheaper than the teacher
+    assert 0 < report["cost_per_episode_usd"] <= report["list_cost_per_episode_usd"]
+    assert report["prices"]["teacher"] == {"prompt": 1.0, "completion": 2.0, "cached_prompt": None,
+                                           "cache_write": None, "source": "stated"}  # --teacher-price 1.0,2.0
+    assert report["prices"]["student"]["source"] == "paper" and report["versus_teacher"]["cheaper"] is not None
+    assert "x cheaper than the teacher" in cascade.output and "cache-aware" in cascade.output
+    teacher_report = json.loads((run / "eval" / "teacher.json").read_text())
+    assert teacher_report["prices"]["teacher"]["source"] == "paper" and teacher_report["counted_by"]["teacher"]
+    assert 0 < teacher_report["cost_per_episode_usd"] < teacher_report["list_cost_per_episode_usd"]
     lines = (run / "eval" / "cascade.jsonl").read_text().splitlines()
     assert len(lines) == 2
     again = runner.invoke(app, ["eval", "--run", str(run), "--policy", "cascade", "--n", "2", "--max-steps", "2",

@@ -98,3 +98,27 @@ def test_local_model_n_samples_and_stop_sequences():
     assert out.usage.calls == 1 and out.usage.completion_tokens > 0
 
 
+
+
+def test_cached_and_cache_write_tokens_from_litellm_usage_priced_as_litellm_bills_them():
+    """Anthropic's cache reads and writes and OpenAI's cached input reach Usage through litellm's usage, and the
+    cache-aware $ of agentkd's prices (litellm's cost map) equal what litellm bills for the same response."""
+    import litellm
+
+    from agentkd.evaluate.prices import litellm_price
+
+    cases = (("anthropic/claude-sonnet-4-5", litellm.Usage(prompt_tokens=1000, completion_tokens=10,
+                                                           cache_read_input_tokens=600, cache_creation_input_tokens=300),
+              (600, 300)),
+             ("openai/gpt-4.1-mini", litellm.Usage(prompt_tokens=2000, completion_tokens=10,
+                                                   prompt_tokens_details={"cached_tokens": 1536}), (1536, 0)))
+    for model, usage, (cached, written) in cases:
+        response = litellm.ModelResponse(model=model.split("/", 1)[1], usage=usage)
+        recorded = ModelClient(model)._usage(response)
+        assert (recorded.cached_prompt_tokens, recorded.cache_write_tokens) == (cached, written)
+        price = litellm_price(model)
+        assert price.dollars(recorded) == pytest.approx(recorded.cost_usd) and recorded.cost_usd > 0
+        assert price.list_dollars(recorded) > price.dollars(recorded)
+    plain = ModelClient("hosted_vllm/x")._usage(litellm.ModelResponse(usage=litellm.Usage(prompt_tokens=5,
+                                                                                           completion_tokens=1)))
+    assert (plain.cached_prompt_tokens, plain.cache_write_tokens) == (0, 0)  # e.g. llama.cpp's server says nothing

@@ -26,6 +26,11 @@ def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
     assert (run / "student" / "merged" / "agentkd_student.json").is_file()
     assert (run / "index" / "meta.json").is_file()
     assert "agentkd pipeline: factqa" in done.stdout and "teacher share" in done.stdout
+    for column in ("$ / episode", "list $ / episode", "x cheaper (list)", "break-even"):
+        assert column in done.stdout, column
+    assert "tokens counted with" in done.stderr and "teacher: $3 / $15 per 1M" in done.stderr
+    teacher = json.loads((run / "eval" / "teacher.json").read_text())
+    assert 0 < teacher["cost_per_episode_usd"] < teacher["list_cost_per_episode_usd"]  # the reference, priced
     cascade = json.loads((run / "eval" / "cascade-sft.json").read_text())
     assert cascade["deferral_rate"] is not None
     assert (run / "report.html").is_file() and f"report: {run / 'report.html'}" in done.stderr

@@ -116,8 +116,7 @@ class IcdBench:
         s = self.settings
         return PriceSettings(prices={"teacher": s.teacher_price, "student": s.student_price},
                              params={"teacher": PARAMS.get(model_alias(s.teacher), 0.0),
-                                     "student": PARAMS.get(model_alias(s.student), 0.0)},
-                             cached_share=s.cached_share)
+                                     "student": PARAMS.get(model_alias(s.student), 0.0)})
 
     def table(self, command: str = "", wall_s: float = 0.0) -> IcdTable | None:
         """The table of the finished evaluations, written to RUN/eval/tables/icd@<split>.json with the command and
@@ -128,8 +127,7 @@ class IcdBench:
             return None
         collected = list(RunFolder(self.run).iter_trajectories())
         table = cost_table(s.env, s.split, evaluations, collected, self.prices())
-        cached = "" if s.cached_share == 1.0 else f"-cached{s.cached_share:g}"
-        path = self.layout.eval_table(eval_name(f"icd{cached}", s.split))
+        path = self.layout.eval_table(eval_name("icd", s.split))
         path.parent.mkdir(parents=True, exist_ok=True)
         record: dict[str, Any] = {**table.model_dump(mode="json"), "teacher": s.teacher, "student": s.student,
                                   "command": command, "load_avg": os.getloadavg(), "wall_s": wall_s}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.evaluate.costs import PAPER_PRICES, PriceSettings
+from agentkd.evaluate.prices import Price, StatedPrices
 from agentkd.policies.names import GRAMMAR
 from agentkd.policies.settings import ICD_STUDENT, ICDSettings, StudentSettings
 from agentkd.sampling import copy_field
@@ -41,13 +41,8 @@ class IcdBenchSettings(BaseModel):
     """Episodes run at once."""
     max_steps: int | None = Field(None, ge=1)
     """Override the environment's step limit."""
-    teacher_price: tuple[float, float] = PAPER_PRICES["teacher"]
-    """Teacher $ per 1M prompt and completion tokens (the in-context distillation paper's pair)."""
-    student_price: tuple[float, float] = PAPER_PRICES["student"]
-    """Student $ per 1M prompt and completion tokens."""
-    cached_share: float = copy_field(PriceSettings, "cached_share", description=(
-        "Share of the prompt price paid for prompt tokens the server read from its cache (1: list prices, no "
-        "discount; about 0.1 for Anthropic's cache reads, 0.5 for OpenAI's cached input)."))
+    teacher_price: Price = copy_field(StatedPrices, "teacher")
+    student_price: Price = copy_field(StatedPrices, "student")
     partial: bool = False
     """Build the table now, on the tasks every evaluation has finished (others may still run)."""
     table_only: bool = False

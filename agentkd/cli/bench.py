@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentkd.bench.settings import IcdBenchSettings
-from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group, exit_on_error, field_option, run_folder
+from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group, exit_on_error, field_option, parse_price, run_folder
 from agentkd.cli.stages import run_stages
 
 if TYPE_CHECKING:
@@ -41,9 +41,8 @@ def icd_command(
     epochs: float = field_option(S, "epochs"),
     concurrency: int = field_option(S, "concurrency"),
     max_steps: Optional[int] = field_option(S, "max_steps"),
-    teacher_price: tuple[float, float] = field_option(S, "teacher_price", metavar="PROMPT COMPLETION"),
-    student_price: tuple[float, float] = field_option(S, "student_price", metavar="PROMPT COMPLETION"),
-    cached_share: float = field_option(S, "cached_share", metavar="SHARE"),
+    teacher_price: Optional[str] = field_option(S, "teacher_price", unset=True, metavar="IN,OUT[,CACHED[,WRITE]]"),
+    student_price: Optional[str] = field_option(S, "student_price", unset=True, metavar="IN,OUT[,CACHED[,WRITE]]"),
     partial: bool = field_option(S, "partial"),
     table_only: bool = field_option(S, "table_only"),
 ) -> None:
@@ -57,8 +56,10 @@ def icd_command(
     settings = IcdBenchSettings(
         env=env, teacher=teacher, teacher_api_base=teacher_api_base, student=student, train=train, split=split, n=n,
         policies=policies, k=k, max_tokens=max_tokens, sft=sft, epochs=epochs, concurrency=concurrency,
-        max_steps=max_steps, teacher_price=teacher_price, student_price=student_price, cached_share=cached_share,
-        partial=partial, table_only=table_only)
+        max_steps=max_steps, partial=partial, table_only=table_only,
+        **{f"{role}_price": price for role, price in (("teacher", parse_price(teacher_price, "--teacher-price")),
+                                                       ("student", parse_price(student_price, "--student-price")))
+           if price})
     bench = IcdBench(run, settings)
     started = time.perf_counter()
     if not table_only:
@@ -90,7 +91,8 @@ def _ratio(value: float | None) -> str:
 def print_table(table: CostTable, title: str) -> None:
     out = Table(title=title)
     for column in ("policy", "success (95% CI)", "teacher steps", "steps", "calls/step", "tokens T in/out",
-                   "tokens S in/out", "$ / episode", "x cheaper", "at most", "TFLOPs / ep", "x fewer FLOPs",
+                   "tokens S in/out", "$ / episode", "list $ / ep", "x cheaper (list)", "at most", "TFLOPs / ep",
+                   "x fewer FLOPs",
                    "break-even ep", "s / episode", "deferred by quarter"):
         out.add_column(column)
     for row in table.rows:
@@ -99,7 +101,9 @@ def print_table(table: CostTable, title: str) -> None:
             row.name, f"{row.success_rate:.0%} ({lo:.0%}–{hi:.0%})", f"{row.teacher_share_of_steps:.0%}",
             f"{row.mean_steps:.2f}", f"{row.calls_per_step:.2f}",
             _tokens(row.tokens.get("teacher", {})), _tokens(row.tokens.get("student", {})),
-            f"{row.cost_usd:.5f}", _ratio(row.cost_ratio), _ratio(row.cost_ratio_bound),
+            f"{row.cost_usd:.5f}", f"{row.list_cost_usd:.5f}",
+            "" if row.cost_ratio is None else f"{row.cost_ratio:.2f} ({_ratio(row.list_cost_ratio)})",
+            _ratio(row.cost_ratio_bound),
             f"{row.flops / 1e12:.2f}", _ratio(row.flops_ratio),
             "" if row.break_even_episodes is None else f"{row.break_even_episodes:.0f}", f"{row.wall_s:.1f}",
             " ".join("-" if q is None else f"{q:.0%}" for q in row.deferral_by_quarter))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from agentkd.collect import CollectStats
+    from agentkd.evaluate.prices import Price
     from agentkd.models.rate_limit import RateLimit
     from agentkd.scale import Backend
     from agentkd.tools.sandbox import SandboxConfig
@@ -221,12 +222,17 @@ def print_rate_limits(stats: CollectStats, asked: bool) -> None:
         console.print(note, soft_wrap=True, markup=False)
 
 
-def parse_price(text: Optional[str], option: str) -> Optional[tuple[float, float]]:
-    """`0.15,0.60` -> (0.15, 0.6): $ per 1M prompt and completion tokens."""
+def parse_price(text: Optional[str], option: str) -> Optional[Price]:
+    """`3,15,0.3` -> the Price: $ per 1M prompt and completion tokens, then optionally cached reads and cache
+    writes (source `stated`)."""
+    from pydantic import ValidationError
+
+    from agentkd.evaluate.prices import Price
+
     if text is None:
         return None
     try:
-        prompt, completion = (float(x) for x in text.split(","))
-    except ValueError:
-        fail(f"{option} takes two numbers, $ per 1M prompt and completion tokens, e.g. 0.15,0.60")
-    return (prompt, completion)
+        return Price.model_validate(text)
+    except ValidationError as exc:
+        fail(f"{option} takes 2 to 4 numbers, $ per 1M prompt,completion[,cached-read[,cache-write]] tokens, e.g. "
+             f"3,15,0.3 ({exc.errors()[0]['msg']})")

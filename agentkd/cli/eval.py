@@ -27,6 +27,7 @@ from agentkd.cli.common import (
     sandbox_config,
 )
 from agentkd.cli.progress import RichProgress
+from agentkd.evaluate.prices import StatedPrices
 from agentkd.policies.names import POLICY_CHOICES
 from agentkd.policies.settings import CascadeOptions, ICDSettings, StudentSettings
 
@@ -63,10 +64,10 @@ def eval_command(
         "--concurrency", min=1, help="Episodes run at once (per worker with --backend ray).")] = 2,
     api_base: ApiBaseOption = None,
     student_api_base: Optional[str] = field_option(StudentSettings, "api_base", "--student-api-base"),
-    teacher_price: Annotated[Optional[str], typer.Option(
-        "--teacher-price", help="$ per 1M prompt,completion tokens for the teacher (for break-even with unpriced teachers).")] = None,
-    student_price: Annotated[Optional[str], typer.Option(
-        "--student-price", help="$ per 1M prompt,completion tokens for the student.")] = None,
+    teacher_price: Optional[str] = field_option(StatedPrices, "teacher", "--teacher-price", unset=True,
+                                                metavar="IN,OUT[,CACHED[,WRITE]]"),
+    student_price: Optional[str] = field_option(StatedPrices, "student", "--student-price", unset=True,
+                                                metavar="IN,OUT[,CACHED[,WRITE]]"),
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft or -dpo appended for a "
                        "fine-tuned student).")] = None,
@@ -108,14 +109,29 @@ def print_report(r: EvalReport) -> None:
     table.add_row("errors / step-limit", f"{r.errors} / {r.step_limit}")
     table.add_row("mean steps", f"{r.mean_steps:.2f}")
     for role, u in r.per_episode_by_role.items():
-        table.add_row(f"{role} per episode", f"{u.steps:.2f} steps, {u.prompt_tokens:.0f}+{u.completion_tokens:.0f} tokens, "
-                      f"${u.cost_usd:.5f}, {u.mean_step_latency_s:.2f} s/step")
+        table.add_row(f"{role} per episode", f"{u.steps:.2f} steps, {u.prompt_tokens:.0f} ({u.cached_prompt_tokens:.0f} "
+                      f"cached) + {u.completion_tokens:.0f} tokens, ${u.cost_usd:.5f} (list ${u.list_cost_usd:.5f}), "
+                      f"{u.mean_step_latency_s:.2f} s/step")
     table.add_row("student share of steps", f"{r.student_share_of_steps:.1%}")
     if r.deferral_rate is not None:
         table.add_row("deferral rate", f"{r.deferral_rate:.1%}")
-    table.add_row("cost per episode", f"${r.cost_per_episode_usd:.5f}")
+    table.add_row("$ per episode", f"${r.cost_per_episode_usd:.5f} cache-aware, ${r.list_cost_per_episode_usd:.5f} "
+                                   "at list prices")
+    versus = r.versus_teacher
+    if versus is not None:
+        table.add_row("x cheaper than the teacher", f"{times(versus.cheaper)} cache-aware, {times(versus.cheaper_at_list)}"
+                                                     f" at list prices (teacher: {versus.basis})")
+    for role, price in r.prices.items():
+        counted = r.counted_by.get(role)
+        table.add_row(f"{role} price", price.describe() + (f"; its tokens counted with {counted}, as a model would "
+                                                           "read and write them" if counted else ""))
     table.add_row("mean episode latency", f"{r.mean_episode_latency_s:.2f} s")
     if r.break_even is not None:
         be = r.break_even
         table.add_row("break-even (episodes)", f"{be.episodes:.0f}" if be.episodes is not None else f"n/a: {be.note}")
     Console().print(table)
+
+
+def times(ratio: float | None) -> str:
+    """`3.1x`, or `—` when there is no ratio."""
+    return "—" if ratio is None else f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"

@@ -24,6 +24,7 @@ from agentkd.cli.common import (
     sandbox_config,
 )
 from agentkd.cli.stages import run_stages
+from agentkd.evaluate.prices import StatedPrices
 from agentkd.policies.settings import ICD_STUDENT, CascadeOptions
 from agentkd.train.config import TrainConfig
 
@@ -51,6 +52,10 @@ def pipeline_command(
     epochs: float = field_option(TrainConfig, "epochs"),
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluated policy.")] = 10,
     samples: int = field_option(CascadeOptions, "samples", scope="Cascade"),
+    teacher_price: Optional[str] = field_option(StatedPrices, "teacher", "--teacher-price", unset=True,
+                                                metavar="IN,OUT[,CACHED[,WRITE]]"),
+    student_price: Optional[str] = field_option(StatedPrices, "student", "--student-price", unset=True,
+                                                metavar="IN,OUT[,CACHED[,WRITE]]"),
     max_steps: MaxStepsOption = None,
     sandbox: SandboxOption = None,
     settings: Annotated[Optional[list[str]], typer.Option(
@@ -67,7 +72,8 @@ def pipeline_command(
         chosen = PipelineSettings(env=EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env),
                                   teacher=teacher, route=route, student=student, train_tasks=train_tasks,
                                   epochs=epochs, eval_tasks=eval_tasks, samples=samples, max_steps=max_steps,
-                                  sandbox=sandbox_config(sandbox))
+                                  sandbox=sandbox_config(sandbox), teacher_price=teacher_price,
+                                  student_price=student_price)
         if settings:
             chosen = PipelineSettings.model_validate(with_settings(chosen.model_dump(), settings))
         planned = stages(run, chosen)
@@ -94,20 +100,42 @@ def write_report(run: Path) -> None:
 
 
 def print_results(run: Path, planned: list[Stage], env: str, eval_tasks: int, seconds: float) -> None:
-    from agentkd.pipeline import results
+    from agentkd.cli.eval import times
+    from agentkd.pipeline import price_notes, results
     from agentkd.run import RunLayout
 
     table = Table(title=f"agentkd pipeline: {env}, {eval_tasks} held-out test tasks ({seconds:.0f} s)")
-    for column in ("policy", "success (95% CI)", "mean steps", "student share of steps", "teacher share of steps",
-                   "s / episode"):
-        table.add_column(column)
-    for row in results(run, planned):
+    for column in ("policy", "success (95% CI)", "mean steps", "teacher share of steps", "$ / episode",
+                   "list $ / episode", "x cheaper (list)", "break-even", "s / episode"):
+        table.add_column(column, no_wrap=True)
+    rows = results(run, planned)
+    for row in rows:
         lo, hi = row["success_ci95"]
         share = float(row["student_share_of_steps"])
+        versus, be = row.get("versus_teacher") or {}, row.get("break_even") or {}
+        cheaper = f"{times(versus.get('cheaper'))} ({times(versus.get('cheaper_at_list'))})" if versus else "—"
         table.add_row(str(row["policy"]), f"{row['success_rate']:.0%} ({lo:.0%}–{hi:.0%})", f"{row['mean_steps']:.2f}",
-                      f"{share:.0%}", f"{1 - share:.0%}", f"{row['mean_episode_latency_s']:.1f}")
+                      f"{1 - share:.0%}", usd(row.get("cost_per_episode_usd")),
+                      usd(row.get("list_cost_per_episode_usd")), cheaper,
+                      "—" if be.get("episodes") is None else f"{be['episodes']:,.0f} episodes",
+                      f"{row['mean_episode_latency_s']:.1f}")
     out = Console()
-    Console(width=max(out.width, 120)).print(table)  # never wrap the one table that matters into a column soup
+    Console(width=max(out.width, 160)).print(table)  # never wrap the one table that matters into a column soup
     layout = RunLayout(run)
+    notes = price_notes(rows)
+    if notes:
+        console.print("$ per episode: cache-aware (prompt tokens read from the cache at the cache-read price) and at "
+                      "list prices; x cheaper and break-even (collection $ ÷ $ saved per episode) against the teacher "
+                      "row. Priced at", soft_wrap=True)
+        for note in notes:
+            console.print(f"  {note}", soft_wrap=True, markup=False)
     console.print(f"reports: {layout.eval_dir}/*.json; trajectories: {layout.eval_dir}/*.jsonl; "
                   f"student: {layout.student_merged}")
+
+
+def usd(value: object) -> str:
+    """$ per episode, with enough digits for the cents-and-below amounts of small models."""
+    if value is None:
+        return "—"
+    amount = float(value)  # type: ignore[arg-type]
+    return f"${amount:.4f}" if amount >= 0.01 else f"${amount:.5f}"

@@ -1,44 +1,26 @@
-"""What a policy costs against the teacher: $ under a stated price pair, FLOPs, cost ratio and break-even.
+"""What a policy costs against the teacher: $ under stated prices (cache-aware, and at list prices beside it), FLOPs,
+x cheaper and break-even.
 
 Tokens are counted once per model call: a student call that returns n samples counts its prompt once and
-its n completions; a deferred step adds the teacher's call. FLOPs use the usual estimate 2 * params * tokens.
+its n completions; a deferred step adds the teacher's call. Cache-aware $ bill the prompt tokens a server read from
+its cache at the cache-read price (`agentkd.evaluate.prices`); list $ bill every prompt token at list price. FLOPs
+use the usual estimate 2 * params * tokens.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from agentkd.evaluate.metrics import wilson_interval
+from agentkd.evaluate.prices import PAPER_PRICES, Price, PriceSettings
 from agentkd.records import Trajectory, Usage
 
-PAPER_PRICES: dict[str, tuple[float, float]] = {"teacher": (3.0, 15.0), "student": (0.40, 1.60)}
-"""$ per 1M prompt / completion tokens: the in-context distillation paper's pair at list prices."""
+__all__ = ["PAPER_PRICES", "CostRow", "CostTable", "Price", "PriceSettings", "cost_row", "cost_table",
+           "deferral_by_quarter"]
 
 ROLES = ("teacher", "student")
-
-
-class PriceSettings(BaseModel):
-    """The price pair and model sizes a cost table is computed with."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(PAPER_PRICES))
-    params: dict[str, float] = Field(default_factory=dict)
-    """role -> parameters of the model acting in that role (for FLOPs); a role left out counts 0 FLOPs."""
-    cached_share: float = Field(1.0, ge=0.0, le=1.0)
-    """The share of the prompt price paid for prompt tokens the server read from its cache (1: no discount, as at
-    the paper's list prices; about 0.1 for Anthropic's cache reads, 0.5 for OpenAI's cached input)."""
-
-    def dollars(self, role: str, usage: Usage) -> float:
-        per_prompt, per_completion = self.prices.get(role, (0.0, 0.0))
-        cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
-        prompt = (usage.prompt_tokens - cached) + cached * self.cached_share
-        return (prompt * per_prompt + usage.completion_tokens * per_completion) / 1e6
-
-    def flops(self, role: str, usage: Usage) -> float:
-        return 2.0 * self.params.get(role, 0.0) * (usage.prompt_tokens + usage.completion_tokens)
 
 
 class CostRow(BaseModel):
@@ -56,12 +38,18 @@ class CostRow(BaseModel):
     """role -> mean prompt / completion / cached (prompt tokens read from the server's cache) tokens per episode."""
     calls_per_step: float
     cost_usd: float
+    """Cache-aware $ per episode."""
+    list_cost_usd: float = 0.0
+    """$ per episode with every prompt token at list price."""
     cost_by_role: dict[str, float] = Field(default_factory=dict)
-    """role -> $ per episode (they add up to cost_usd)."""
+    """role -> cache-aware $ per episode (they add up to cost_usd)."""
     flops: float
     wall_s: float
     cost_ratio: float | None = None
-    """The teacher's $ per episode ÷ this policy's (how many times cheaper); None for the teacher row itself."""
+    """The teacher's $ per episode ÷ this policy's (how many times cheaper, cache-aware); None for the teacher row
+    itself."""
+    list_cost_ratio: float | None = None
+    """The same at list prices."""
     flops_ratio: float | None = None
     break_even_episodes: float | None = None
     """Collection cost ÷ $ saved per episode against the teacher; None when nothing is saved."""
@@ -85,14 +73,16 @@ class CostTable(BaseModel):
     rows: list[CostRow]
 
 
-def _per_episode(trajs: list[Trajectory], settings: PriceSettings) -> tuple[dict[str, Usage], float, float]:
+def _per_episode(trajs: list[Trajectory], settings: PriceSettings) -> tuple[dict[str, Usage], float, float, float]:
+    """(usage by role summed over `trajs`, cache-aware $, list $ and FLOPs per episode)."""
     totals: dict[str, Usage] = {}
     for traj in trajs:
         for role, usage in traj.usage_by_role().items():
             totals[role] = totals.get(role, Usage()) + usage
     dollars = sum(settings.dollars(role, u) for role, u in totals.items()) / len(trajs)
+    at_list = sum(settings.list_dollars(role, u) for role, u in totals.items()) / len(trajs)
     flops = sum(settings.flops(role, u) for role, u in totals.items()) / len(trajs)
-    return totals, dollars, flops
+    return totals, dollars, at_list, flops
 
 
 def deferral_by_quarter(trajs: list[Trajectory]) -> list[float | None]:
@@ -111,7 +101,7 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
     if not trajs:
         raise ValueError(f"evaluation {name!r} has no trajectories")
     n = len(trajs)
-    totals, dollars, flops = _per_episode(trajs, settings)
+    totals, dollars, at_list, flops = _per_episode(trajs, settings)
     by_role = {role: settings.dollars(role, u) / n for role, u in sorted(totals.items())}
     steps = [s for t in trajs for s in t.steps]
     successes = sum(t.success for t in trajs)
@@ -122,7 +112,8 @@ def cost_row(name: str, trajs: list[Trajectory], settings: PriceSettings) -> Cos
         tokens={role: {"prompt": u.prompt_tokens / n, "completion": u.completion_tokens / n,
                        "cached": u.cached_prompt_tokens / n} for role, u in sorted(totals.items())},
         calls_per_step=sum(u.calls for u in totals.values()) / len(steps) if steps else 0.0,
-        cost_usd=dollars, cost_by_role=by_role, flops=flops, wall_s=sum(t.duration_s for t in trajs) / n,
+        cost_usd=dollars, list_cost_usd=at_list, cost_by_role=by_role, flops=flops,
+        wall_s=sum(t.duration_s for t in trajs) / n,
         deferral_by_quarter=deferral_by_quarter(trajs),
     )
 
@@ -139,7 +130,7 @@ def cost_table(env: str, split: str, evaluations: dict[str, list[Trajectory]], c
     if differing:
         raise ValueError(f"evaluations {differing} were not run on the teacher's {len(reference)} tasks; "
                          "compare policies on the same tasks")
-    _, collection_usd, collection_flops = _per_episode(collected, settings) if collected else ({}, 0.0, 0.0)
+    _, collection_usd, _, collection_flops = _per_episode(collected, settings) if collected else ({}, 0.0, 0.0, 0.0)
     collection = {"episodes": len(collected), "successes": sum(t.success for t in collected),
                   "cost_usd": collection_usd * len(collected), "flops": collection_flops * len(collected)}
     rows = [cost_row(name, trajs, settings) for name, trajs in evaluations.items()]
@@ -148,6 +139,7 @@ def cost_table(env: str, split: str, evaluations: dict[str, list[Trajectory]], c
         if row is base:
             continue
         row.cost_ratio = base.cost_usd / row.cost_usd if row.cost_usd > 0 else None
+        row.list_cost_ratio = base.list_cost_usd / row.list_cost_usd if row.list_cost_usd > 0 else None
         row.flops_ratio = base.flops / row.flops if row.flops > 0 else None
         saving = base.cost_usd - row.cost_usd
         row.break_even_episodes = collection["cost_usd"] / saving if saving > 0 else None

@@ -12,6 +12,7 @@ from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.evaluate.metrics import EvalReport, Prices
+from agentkd.evaluate.prices import Price
 from agentkd.evaluate.runner import eval_folder, evaluate
 from agentkd.jobs import SILENT, Progress, kept_note, run_interruptibly, stopping_cleanly
 from agentkd.policies.base import Policy
@@ -33,8 +34,9 @@ class EvalJob(EpisodesJob):
     split: str = "test"
     concurrency: int = Field(2, ge=1)
     """Episodes run at once (per worker with --backend ray)."""
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    """role -> ($ per 1M prompt tokens, $ per 1M completion tokens), for unpriced or local models."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """role -> its price stated by hand (`--teacher-price`, `--student-price`); a role left out is priced from
+    litellm's cost map for an API model, else at the stated default pair (`agentkd.evaluate.prices`)."""
 
     def identity(self) -> dict[str, Any]:
         """What makes an existing evaluation of this name the same job (resuming is refused otherwise). Where a

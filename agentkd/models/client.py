@@ -270,8 +270,9 @@ class ModelClient:
         u = getattr(response, "usage", None)
         prompt = int(getattr(u, "prompt_tokens", 0) or 0)
         completion = int(getattr(u, "completion_tokens", 0) or 0)
+        cached = min(_cached_tokens(u), prompt)
         return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=self._cost(response, prompt, completion),
-                     calls=1, cached_prompt_tokens=min(_cached_tokens(u), prompt))
+                     calls=1, cached_prompt_tokens=cached, cache_write_tokens=min(_cache_write_tokens(u), prompt - cached))
 
     def _cost(self, response: Any, prompt: int, completion: int) -> float:
         if self.input_cost_per_token is not None or self.output_cost_per_token is not None:
@@ -287,12 +288,25 @@ class ModelClient:
             return 0.0
 
 
-def _cached_tokens(usage: Any) -> int:
-    """`usage.prompt_tokens_details.cached_tokens` (OpenAI's field, which litellm maps other providers' to), an object
-    or a dict; 0 when the server does not say."""
+def _detail(usage: Any, name: str) -> Any:
     details = getattr(usage, "prompt_tokens_details", None)
-    value = details.get("cached_tokens") if isinstance(details, dict) else getattr(details, "cached_tokens", None)
-    return int(value or 0)
+    return details.get(name) if isinstance(details, dict) else getattr(details, name, None)
+
+
+def _cached_tokens(usage: Any) -> int:
+    """`usage.prompt_tokens_details.cached_tokens` (OpenAI's field, which litellm maps other providers' to: Anthropic's
+    `cache_read_input_tokens`, Gemini's, DeepSeek's), an object or a dict; 0 when the server does not say (llama.cpp's
+    OpenAI-compatible server, llama-cpp-python 0.3.36, reports no cached tokens)."""
+    return int(_detail(usage, "cached_tokens") or 0)
+
+
+def _cache_write_tokens(usage: Any) -> int:
+    """Prompt tokens written to the provider's cache: litellm's `prompt_tokens_details.cache_creation_tokens`, or
+    Anthropic's `cache_creation_input_tokens` on the usage itself; 0 when the provider does not say."""
+    value = _detail(usage, "cache_creation_tokens")
+    if not isinstance(value, int):
+        value = getattr(usage, "cache_creation_input_tokens", None)
+    return int(value) if isinstance(value, int) else 0
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

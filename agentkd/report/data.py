@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from agentkd.errors import RunFolderError
-from agentkd.records import Step, Trajectory
+from agentkd.evaluate.prices import Price
+from agentkd.records import Step, Trajectory, Usage
 from agentkd.rounds.summary import round_rows
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout, read_json
@@ -49,9 +50,13 @@ class SourceStats:
     """step index -> role -> steps taken"""
     voted_steps: int = 0
     deferred_steps: int = 0
+    by_role: dict[str, Usage] = field(default_factory=dict)
+    """role -> usage summed over the trajectories (to price them)."""
 
     def add(self, traj: Trajectory) -> None:
         self.episodes += 1
+        for role, usage in traj.usage_by_role().items():
+            self.by_role[role] = self.by_role.get(role, Usage()) + usage
         self.successes += bool(traj.success)
         self.steps += len(traj.steps)
         self.parse_errors += traj.parse_errors
@@ -119,6 +124,29 @@ class ReportData:
     has_student: bool = False
     rounds: list[dict[str, Any]] = field(default_factory=list)
     """One row per improvement round (`agentkd improve`; round 0 = this run), see agentkd.rounds.round_rows."""
+
+    @property
+    def prices(self) -> dict[str, Price]:
+        """role -> the price the evaluations recorded for it (the teacher's evaluation first), so that the collection
+        is priced the same way; empty when no evaluation recorded prices."""
+        out: dict[str, Price] = {}
+        for e in self.evaluations:
+            for role, price in ((e.report or {}).get("prices") or {}).items():
+                if role not in out:
+                    try:
+                        out[role] = Price.model_validate(price)
+                    except ValueError:
+                        continue
+        return out
+
+    @property
+    def counted_by(self) -> dict[str, str]:
+        """role -> the tokenizer that counted its tokens (reference teacher), as the evaluations recorded it."""
+        out: dict[str, str] = {}
+        for e in self.evaluations:
+            for role, label in ((e.report or {}).get("counted_by") or {}).items():
+                out.setdefault(role, str(label))
+        return out
 
     @property
     def train_summary(self) -> dict[str, Any]:

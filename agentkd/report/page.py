@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from agentkd.evaluate.metrics import wilson_interval
+from agentkd.evaluate.prices import Price
 from agentkd.report.data import COLLECTION, ROW_COLUMNS, ReportData, SourceStats
 from agentkd.report.plots import Figure, figures, rounds_figure, training_figures
 from agentkd.report.svg import fmt_usd
@@ -105,7 +106,7 @@ def _collection(data: ReportData) -> str:
     stats = data.collection
     if not stats.episodes:
         return _section("collection", "Collection", "<p class=\"empty\">no trajectories collected yet</p>")
-    rows = _stats_rows(stats)
+    rows = _stats_rows(stats, data.prices)
     filters = data.student_data
     if filters:
         dropped = filters.get("dropped") or {}
@@ -125,8 +126,17 @@ def _collection(data: ReportData) -> str:
     return _section("collection", "Collection (the teacher's trajectories)", _dl(rows))
 
 
-def _stats_rows(stats: SourceStats) -> list[tuple[str, str]]:
+def _stats_rows(stats: SourceStats, prices: dict[str, Price] | None = None) -> list[tuple[str, str]]:
     n = stats.episodes
+    prices = prices or {}
+    if stats.by_role and all(role in prices for role in stats.by_role):  # priced as the evaluations were
+        aware = sum(prices[role].dollars(u) for role, u in stats.by_role.items())
+        at_list = sum(prices[role].list_dollars(u) for role, u in stats.by_role.items())
+        cost = (f"{fmt_usd(aware / n)} per episode cache-aware ({fmt_usd(at_list / n)} at list prices); "
+                f"{fmt_usd(aware)} in all, priced as the evaluations below")
+    else:
+        cost = f"{fmt_usd(stats.cost_usd)} in all, {fmt_usd(stats.cost_usd / n)} per episode (as recorded)"
+    cached = sum(u.cached_prompt_tokens for u in stats.by_role.values())
     lo, hi = wilson_interval(stats.successes, n)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(stats.statuses.items()))
     return [
@@ -134,8 +144,9 @@ def _stats_rows(stats: SourceStats) -> list[tuple[str, str]]:
         ("success", escape(f"{stats.successes}/{n} ({stats.success_rate:.0%}, 95% CI {lo:.0%}–{hi:.0%})")),
         ("steps", escape(f"{stats.steps} ({stats.steps / n:.2f} per episode), {stats.parse_errors} parse errors")),
         ("status", escape(statuses)),
-        ("tokens", escape(f"{stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion")),
-        ("cost", escape(f"{fmt_usd(stats.cost_usd)} in all, {fmt_usd(stats.cost_usd / n)} per episode")),
+        ("tokens", escape(f"{stats.prompt_tokens:,} prompt ({cached:,} read from the cache) + "
+                          f"{stats.completion_tokens:,} completion")),
+        ("cost", escape(cost)),
         ("time", escape(f"{stats.seconds / n:.2f} s per episode")),
     ]
 
@@ -165,8 +176,9 @@ def _evaluations(data: ReportData) -> str:
     if not data.evaluations:
         return _section("evaluations", "Evaluations", "<p class=\"empty\">no evaluation yet: "
                                                       "<code>agentkd eval --run RUN --policy teacher</code></p>")
-    head = ("evaluation", "policy", "episodes", "success (95% CI)", "mean steps", "$ / episode", "tokens / episode",
-            "student share of steps", "deferral rate", "break-even", "errors · step limit", "s / episode")
+    head = ("evaluation", "policy", "episodes", "success (95% CI)", "mean steps", "$ / episode", "list $ / episode",
+            "x cheaper (list)", "tokens / episode", "student share of steps", "deferral rate", "break-even",
+            "errors · step limit", "s / episode")
     body = []
     for e in data.evaluations:
         r = e.report
@@ -180,9 +192,13 @@ def _evaluations(data: ReportData) -> str:
         tokens = sum((v.get("prompt_tokens") or 0) + (v.get("completion_tokens") or 0)
                      for v in (r.get("per_episode_by_role") or {}).values())
         deferral = r.get("deferral_rate")
+        at_list = r.get("list_cost_per_episode_usd")
+        versus = r.get("versus_teacher") or {}
+        cheaper = f"{_times(versus.get('cheaper'))} ({_times(versus.get('cheaper_at_list'))})" if versus else "—"
         cells = [e.name, str(r.get("details", {}).get("policy", r.get("policy", ""))), str(r.get("episodes")),
                  f"{r.get('success_rate', 0):.0%} ({lo:.0%}–{hi:.0%})", f"{r.get('mean_steps', 0):.2f}",
-                 fmt_usd(float(r.get("cost_per_episode_usd") or 0)), f"{tokens:,.0f}",
+                 fmt_usd(float(r.get("cost_per_episode_usd") or 0)),
+                 "—" if at_list is None else fmt_usd(float(at_list)), cheaper, f"{tokens:,.0f}",
                  f"{r.get('student_share_of_steps', 0):.0%}", "—" if deferral is None else f"{deferral:.0%}", be_text,
                  f"{r.get('errors', 0)} · {r.get('step_limit', 0)}", f"{r.get('mean_episode_latency_s', 0):.1f}"]
         spec = r.get("details", {}).get("policy_spec") or (e.settings or {}).get("identity", {}).get("policy")
@@ -191,7 +207,28 @@ def _evaluations(data: ReportData) -> str:
                                      for c, t in zip(cells, tips)) + "</tr>")
     table = ("<div class=\"scroll\"><table class=\"evals\"><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
              + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>")
-    return _section("evaluations", "Evaluations", table)
+    return _section("evaluations", "Evaluations", table + _price_note(data))
+
+
+def _price_note(data: ReportData) -> str:
+    """What the $ columns mean and the price of each role, as the evaluations recorded them."""
+    prices, counted = data.prices, data.counted_by
+    if not prices:
+        return ""
+    items = []
+    for role in sorted(prices, key=lambda r: (r != "teacher", r)):
+        text = f"{role}: {prices[role].describe()}"
+        if role in counted:
+            text += f"; its tokens counted with {counted[role]}, as a model {role} would read and write them"
+        items.append(f"<li>{escape(text)}</li>")
+    return ("<p class=\"note\">$ / episode is cache-aware: prompt tokens read from the server's prompt cache are billed "
+            "at the cache-read price; list $ bills every prompt token at the list price. x cheaper (at list prices in "
+            "brackets) and break-even (collection $ ÷ $ saved per episode) are against the teacher. Prices, $ per 1M "
+            f"tokens:</p><ul class=\"note\">{''.join(items)}</ul>")
+
+
+def _times(ratio: Any) -> str:
+    return "—" if ratio is None else f"{float(ratio):.2f}x" if float(ratio) < 10 else f"{float(ratio):.1f}x"
 
 
 def _plots(data: ReportData) -> str:

@@ -115,14 +115,16 @@ def pareto(data: ReportData) -> Figure:
     by_cost = any(c > 0 for c in costs)
     if by_cost:
         xs, x_label, x_fmt = costs, "$ per episode", fmt_usd
-        caption = ("Each evaluated policy at its mean $ per episode, with the 95% interval of its success rate. "
+        caption = ("Each evaluated policy at its mean cache-aware $ per episode (prices under the evaluations "
+                   "table), with the 95% interval of its success rate. "
                    "The dashed line joins the policies no other beats on both axes (the Pareto front).")
     else:
         xs = [_tokens_per_episode(e.report) for e in reported]  # type: ignore[arg-type]
         x_label, x_fmt = "model tokens per episode (no $ cost recorded)", fmt_number
-        caption = ("Every recorded cost is $0 (a reference teacher and local students spend nothing), so policies "
-                   "are placed by the model tokens they spend per episode; price a model teacher with "
-                   "`agentkd eval --teacher-price` to see $. Bars: 95% interval of the success rate.")
+        caption = ("Every recorded cost is $0 (prices of zero, or evaluations written before agentkd priced local "
+                   "models and counted the reference teacher's tokens), so policies are placed by the model tokens "
+                   "they spend per episode; `agentkd eval --teacher-price` prices them. Bars: 95% interval of the "
+                   "success rate.")
     chart = Chart(title, x_label, "success rate", (0.0, max(xs) or 1.0), (0.0, 1.0), x_format=x_fmt,
                   y_format=fmt_percent, y_ticks=[0, 0.25, 0.5, 0.75, 1.0], kind="pareto")
     points = []
@@ -237,7 +239,8 @@ def break_even_curve(data: ReportData) -> Figure:
                   f"<title>{escape(evaluation.name)} pays back after {episodes:,.1f} episodes</title></circle>"
                   f'<text class="pointlabel" x="{px + 6:.1f}" y="{py + 16:.1f}">{episodes:,.0f} episodes</text>')
     caption = ("Serving every episode with the teacher against paying once for the collected teacher trajectories "
-               "and then serving with the cascade; the lines cross at the break-even episode count.")
+               "and then serving with the distilled policy, at cache-aware prices; the lines cross at the break-even "
+               "episode count.")
     return Figure("breakeven", title, chart.render(), caption=caption)
 
 
