@@ -65,7 +65,7 @@ def test_the_experiment_runs_its_stages_resumes_and_tables_what_finished(tmp_pat
     record = json.loads(table.read_text())
     assert [row["name"] for row in record["rows"]] == ["teacher"] and record["tasks"] == 2
     assert record["collection"]["episodes"] == 3 and record["teacher"] == "reference"
-    assert record["settings"]["prices"]["teacher"] == [3.0, 15.0]
+    assert [record["settings"]["prices"]["teacher"][key] for key in ("prompt", "completion", "cached_prompt")] == [3.0, 15.0, 0.3]
     assert (run / "eval" / "teacher@train_900-902.json").is_file()
 
     again = CliRunner().invoke(app, args)  # every stage resumes: nothing is run twice
@@ -79,4 +79,4 @@ def test_the_experiment_runs_its_stages_resumes_and_tables_what_finished(tmp_pat
                                        "--teacher-price", "3,15,0.3"])
     assert partial.exit_code == 0, partial.output
     record = json.loads(table.read_text())
-    assert record["tasks"] == 2 and record["settings"]["prices"]["teacher"]["cached"] == 0.3
+    assert record["tasks"] == 2 and record["settings"]["prices"]["teacher"]["cached_prompt"] == 0.3
