@@ -5,6 +5,8 @@
 - `AGENTKD_LLAMA_POOL`: model copies per process for concurrent episodes (default 1: one copy, calls
   serialised; see the README for the measurement behind it).
 - `AGENTKD_LLAMA_CTX`: context window in tokens (default 8192, capped at what the model was trained on).
+- `AGENTKD_LLAMA_SEQS`: sampled sequences decoded together in one batch, sharing the prompt's KV cache (default 8;
+  1: the n samples of a call are decoded one after another).
 """
 
 from __future__ import annotations
@@ -49,3 +51,8 @@ def default_threads() -> int:
 def default_n_ctx() -> int:
     """Context window in tokens (AGENTKD_LLAMA_CTX, default 8192)."""
     return _positive("AGENTKD_LLAMA_CTX", 8192)
+
+
+def default_seqs() -> int:
+    """Sequences decoded together per batch (AGENTKD_LLAMA_SEQS, default 8; 1 decodes samples one by one)."""
+    return _positive("AGENTKD_LLAMA_SEQS", 8)
