@@ -5,6 +5,8 @@
 - `AGENTKD_LLAMA_POOL`: model copies per process for concurrent episodes (default 1: one copy, calls
   serialised; see the README for the measurement behind it).
 - `AGENTKD_LLAMA_CTX`: context window in tokens (default `DEFAULT_N_CTX`, capped at what the model was trained on).
+- `AGENTKD_LLAMA_SEQS`: sampled sequences decoded together in one batch, sharing the prompt's KV cache (default
+  `DEFAULT_SEQS`; 1: the n samples of a call are decoded one after another).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from agentkd.errors import AgentKDError
 
 DEFAULT_N_CTX = 8192
 """Context window in tokens when AGENTKD_LLAMA_CTX is not set."""
+DEFAULT_SEQS = 8
+"""Sampled sequences decoded together when AGENTKD_LLAMA_SEQS is not set."""
 
 
 class LlamaSettingsError(AgentKDError):
@@ -52,3 +56,9 @@ def default_threads() -> int:
 def default_n_ctx() -> int:
     """Context window in tokens (AGENTKD_LLAMA_CTX, default DEFAULT_N_CTX)."""
     return _positive("AGENTKD_LLAMA_CTX", DEFAULT_N_CTX)
+
+
+def default_seqs() -> int:
+    """Sequences decoded together per batch (AGENTKD_LLAMA_SEQS, default DEFAULT_SEQS; 1 decodes samples one by
+    one)."""
+    return _positive("AGENTKD_LLAMA_SEQS", DEFAULT_SEQS)
