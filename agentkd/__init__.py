@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agentkd.version import __version__
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "agentkd.deploy": ("CascadedAgent",),
+    "agentkd.agent.cascaded": ("CascadedAgent",),
     "agentkd.agent.loop": ("CodeActAgent",),
     "agentkd.store": ("DemoStore", "StepRecord", "StoreError", "StoreMismatchError"),
     "agentkd.codeact": ("ParsedAction", "parse_action", "normalize_code"),
@@ -32,7 +32,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.policies.llm": ("LLMPolicy",),
     "agentkd.policies.reference": ("ReferencePolicy",),
     "agentkd.policies.cascade": ("CascadePolicy",),
-    "agentkd.policies.icd": ("StudentPolicy",),
+    "agentkd.policies.student": ("StudentPolicy",),
     "agentkd.policies.self_consistent": ("SelfConsistentPolicy",),
     "agentkd.train": ("FilterConfig", "FilterReport", "TrainConfig", "TrainConfigError", "TrainingError",
                       "TrainResult", "filter_trajectories", "train_student"),
@@ -47,7 +47,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
     "agentkd.tools": ("BM25Retriever", "DenseRetriever", "Document", "Hit", "Retriever", "Tool", "format_hits",
                       "tool"),
-    "agentkd.tools.sandbox": ("ExecutionResult", "PythonSandbox", "SandboxConfig"),
+    "agentkd.sandbox.host": ("ExecutionResult", "PythonSandbox", "SandboxConfig"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -68,10 +68,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers see the real names
+    from agentkd.agent.cascaded import CascadedAgent
     from agentkd.agent.loop import CodeActAgent
     from agentkd.codeact import ParsedAction, normalize_code, parse_action
     from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
-    from agentkd.deploy import CascadedAgent
     from agentkd.env import (
         Environment,
         Grade,
@@ -118,20 +118,20 @@ if TYPE_CHECKING:  # static analysers see the real names
         validate_policy_spec,
     )
     from agentkd.policies.cascade import CascadePolicy
-    from agentkd.policies.icd import StudentPolicy
     from agentkd.policies.llm import LLMPolicy
     from agentkd.policies.reference import ReferencePolicy
     from agentkd.policies.self_consistent import SelfConsistentPolicy
+    from agentkd.policies.student import StudentPolicy
     from agentkd.records import SCHEMA_VERSION, Injection, Resample, Step, Task, Trajectory, Usage, Vote
     from agentkd.rounds.settings import ImproveSettings, RoundsError
     from agentkd.rounds.stages import RoundStage, next_stage
     from agentkd.rounds.summary import round_rows
     from agentkd.run import RunFolder, RunLayout
+    from agentkd.sandbox.host import ExecutionResult, PythonSandbox, SandboxConfig
     from agentkd.scale import Backend, BackendError, run_episodes
     from agentkd.specs import EnvSpec, PolicySpec, SpecError
     from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError
     from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool
-    from agentkd.tools.sandbox import ExecutionResult, PythonSandbox, SandboxConfig
     from agentkd.train import (
         FilterConfig,
         FilterReport,

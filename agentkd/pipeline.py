@@ -25,9 +25,9 @@ from agentkd.policies.registry import teacher_spec
 from agentkd.policies.settings import ICD_STUDENT, AgreementMode, CascadeOptions, ICDSettings
 from agentkd.run.layout import TRAINED, RunLayout
 from agentkd.sampling import SFT_STUDENT_MAX_TOKENS, STUDENT_MAX_TOKENS, copy_field
+from agentkd.sandbox.host import SandboxConfig
 from agentkd.specs import EnvSpec
 from agentkd.store.build import IndexJob
-from agentkd.tools.sandbox import SandboxConfig
 from agentkd.train.config import TrainConfig
 from agentkd.train.job import TrainJob
 

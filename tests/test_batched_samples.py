@@ -6,8 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from agentkd.models.catalog import locate
-from agentkd.models.llama_door import LlamaDoor
+from agentkd.models.distribution.catalog import locate
+from agentkd.models.llama.door import LlamaDoor
 
 pytestmark = pytest.mark.slow
 

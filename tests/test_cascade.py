@@ -8,7 +8,7 @@ from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.collect import collect
 from agentkd.evaluate import summarize
 from agentkd.policies.cascade import CascadePolicy
-from agentkd.policies.icd import StudentPolicy
+from agentkd.policies.student import StudentPolicy
 from agentkd.run import RunFolder
 from agentkd.store import DemoStore
 

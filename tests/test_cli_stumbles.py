@@ -230,7 +230,7 @@ PARSE_PROBE = textwrap.dedent('''
                 app(args, prog_name="agentkd")
             except SystemExit as exc:
                 code = exc.code
-        heavy = sorted(m for m in ("litellm", "langgraph", "faiss", "torch", "agentkd.tools.sandbox",
+        heavy = sorted(m for m in ("litellm", "langgraph", "faiss", "torch", "agentkd.sandbox.host",
                                    "agentkd.collect", "agentkd.env") if m in sys.modules)
         out.append({"code": code, "message": " ".join(err.getvalue().split()), "heavy": heavy})
     print(json.dumps(out))
@@ -357,8 +357,8 @@ def test_the_choices_of_the_options_are_the_librarys():
     from agentkd.policies.names import POLICY_CHOICES
     from agentkd.rounds.settings import ImproveSettings
     from agentkd.run.layout import TRAINED_NAMES
+    from agentkd.sandbox.isolation import ISOLATIONS
     from agentkd.scale.backend import Backend
-    from agentkd.tools.isolation import ISOLATIONS
     from agentkd.train.dataset_export import FORMATS, SPLITS, WHATS
     from agentkd.train.export import OUTTYPES
     from agentkd.train.job import TrainJob
@@ -462,7 +462,7 @@ def test_a_record_a_failed_job_created_is_removed_and_nothing_else(tmp_path):
 
 def test_check_env_without_any_task_fails_splits_and_skips_what_needs_a_task():
     from agentkd import Environment
-    from agentkd.check_env import check_environment
+    from agentkd.env.check import check_environment
 
     env = Environment(name="empty", tasks=lambda split: [], splits=["train", "test"], grader="exact")
     report = check_environment(env)

@@ -123,7 +123,7 @@ def test_repair_keeps_complete_lines(tmp_path):
 
 def test_collect_refuses_to_run_unsandboxed_unless_asked(tmp_path, monkeypatch):
     monkeypatch.delenv("AGENTKD_SANDBOX", raising=False)
-    monkeypatch.setattr("agentkd.tools.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr("agentkd.sandbox.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
     args = ["collect", "--env", "factqa", "--teacher", "reference", "--n", "2", "--run", str(tmp_path / "s")]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 1 and "no sandbox is available" in refused.output and "--sandbox none" in refused.output

@@ -67,7 +67,7 @@ def test_parquet_and_jsonl_exports_load_with_plain_datasets(run, tmp_path):
 def test_sft_exports_give_the_same_training_data_as_the_run(run, factqa, tmp_path, fmt):
     from transformers import AutoTokenizer
 
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
     from agentkd.train import TrainConfig
     from agentkd.train.trainer import load_examples
 

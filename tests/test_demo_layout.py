@@ -11,8 +11,8 @@ import agentkd
 from agentkd.agent.loop import CodeActAgent
 from agentkd.collect import collect
 from agentkd.models.client import ModelClient
-from agentkd.policies.icd import DEMO_HEADER, STEP_DEMO_HEADER, StudentPolicy
 from agentkd.policies.settings import ICDSettings
+from agentkd.policies.student import DEMO_HEADER, STEP_DEMO_HEADER, StudentPolicy
 from agentkd.run import RunFolder
 from agentkd.store import DemoStore
 

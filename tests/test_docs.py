@@ -249,7 +249,7 @@ def check_agentkd(args: list[str], where: str) -> None:
 
 
 def check_tool(args: list[str], where: str) -> None:
-    """`python tools/NAME.py ARGS`: the script exists and defines every --option used."""
+    """`python benchmarks/NAME.py ARGS`: the script exists and defines every --option used."""
     script = ROOT / args[0]
     assert script.is_file(), f"{where}: {args[0]} does not exist"
     source = script.read_text()
@@ -269,7 +269,7 @@ def check_command(line: str, where: str) -> None:
         check_agentkd(args[2:], where)
     elif program in ("python", ".venv/bin/python") and args[:2] == ["-m", "pytest"]:
         assert line in (TEST_COMMAND, "pytest -q"), f"{where}: the test command is `{TEST_COMMAND}`"
-    elif program == "python" and args and args[0].startswith("tools/"):
+    elif program == "python" and args and args[0].startswith("benchmarks/"):
         check_tool(args, where)
     elif program == "accelerate":
         config = args[args.index("--config_file") + 1]
@@ -301,7 +301,7 @@ def test_inline_commands_use_real_commands_and_options():
             span = " ".join(span.split())
             if span == setup_message():  # output, not a command
                 continue
-            if re.match(r"(\.venv/bin/)?agentkd [a-z]", span) or re.match(r"python (tools/|-m agentkd\.cli )", span):
+            if re.match(r"(\.venv/bin/)?agentkd [a-z]", span) or re.match(r"python (benchmarks/|-m agentkd\.cli )", span):
                 try:
                     tokens = shlex.split(span)
                 except ValueError:  # an unbalanced quote inside prose: check the plain words

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd import ModelClient, Task
+from agentkd.agent.cascaded import CascadedAgent
 from agentkd.cli import app
-from agentkd.deploy import CascadedAgent
 
 pytestmark = pytest.mark.slow
 

@@ -120,7 +120,7 @@ def test_a_tiny_random_llama_gives_llama_cpp_the_logits_of_transformers(tmp_path
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_local_model("smollm2-135m")))
     config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -171,7 +171,7 @@ def test_llama_cpp_runs_the_exported_student_like_transformers(trained_run, fact
     rounds every weight to 11 significant bits and q8_0 to 8 bits per block of 32, so both are held to
     the same next token and logits within 1.5 (0.3 on average; they span about 30), f16 also to the
     same first 16 tokens; q8_0 is not: this barely trained student repeats itself on near-ties, and one
-    run's q8_0 continuation left transformers' at token 5 (see tools/bench_inference.py)."""
+    run's q8_0 continuation left transformers' at token 5 (see benchmarks/bench_inference.py)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

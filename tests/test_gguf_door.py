@@ -5,9 +5,9 @@ import asyncio
 import pytest
 
 from agentkd import CodeActAgent, ModelClient, ModelError
-from agentkd.models.catalog import locate
-from agentkd.models.llama_door import LlamaDoor, get_door
-from agentkd.policies.icd import StudentPolicy
+from agentkd.models.distribution.catalog import locate
+from agentkd.models.llama.door import LlamaDoor, get_door
+from agentkd.policies.student import StudentPolicy
 
 pytestmark = pytest.mark.slow
 

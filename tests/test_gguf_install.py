@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli import app
-from agentkd.models.catalog import (
+from agentkd.models.distribution.catalog import (
     GGUFModel,
     ModelInstallError,
     ModelNotInstalledError,
@@ -20,7 +20,7 @@ from agentkd.models.catalog import (
     locate,
     verify,
 )
-from agentkd.models.install import install_model
+from agentkd.models.distribution.install import install_model
 
 PARTS = [b"GGUF" + bytes(range(256)) * 40, b"second part " * 700, b"\x00tail\xff" * 333]
 

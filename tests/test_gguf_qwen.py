@@ -7,8 +7,8 @@ import pytest
 
 from agentkd import CodeActAgent, ModelClient
 from agentkd.codeact.parsing import parse_action
-from agentkd.models.catalog import QWEN_05B, status
-from agentkd.policies.icd import StudentPolicy
+from agentkd.models.distribution.catalog import QWEN_05B, status
+from agentkd.policies.student import StudentPolicy
 
 pytestmark = [
     pytest.mark.slow,

@@ -5,8 +5,9 @@ import asyncio
 import litellm
 import pytest
 
-from agentkd.models import hf_provider, local_hf
-from agentkd.models.hf_prefix_cache import ENV_VAR, PrefixCacheSettingError, common_prefix, reuse_enabled
+from agentkd.models.hf import local as local_hf
+from agentkd.models.hf import provider as hf_provider
+from agentkd.models.hf.prefix_cache import ENV_VAR, PrefixCacheSettingError, common_prefix, reuse_enabled
 
 MODEL = "smollm2-135m"
 ASK = [{"role": "system", "content": "You are a helpful assistant."},

@@ -10,17 +10,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 LAYERS = [
     ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact",
      "agentkd.jobs"],
-    ["agentkd.models", "agentkd.tools"],
+    ["agentkd.models", "agentkd.tools", "agentkd.sandbox"],
     ["agentkd.env", "agentkd.store.persist", "agentkd.store.errors", "agentkd.store.faiss_index",
      "agentkd.store.vectors", "agentkd.store.keys", "agentkd.store.records", "agentkd.store.embedders",
      "agentkd.store.demo_store", "agentkd.store"],
     ["agentkd.run"],
     ["agentkd.store.build", "agentkd.policies"],
-    ["agentkd.agent", "agentkd.check_env"],
+    ["agentkd.agent", "agentkd.env.check"],
     ["agentkd.scale"],
     ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],
-    ["agentkd.deploy", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench"],
+    ["agentkd.agent.cascaded", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench"],
     ["agentkd.cli"],
 ]
 
@@ -114,11 +114,11 @@ def test_no_module_imports_the_package_face():
 
 
 def test_the_scripts_under_tools_import_the_library_not_the_command_line():
-    tools = sorted((PACKAGE.parent / "tools").glob("*.py"))
+    tools = sorted((PACKAGE.parent / "benchmarks").glob("*.py"))
     assert tools
     offenders = [f"{p.name} imports {name}" for p in tools for name in sorted(imports(p))
                  if name == "agentkd.cli" or name.startswith("agentkd.cli.")]
-    assert not offenders, "tools/ are thin benchmark mains over the library:\n" + "\n".join(offenders)
+    assert not offenders, "benchmarks/ are thin benchmark mains over the library:\n" + "\n".join(offenders)
 
 
 def test_only_the_command_line_imports_the_command_line():

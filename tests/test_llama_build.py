@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agentkd.models import llama_build
-from agentkd.models.llama_build import LlamaBuildError, ProbeVerdict
+from agentkd.models.llama import build as llama_build
+from agentkd.models.llama.build import LlamaBuildError, ProbeVerdict
 
 ROOT = Path(__file__).resolve().parents[1]
 AMX_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 1 | "
@@ -77,8 +77,8 @@ def test_a_python_error_in_the_probe_is_not_blamed_on_amx(model_file, cache, mon
 
 
 def test_the_door_and_the_server_refuse_a_crashing_build(model_file, cache, monkeypatch):
-    from agentkd.models import serve
-    from agentkd.models.llama_door import LlamaDoor
+    from agentkd.models.llama import server as serve
+    from agentkd.models.llama.door import LlamaDoor
 
     monkeypatch.setattr(llama_build, "system_info", lambda: AMX_INFO)
     monkeypatch.setattr(llama_build, "_PROBE_CODE", SEGFAULT)
@@ -89,7 +89,7 @@ def test_the_door_and_the_server_refuse_a_crashing_build(model_file, cache, monk
 
 
 def test_the_real_probe_decodes_a_packaged_model(cache):
-    from agentkd.models.catalog import resolve_gguf
+    from agentkd.models.distribution.catalog import resolve_gguf
 
     try:
         path = resolve_gguf("smollm2-135m")

@@ -81,7 +81,7 @@ def test_pipeline_refuses_an_unknown_route(tmp_path):
 
 def test_icd_route_end_to_end_with_the_real_frozen_student(tmp_path):
     """collect → index → teacher, student, ICD, cascade with the real Qwen2.5-Coder-0.5B (installed by setup.sh)."""
-    from agentkd.models.catalog import QWEN_05B, status
+    from agentkd.models.distribution.catalog import QWEN_05B, status
 
     if not status(QWEN_05B).installed:
         pytest.skip("qwen2.5-coder-0.5b is not installed (agentkd models install qwen2.5-coder-0.5b)")

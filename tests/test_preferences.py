@@ -80,7 +80,7 @@ def test_pairs_of_a_run_are_deduplicated_and_test_tasks_left_out(tmp_path):
 
 @pytest.mark.slow
 def test_dpo_on_a_tiny_real_model_lowers_its_loss(tmp_path, factqa):
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
 
     run = tmp_path / "r"
     RunFolder(run).start({"command": "collect", "env": "factqa", "teacher": "reference", "split": "train"}, {})
@@ -111,7 +111,7 @@ def test_dpo_on_a_tiny_real_model_lowers_its_loss(tmp_path, factqa):
 def test_dpo_scores_only_the_assistant_step_of_each_pair(tmp_path, factqa):
     """TRL tokenises a row into prompt and completion ids: the whole history (system prompt, task, earlier steps and
     observations) must land in the prompt, so the loss sees the chosen / rejected step and nothing else."""
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
     from agentkd.train.config import TrainConfig
     from agentkd.train.dpo import build_dpo_trainer, dpo_rows
     from agentkd.train.preferences import PreferencePair

@@ -66,7 +66,7 @@ def test_the_slip_is_shown_to_the_student_but_never_trained_on_nor_indexed(recov
     from transformers import AutoTokenizer
 
     from agentkd import load_environment
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
 
     household = load_environment("household")
     _run, trajectories = recovered

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from agentkd import PythonSandbox, SandboxConfig, SandboxUnavailableError
-from agentkd.tools.isolation import bwrap_problem  # noqa: E402
+from agentkd.sandbox.isolation import bwrap_problem  # noqa: E402
 
 HAS_BWRAP = bwrap_problem() is None
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason=f"no working bubblewrap here: {bwrap_problem()}")
@@ -85,7 +85,7 @@ def test_host_refuses_undeclared_tools_and_malformed_calls():
 def test_no_sandbox_available_is_refused_unless_opted_out(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     bwrap_problem.cache_clear()
-    monkeypatch.setattr("agentkd.tools.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr("agentkd.sandbox.isolation.bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
     with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap.*isolation='none'"):
         PythonSandbox(isolation="auto")
     with pytest.raises(ValueError, match="isolation must be one of"):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from agentkd import PythonSandbox
-from agentkd.tools import sandbox as sandbox_module
-from agentkd.tools.isolation import bwrap_problem
+from agentkd.sandbox import host as sandbox_module
+from agentkd.sandbox.isolation import bwrap_problem
 
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no working bubblewrap here: {bwrap_problem()}")
 ROOT = os.geteuid() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentkd import PythonSandbox, SandboxStartError
-from agentkd.tools.isolation import bwrap_problem, links_on_the_way
+from agentkd.sandbox.isolation import bwrap_problem, links_on_the_way
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no working bubblewrap here: {bwrap_problem()}")
@@ -69,7 +69,7 @@ def test_a_symlinked_read_only_path_is_readable_under_its_own_name(tmp_path):
 def test_the_worker_starts_through_a_symlinked_venv_and_sees_its_packages(tmp_path):
     python = linked_venv(tmp_path)
     inside = "import json, sys, pydantic\\nprint(json.dumps([sys.executable, sys.prefix, sys.path]))"
-    script = ("import json\nfrom agentkd.tools.sandbox import PythonSandbox\n"
+    script = ("import json\nfrom agentkd.sandbox.host import PythonSandbox\n"
               "with PythonSandbox(isolation='bwrap') as sb:\n"
               f"    r = sb.run('{inside}')\n"
               "print(json.dumps([r.stdout, r.error]))\n")

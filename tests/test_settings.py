@@ -42,9 +42,9 @@ def job_fields() -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
     from agentkd.evaluate.job import EvalJob
     from agentkd.pipeline import PipelineSettings
     from agentkd.rounds.settings import ImproveSettings
+    from agentkd.sandbox.host import SandboxConfig
     from agentkd.scale.backend import Backend
     from agentkd.store.build import IndexJob
-    from agentkd.tools.sandbox import SandboxConfig
     from agentkd.train.job import TrainJob
 
     fields = {
@@ -70,7 +70,7 @@ def job_fields() -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
 
 def function_defaults() -> dict[tuple[str, str], tuple[object, str]]:
     """Options whose setting is a library function's parameter."""
-    from agentkd.check_env import check_environment
+    from agentkd.env.check import check_environment
 
     return {("check-env", "--n"): (check_environment, "n")}
 
@@ -191,7 +191,7 @@ def written_defaults(tree: ast.AST) -> list[tuple[int, str, object]]:
 
 
 def test_sampling_defaults_are_written_only_in_the_settings_modules():
-    files = [*sorted((ROOT / "agentkd").rglob("*.py")), *sorted((ROOT / "tools").glob("*.py"))]
+    files = [*sorted((ROOT / "agentkd").rglob("*.py")), *sorted((ROOT / "benchmarks").glob("*.py"))]
     elsewhere = [f"{path.relative_to(ROOT)}:{line}: {name} = {value}"
                  for path in files if path not in SETTINGS_MODULES
                  for line, name, value in written_defaults(ast.parse(path.read_text()))]

@@ -249,8 +249,8 @@ def test_help_prints_without_importing_the_heavy_stack():
 
 
 def test_a_fine_tuned_students_spec_leaves_out_the_observation_prefill_it_never_uses():
-    from agentkd.policies.icd import OBSERVATION_PREFILL
     from agentkd.policies.registry import student_spec
+    from agentkd.policies.student import OBSERVATION_PREFILL
 
     trained = student_spec("trained", demos=False, max_tokens=96).settings
     # the exact spec agentkd recorded before the setting existed: its evaluations must still resume

@@ -171,7 +171,7 @@ def test_a_two_step_loop_is_caught_when_the_state_comes_back():
 
 def test_after_an_observation_an_untrained_student_starts_from_it():
     from agentkd.policies.base import PolicyContext
-    from agentkd.policies.icd import OBSERVATION_PREFILL
+    from agentkd.policies.student import OBSERVATION_PREFILL
     from agentkd.records import Step
 
     class Recording(ScriptedModel):
@@ -198,7 +198,7 @@ def test_after_an_observation_an_untrained_student_starts_from_it():
 
 def test_a_thought_without_code_is_continued_once_from_an_opened_fence():
     from agentkd.policies.base import PolicyContext
-    from agentkd.policies.icd import CODE_OPENING
+    from agentkd.policies.student import CODE_OPENING
 
     class Continuing(ModelClient):
         """A labelled test double: stops after its thought, writes code when the reply already opens a fence."""

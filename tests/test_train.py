@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 from agentkd import CodeActAgent, ModelClient, ReferencePolicy
 from agentkd.cli import app
 from agentkd.collect import collect
-from agentkd.models.local_hf import resolve_local_model
-from agentkd.policies.icd import StudentPolicy
+from agentkd.models.hf.local import resolve_local_model
 from agentkd.policies.self_consistent import SelfConsistentPolicy
+from agentkd.policies.student import StudentPolicy
 from agentkd.run import RunFolder
 from agentkd.train import TrainConfig, TrainingError, student_conversation, tokenize_conversation, train_student
 
@@ -138,7 +138,7 @@ def test_cli_train_refuses_bad_input(run, tmp_path):
 def test_a_long_conversation_is_trained_as_windows_masked_on_their_own_steps(factqa):
     from transformers import AutoTokenizer
 
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
     from agentkd.train.sft_data import build_examples, student_conversation, windows
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_local_model("smollm2-135m")))

@@ -16,7 +16,7 @@ from agentkd.errors import AgentKDError, ModelError, SandboxUnavailableError
 from agentkd.policies.base import Policy, PolicyContext, PolicyError
 from agentkd.policies.repeats import StuckError
 from agentkd.records import Step, Task, Trajectory, Usage
-from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
+from agentkd.sandbox.host import PythonSandbox, SandboxConfig
 from agentkd.version import __version__
 
 

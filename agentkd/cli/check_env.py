@@ -21,9 +21,9 @@ def check_env_command(
 ) -> None:
     """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails.
     Every check runs even when an earlier one fails."""
-    from agentkd.check_env import check_environment
+    from agentkd.env.check import check_environment
+    from agentkd.sandbox.host import PythonSandbox
     from agentkd.specs import EnvSpec, parse_env_args
-    from agentkd.tools.sandbox import PythonSandbox
 
     with exit_on_error():
         spec = EnvSpec(target=env, kwargs=parse_env_args(env_arg), given=env)

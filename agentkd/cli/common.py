@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from agentkd.collect import CollectStats
     from agentkd.evaluate.prices import Price
     from agentkd.models.rate_limit import RateLimit
+    from agentkd.sandbox.host import SandboxConfig
     from agentkd.scale import Backend
-    from agentkd.tools.sandbox import SandboxConfig
 
 console = Console(stderr=True)
 """Progress, status and errors (stderr); tables go to stdout."""
@@ -193,7 +193,7 @@ def exit_on_error() -> Iterator[None]:
 
 def sandbox_config(isolation: Optional[str], **limits: float) -> SandboxConfig:
     """The sandbox settings from --sandbox (its value, and $AGENTKD_SANDBOX, are checked when parsing)."""
-    from agentkd.tools.sandbox import SandboxConfig
+    from agentkd.sandbox.host import SandboxConfig
 
     return SandboxConfig(**limits, **({"isolation": isolation} if isolation else {}))
 

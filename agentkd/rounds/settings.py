@@ -10,7 +10,7 @@ from agentkd.collect.targets import GroupBy
 from agentkd.errors import AgentKDError
 from agentkd.policies.settings import AgreementMode, CascadeOptions
 from agentkd.sampling import SFT_STUDENT_MAX_TOKENS, copy_field
-from agentkd.tools.sandbox import SandboxConfig
+from agentkd.sandbox.host import SandboxConfig
 from agentkd.train.config import TrainConfig
 
 

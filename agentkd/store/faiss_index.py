@@ -12,7 +12,7 @@ IndexKind = Literal["flat", "hnsw"]
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-"""Tuned with tools/bench_store.py: recall@6 of one 62k-vector index 0.92 at 64, 0.999 at 128 (+0.07 ms)."""
+"""Tuned with benchmarks/bench_store.py: recall@6 of one 62k-vector index 0.92 at 64, 0.999 at 128 (+0.07 ms)."""
 
 
 def _faiss() -> Any:

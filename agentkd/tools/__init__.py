@@ -1,4 +1,4 @@
-"""Agent tools: the @tool decorator, retrieval, and the Python worker."""
+"""Agent tools: the @tool decorator and retrieval (the sandbox that runs the code is agentkd.sandbox)."""
 
 from agentkd.tools.decorator import Tool, as_tool, tool
 from agentkd.tools.retrieval import BM25Retriever, DenseRetriever, Document, Hit, Retriever, format_hits

@@ -34,7 +34,7 @@ DEFAULT_OUTTYPE = "f16"
 """f16: greedy-identical to transformers on every benchmark prompt (16x faster per step than agentkd's 2-thread
 transformers on a loaded 2-core machine, 2.9x a 1-thread one); q8_0 was about 15% faster still but tipped one
 near-tie (logit margin 0.13) on the third token of one of four trained-student prompts
-(tools/bench_inference.py, README "Fast students (llama.cpp)"); f32 is for tests."""
+(benchmarks/bench_inference.py, README "Fast students (llama.cpp)"); f32 is for tests."""
 
 BASE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)

@@ -95,7 +95,7 @@ def student_server(
     if chosen == "vllm":
         return StudentServer(backend=chosen, name=name, model=str(merged), host=host, port=port,
                              command=vllm_command(merged, name, host, port, n_ctx))
-    from agentkd.models.serve import server_command
+    from agentkd.models.llama.server import server_command
 
     exported = False
     if not layout.student_gguf.is_file():

@@ -253,7 +253,7 @@ def train_student(
     and writes the run folder, checkpoints, the trained student and its log, and the others wait for it."""
     from transformers import AutoTokenizer
 
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     layout = RunLayout(run)

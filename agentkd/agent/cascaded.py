@@ -17,7 +17,7 @@ from agentkd.policies.settings import DEFAULT_STUDENT, CascadeOptions, ICDSettin
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
-from agentkd.tools.sandbox import SandboxConfig
+from agentkd.sandbox.host import SandboxConfig
 
 
 class CascadedAgent:

@@ -3,7 +3,7 @@
 The conversation is a real household episode (the reference solver's trajectory on a test task, full CodeAct
 prompt), cut before each of its first STEPS assistant turns, with the "Thought:" prefill the student policy
 continues: the growing prompt an evaluation episode sends at every step. Each step goes through
-`agentkd.models.local_hf.generate` (greedy, the student's stop sequences) twice in this process, once with
+`agentkd.models.hf.local.generate` (greedy, the student's stop sequences) twice in this process, once with
 AGENTKD_HF_PREFIX_CACHE=0 (the whole prompt encoded) and once with reuse on (the order alternates from step to step
 so a shared machine's changing load falls on both alike; a call with reuse off leaves the stored cache alone, so
 the reusing calls still see their previous step). Printed per step: prompt and cached tokens, seconds off and on,
@@ -11,7 +11,7 @@ and whether the two greedy texts are identical; then the mean seconds per step a
 conversation holds the solver's replies, not the model's, so the cache of the model's own reply is not reused
 here as it is in a real episode (there reuse saves a little more).
 
-    python tools/bench_hf_prefix.py [--steps 10] [--max-tokens 32] [--threads 1] [--model smollm2-135m]
+    python benchmarks/bench_hf_prefix.py [--steps 10] [--max-tokens 32] [--threads 1] [--model smollm2-135m]
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def main() -> None:
 
     from agentkd.codeact.parsing import CLOSING_FENCE
     from agentkd.codeact.prompts import DEFAULT_STOP
-    from agentkd.models import local_hf
-    from agentkd.models.hf_prefix_cache import ENV_VAR
+    from agentkd.models.hf import local as local_hf
+    from agentkd.models.hf.prefix_cache import ENV_VAR
 
     torch.set_num_threads(args.threads)
     stop = [*DEFAULT_STOP, CLOSING_FENCE]

@@ -10,7 +10,7 @@ In one run, for each isolation mode available (bwrap, none), prints:
 
 Goals: per-step overhead <= 1 ms and an episode's worker start <= 10 ms, at the median.
 
-    python tools/bench_sandbox.py [--calls 300]
+    python benchmarks/bench_sandbox.py [--calls 300]
 """
 
 from __future__ import annotations

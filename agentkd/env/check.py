@@ -23,8 +23,8 @@ from agentkd.env.environment import Environment
 from agentkd.errors import GraderError, StateNotBranchableError
 from agentkd.policies.base import PolicyContext, PolicyOutput
 from agentkd.records import Task, Trajectory
+from agentkd.sandbox.host import SandboxConfig
 from agentkd.specs import EnvSpec
-from agentkd.tools.sandbox import SandboxConfig
 
 WRONG_ANSWER = "agentkd-wrong-answer"
 DEFAULT_SPLITS = {"train": "`agentkd collect` runs on it unless given --split",

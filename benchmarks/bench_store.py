@@ -20,7 +20,7 @@ and the goal/context correlation are realistic; ~N/2.7 distinct goals and ~N/1.6
 They go into the store through a lookup-table embedder (no MiniLM call per record); queries are
 perturbed states of the same real episodes, step-0 states included.
 
-    python tools/bench_store.py [--sizes 10000,100000] [--queries 500] [--k 6] [--real-tasks 400]
+    python benchmarks/bench_store.py [--sizes 10000,100000] [--queries 500] [--k 6] [--real-tasks 400]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark `collect` against a local OpenAI-compatible endpoint with a fixed model latency.
 
-The endpoint (tools/fake_openai_server.py, a labelled stand-in for a paid API or a vLLM server,
+The endpoint (benchmarks/fake_openai_server.py, a labelled stand-in for a paid API or a vLLM server,
 reached as `hosted_vllm/reference-stub`) answers every
 request with the factqa reference solver's next step after sleeping --delay seconds, in a
 separate process. litellm reaches it over real HTTP. In one run this prints:
@@ -12,7 +12,7 @@ separate process. litellm reaches it over real HTTP. In one run this prints:
   HTTP round trip (httpx straight to the same endpoint, same delay, measured in this run)
   (goal: <= 5 ms). Wall time per step minus the bare delay is printed too.
 
-    python tools/bench_collect.py [--episodes 32] [--delay 0.2] [--waves 4]
+    python benchmarks/bench_collect.py [--episodes 32] [--delay 0.2] [--waves 4]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """PythonSandbox: a persistent, isolated Python worker per episode (variables survive steps).
 
 Workers are forked from a warm fork server that itself runs inside bubblewrap (see
-agentkd.tools.isolation for what each mode guarantees). Agent tools stay on the host;
+agentkd.sandbox.isolation for what each mode guarantees). Agent tools stay on the host;
 sandboxed code reaches them over a narrow JSON channel.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.errors import SandboxError, SandboxStartError
-from agentkd.tools.isolation import (
+from agentkd.sandbox.isolation import (
     SANDBOX_WORKER_DIR,
     PidsCgroup,
     bwrap_command,
@@ -142,7 +142,7 @@ class ForkServer:
         self._replies: Any = None
         self._cgroup: PidsCgroup | None = None
         self.workers = "shared"
-        """How episodes' workers are kept apart: 'uid', 'pidns' or 'shared' (see agentkd.tools.isolation)."""
+        """How episodes' workers are kept apart: 'uid', 'pidns' or 'shared' (see agentkd.sandbox.isolation)."""
         self.process_cap = "none"
         """What caps a worker's process count: 'rlimit' (RLIMIT_NPROC, binding because workers never run
         as host uid 0), 'cgroup' (the sandbox's pids cgroup), 'rlimit+cgroup', or 'none'."""

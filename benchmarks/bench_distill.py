@@ -4,7 +4,7 @@ and without self-consistent action generation, and the cascade (fine-tuned stude
 Runs the real commands (collect → index → train → eval) in RUN (default runs/bench-distill; every stage
 resumes, so re-running only adds what is missing) and prints held-out success per question kind, with the
 teacher's share of the cascade's steps. Usage:
-    python tools/bench_distill.py [--run runs/bench-distill] [--train 160] [--epochs 2] [--eval 40]
+    python benchmarks/bench_distill.py [--run runs/bench-distill] [--train 160] [--epochs 2] [--eval 40]
                                   [--baseline-eval 10] [--samples 5]
 The base and in-context students run on --baseline-eval tasks only: they exhaust the step limit on most
 episodes, which makes them the slowest to evaluate and adds little information.

@@ -7,9 +7,9 @@ import os
 import sys
 
 from agentkd.errors import AgentKDError
-from agentkd.models.catalog import is_alias, resolve_gguf
-from agentkd.models.llama_build import check_model_runs
-from agentkd.models.llama_settings import default_n_ctx, default_threads
+from agentkd.models.distribution.catalog import is_alias, resolve_gguf
+from agentkd.models.llama.build import check_model_runs
+from agentkd.models.llama.settings import default_n_ctx, default_threads
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
-from agentkd.models.catalog import (
+from agentkd.models.distribution.catalog import (
     CHUNK,
     GGUFModel,
     ModelInstallError,

@@ -5,7 +5,7 @@ that backend segfaults in the first decode of the Qwen2.5-Coder GGUFs (llama.cpp
 build keeps every native instruction set and leaves out AMX only: the compiler's `-mno-amx-*` switches win over
 `-march=native` whatever their order, so the AMX code (compiled only under `__AMX_INT8__`) is left out.
 
-`./setup.sh` builds llama-cpp-python this way (`python -m agentkd.models.llama_build env` prints the
+`./setup.sh` builds llama-cpp-python this way (`python -m agentkd.models.llama.build env` prints the
 variables). A llama-cpp-python installed by plain pip on an AMX host still has the backend: before such a build
 loads a model, `check_model_runs` decodes one token in a child process, caches the verdict per build and model,
 and stops with `LlamaBuildError` (naming the model, the cause and the rebuild command) when the child crashed.
@@ -226,10 +226,10 @@ def build(requirement: str) -> None:
 
 
 def _main(argv: list[str]) -> int:
-    """`python -m agentkd.models.llama_build ensure [PYPROJECT] | env | rebuild-command` (./setup.sh runs ensure)."""
+    """`python -m agentkd.models.llama.build ensure [PYPROJECT] | env | rebuild-command` (./setup.sh runs ensure)."""
     command = argv[0] if argv else ""
     if command == "ensure":
-        pyproject = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[2] / "pyproject.toml"
+        pyproject = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[3] / "pyproject.toml"
         requirement = pinned_requirement(pyproject)
         if not needs_build(requirement):
             return 0
@@ -247,7 +247,7 @@ def _main(argv: list[str]) -> int:
     if command == "rebuild-command":
         print(rebuild_command())
         return 0
-    print("usage: python -m agentkd.models.llama_build ensure [PYPROJECT] | env | rebuild-command", file=sys.stderr)
+    print("usage: python -m agentkd.models.llama.build ensure [PYPROJECT] | env | rebuild-command", file=sys.stderr)
     return 2
 
 

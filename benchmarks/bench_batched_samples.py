@@ -1,7 +1,7 @@
 """Time n samples of one CodeAct step from an in-process GGUF model: decoded together or one after another.
 
-    AGENTKD_LLAMA_THREADS=1 python tools/bench_batched_samples.py qwen2.5-coder-0.5b --repeats 5
-    AGENTKD_LLAMA_THREADS=1 python tools/bench_batched_samples.py qwen2.5-coder-0.5b --prompt icd --demos 4
+    AGENTKD_LLAMA_THREADS=1 python benchmarks/bench_batched_samples.py qwen2.5-coder-0.5b --repeats 5
+    AGENTKD_LLAMA_THREADS=1 python benchmarks/bench_batched_samples.py qwen2.5-coder-0.5b --prompt icd --demos 4
 
 One process, one model copy. The prompt is a factqa task's real CodeAct prompt with the student's `Thought:`
 prefill (`--prompt icd`: the in-context-distilled student's, with `--demos` teacher steps retrieved from a store
@@ -46,7 +46,7 @@ def prompts(kind: str, first: int, count: int, demos: int) -> list[list[dict[str
     from agentkd import ModelClient, ReferencePolicy
     from agentkd.collect import collect
     from agentkd.policies.base import PolicyContext
-    from agentkd.policies.icd import StudentPolicy
+    from agentkd.policies.student import StudentPolicy
     from agentkd.run import RunFolder
     from agentkd.store import DemoStore
 
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time the modes over `args.repeats` repeats for each case; the summary as a dict."""
     from agentkd.codeact.parsing import CLOSING_FENCE
     from agentkd.codeact.prompts import DEFAULT_STOP
-    from agentkd.models.catalog import resolve_gguf
-    from agentkd.models.llama_door import LlamaDoor
-    from agentkd.models.llama_settings import default_n_ctx, default_threads
+    from agentkd.models.distribution.catalog import resolve_gguf
+    from agentkd.models.llama.door import LlamaDoor
+    from agentkd.models.llama.settings import default_n_ctx, default_threads
 
     asked = prompts(args.prompt, args.task, args.tasks, args.demos)
     loaded = time.perf_counter()

@@ -1,10 +1,10 @@
 """Time CodeAct steps of a local GGUF model, in process (`gguf/ALIAS`) or served (`--api-base`).
 
-    python tools/bench_gguf.py qwen2.5-coder-0.5b --episodes 2 --steps 2
-    python tools/bench_gguf.py qwen2.5-coder-0.5b --api-base http://127.0.0.1:8080/v1   # a running server
-    python tools/bench_gguf.py qwen2.5-coder-0.5b --serve      # starts `agentkd serve`'s server, stops it after
-    python tools/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 1   # serialised
-    python tools/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 2   # two model copies
+    python benchmarks/bench_gguf.py qwen2.5-coder-0.5b --episodes 2 --steps 2
+    python benchmarks/bench_gguf.py qwen2.5-coder-0.5b --api-base http://127.0.0.1:8080/v1   # a running server
+    python benchmarks/bench_gguf.py qwen2.5-coder-0.5b --serve      # starts `agentkd serve`'s server, stops it after
+    python benchmarks/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 1   # serialised
+    python benchmarks/bench_gguf.py qwen2.5-coder-0.5b --concurrent 2 --pool 2   # two model copies
 
 Each episode is a factqa train task's real CodeAct prompt; the reply starts from the prefilled `Thought:`
 (in process; a server cannot continue a partial message) and stops at the end of its first code block, as
@@ -56,7 +56,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         client = ModelClient(f"hosted_vllm/{args.model}", api_base=args.api_base, max_tokens=args.max_tokens,
                              api_key="none")
     else:
-        from agentkd.models.llama_door import get_door
+        from agentkd.models.llama.door import get_door
 
         client = ModelClient(f"gguf/{args.model}", max_tokens=args.max_tokens)
         loaded = time.perf_counter()
@@ -86,7 +86,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 @contextmanager
 def served(model: str) -> Iterator[str]:
     """llama.cpp's server for `model` on a free port (the command `agentkd serve` runs); stopped by pid after."""
-    from agentkd.models.serve import server_command
+    from agentkd.models.llama.server import server_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ this process, and greedy agreement with transformers (identical continuations; f
 position and transformers' logit margin between its token and llama.cpp's there: a near-tie that
 quantisation tips over, or a real difference).
 
-    python tools/bench_inference.py --run RUN [--prompts 6] [--max-tokens 128] [--threads 1,2] [--types q8_0,f16]
+    python benchmarks/bench_inference.py --run RUN [--prompts 6] [--max-tokens 128] [--threads 1,2] [--types q8_0,f16]
         [--torch-threads 1]
 """
 
@@ -193,7 +193,7 @@ def main() -> None:
 
     from agentkd.codeact.parsing import CLOSING_FENCE
     from agentkd.codeact.prompts import DEFAULT_STOP
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
     from agentkd.run.layout import RunLayout
     from agentkd.train.export import export_gguf, packaged_base_gguf
 

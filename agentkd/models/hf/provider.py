@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentkd.models import local_provider
-from agentkd.models.local_hf import generate
+from agentkd.models.hf.local import generate
 
 PROVIDER = "hf"
 
@@ -13,7 +13,7 @@ PROVIDER = "hf"
 class LocalHFProvider(local_provider.InProcessProvider):
     """litellm custom provider running local transformers models in this process. Each call reuses the KV cache
     of the prompt prefix it shares with the model's previous call; usage reports it as
-    `prompt_tokens_details.cached_tokens` (see `agentkd.models.hf_prefix_cache`)."""
+    `prompt_tokens_details.cached_tokens` (see `agentkd.models.hf.prefix_cache`)."""
 
     provider = PROVIDER
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.errors import ModelError
-from agentkd.models.hf_prefix_cache import PrefixCache, extend, reuse_enabled
+from agentkd.models.hf.prefix_cache import PrefixCache, extend, reuse_enabled
 from agentkd.sampling import TEACHER_MAX_TOKENS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,7 +127,7 @@ def generate(
     """Chat completion with a local model. A trailing assistant message is continued, not restarted.
 
     The KV cache of the longest prompt prefix shared with the model's previous call is reused (see
-    `agentkd.models.hf_prefix_cache`; AGENTKD_HF_PREFIX_CACHE=0 turns it off)."""
+    `agentkd.models.hf.prefix_cache`; AGENTKD_HF_PREFIX_CACHE=0 turns it off)."""
     import torch
 
     model, tokenizer, lock, prefix = _load(name)

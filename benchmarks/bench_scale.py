@@ -1,6 +1,6 @@
 """Benchmark the Ray backend of `collect` against the asyncio backend, same tasks, same teacher.
 
-The teacher is tools/fake_openai_server.py (a labelled stand-in for a paid API: it answers every request
+The teacher is benchmarks/fake_openai_server.py (a labelled stand-in for a paid API: it answers every request
 with the factqa reference solver's next step after sleeping --delay seconds), in its own process, reached by
 litellm over real HTTP as `hosted_vllm/reference-stub`. A local Ray instance is started on this machine
 (`ray.init(num_cpus=--ray-cpus)`). In one run this prints:
@@ -13,7 +13,7 @@ litellm over real HTTP as `hosted_vllm/reference-stub`. A local Ray instance is 
 - a kill -9 of one Ray worker mid-run (2 workers x concurrency 16, --kill-episodes episodes): the final count
   of distinct trajectories against the tasks asked for, and duplicates.
 
-    python tools/bench_scale.py [--episodes 128] [--delay 0.2] [--workers 1,2,4] [--concurrency 16]
+    python benchmarks/bench_scale.py [--episodes 128] [--delay 0.2] [--workers 1,2,4] [--concurrency 16]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Drive a headless Chromium over the DevTools protocol (no driver, no extra package: aiohttp's websocket).
 
-Used by the report's browser test and `tools/bench_report.py`:
+Used by the report's browser test and `benchmarks/bench_report.py`:
 
     with HeadlessChromium() as browser:
         browser.open(path)                     # waits for the load event

@@ -19,7 +19,7 @@ class LlamaCppProvider(local_provider.InProcessProvider):
     holds_end = True
 
     def generate(self, model: str, messages: list, **params: Any) -> Any:
-        from agentkd.models.llama_door import generate
+        from agentkd.models.llama.door import generate
 
         return generate(model, messages, **params)
 

@@ -11,7 +11,7 @@ assistant tokens). They differ only in how the batch is run:
   glibc told to keep freed memory.
 
 Throughput counts real tokens only (pad tokens are work, not data). Usage:
-    python tools/bench_train.py [--trajectories 96] [--steps 8] [--repeats 1]
+    python benchmarks/bench_train.py [--trajectories 96] [--steps 8] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     from trl import SFTConfig, SFTTrainer
 
     from agentkd.env.loading import load_environment
-    from agentkd.models.local_hf import resolve_local_model
+    from agentkd.models.hf.local import resolve_local_model
     from agentkd.run.folder import RunFolder
     from agentkd.train.config import TrainConfig
     from agentkd.train.trainer import build_trainer, prepare_data, use_bf16

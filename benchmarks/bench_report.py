@@ -1,7 +1,7 @@
 """How big and how fast is `agentkd report` for a large run? Builds a run of N trajectories, writes its
 report, and measures the page in headless Chromium.
 
-    python tools/bench_report.py --source runs/demo --n 10000
+    python benchmarks/bench_report.py --source runs/demo --n 10000
 
 The large run is generated from a real one (`--source`, e.g. the README's main job): its run.json, student
 files and evaluation reports are copied, and its trajectories (the collection and every evaluation, cascade

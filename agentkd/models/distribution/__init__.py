@@ -1,0 +1,1 @@
+"""The local models agentkd knows by alias, and how they are installed."""

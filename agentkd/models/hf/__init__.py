@@ -1,0 +1,1 @@
+"""Hugging Face models in process (transformers), with a prefix cache."""

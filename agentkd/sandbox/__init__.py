@@ -1,0 +1,1 @@
+"""The OS sandbox that runs model-written code: the host side, the isolation (bubblewrap), the worker."""
