@@ -312,3 +312,18 @@ def test_inline_commands_use_real_commands_and_options():
                     check_command(span, f"{rel(path)}: `{span}`")
                 checked += 1
     assert checked > 50
+
+
+def _commands(group, prefix=()):
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_command_shows_one_example_that_uses_its_real_options():
+    for path, command in _commands(CLI):
+        examples = re.findall(r"Example: (agentkd .+)", command.help or "")
+        assert len(examples) == 1, f"`agentkd {' '.join(path)}` --help shows no example"
+        check_command(examples[0], f"agentkd {' '.join(path)} --help")

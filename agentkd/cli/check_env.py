@@ -20,7 +20,9 @@ def check_env_command(
     sandbox: SandboxOption = None,
 ) -> None:
     """Check an environment: it loads, its parts are valid, its reference solver passes and a wrong answer fails.
-    Every check runs even when an earlier one fails."""
+    Every check runs even when an earlier one fails.
+
+    Example: agentkd check-env myenv.py"""
     from agentkd.env.check import check_environment
     from agentkd.sandbox.host import PythonSandbox
     from agentkd.specs import EnvSpec, parse_env_args

@@ -78,7 +78,9 @@ def collect_command(
         help="Error-recovery augmentation: this share of the episodes (0-1] gets one slipped step (a string argument "
              "misspelt) that the teacher then recovers from; the slip is shown to students, never trained on.")] = None,
 ) -> None:
-    """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl."""
+    """Run a teacher over a split and append its trajectories to RUN/trajectories.jsonl.
+
+    Example: agentkd collect --env factqa --teacher reference --run runs/demo --n 50"""
     from agentkd.collect.job import CollectJob
     from agentkd.policies.registry import teacher_spec
     from agentkd.run import RunLayout

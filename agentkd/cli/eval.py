@@ -79,7 +79,9 @@ def eval_command(
     rpm: RpmOption = None,
     tpm: TpmOption = None,
 ) -> None:
-    """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json."""
+    """Evaluate a policy on a split: writes RUN/eval/<name>.jsonl and RUN/eval/<name>.json.
+
+    Example: agentkd eval --run runs/demo --policy cascade --student trained --n 20"""
     from agentkd.evaluate.job import EvalJob, default_eval_name, run_teacher_spec
     from agentkd.policies.names import parse_policy_name
     from agentkd.policies.registry import validate_policy_spec

@@ -47,7 +47,9 @@ def export_command(
     """Write RUN/student/merged as RUN/student/student.gguf (RUN/student-dpo/... with --student trained-dpo;
     `agentkd train` does this itself; use this to retry),
     or with --format hf|parquet|jsonl the run's trajectories / SFT conversations / preference pairs as a dataset
-    (read back with `datasets`; train on it with `agentkd train --dataset`)."""
+    (read back with `datasets`; train on it with `agentkd train --dataset`).
+
+    Example: agentkd export --run runs/demo --format hf"""
     if format == "gguf":
         given = [flag for flag, value in (("--what", what != "trajectories"), ("--split", split != "all"),
                                           ("--out", out is not None), ("--config", config is not None),

@@ -60,7 +60,9 @@ def improve_command(
                                            "train.lr=5e-4.")] = None,
 ) -> None:
     """Improvement rounds: probe the student on unseen train tasks, collect the teacher where it failed, fine-tune,
-    evaluate on the test split; one table of success and teacher share per round, and RUN/report.html."""
+    evaluate on the test split; one table of success and teacher share per round, and RUN/report.html.
+
+    Example: agentkd improve --run runs/demo --rounds 2 --budget 25"""
     from agentkd.errors import AgentKDError
     from agentkd.rounds import ImproveSettings, next_stage
     from agentkd.specs import with_settings

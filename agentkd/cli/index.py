@@ -19,7 +19,9 @@ def index_command(
         "--hnsw-threshold", min=1, help="Records from which HNSW replaces the exact flat index.")] = 20_000,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start a new store instead of adding to the existing one.")] = False,
 ) -> None:
-    """Build (or extend) RUN/index: a FAISS store of the run's successful teacher steps."""
+    """Build (or extend) RUN/index: a FAISS store of the run's successful teacher steps.
+
+    Example: agentkd index --run runs/demo"""
     from agentkd.store.build import IndexJob
 
     with exit_on_error():

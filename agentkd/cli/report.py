@@ -17,7 +17,9 @@ def report_command(
 ) -> None:
     """One self-contained HTML page for the run: identity, collection, training curve, evaluations, plots
     (success against cost, teacher share by step, break-even, success by task kind) and every trajectory,
-    filterable, step by step. Opens from disk; re-run it after more evaluations to refresh it."""
+    filterable, step by step. Opens from disk; re-run it after more evaluations to refresh it.
+
+    Example: agentkd report --run runs/demo"""
     with exit_on_error():
         path = write(run, out)
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)", soft_wrap=True, markup=False)

@@ -36,7 +36,9 @@ def serve_command(
     `--teacher hosted_vllm/ALIAS --api-base http://127.0.0.1:PORT/v1`. With --student RUN, serve a run's trained
     student; then `agentkd eval --run RUN --student trained --student-api-base http://127.0.0.1:PORT/v1`. Ctrl-C stops it.
 
-    This process becomes the server (exec), so its pid is the server's: stop it with `kill PID`."""
+    This process becomes the server (exec), so its pid is the server's: stop it with `kill PID`.
+
+    Example: agentkd serve qwen2.5-coder-1.5b --port 8092 --threads 1"""
     import os
     import sys
 

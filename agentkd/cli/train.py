@@ -37,7 +37,9 @@ def train_command(
     """Fine-tune a student on RUN's filtered trajectories (TRL SFTTrainer + LoRA; CUDA bf16 when present).
 
     Several GPUs (or CPU processes): `accelerate launch [--config_file configs/accelerate/multi_gpu.yaml]
-    -m agentkd.cli train --run RUN ...`; one process writes RUN/student."""
+    -m agentkd.cli train --run RUN ...`; one process writes RUN/student.
+
+    Example: agentkd train --run runs/demo --epochs 2"""
     from agentkd.train import resolve_config
     from agentkd.train.job import TrainJob
 
