@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripted_students import DisagreeingOnSecondSteps
 
 from agentkd.evaluate.costs import PAPER_PRICES, Price, PriceSettings, cost_table
 from agentkd.evaluate.prices import litellm_price, resolve_prices, role_models
@@ -231,26 +232,9 @@ def test_a_deferred_steps_cache_is_the_teachers_previous_call_not_the_students()
     assert counted_usage(messages, steps[:0], "x").cached_prompt_tokens == 0
 
 
-class AgreeingStudent:
-    """A scripted cascade student: n copies of the reference solver's action, except one odd sample on every second
-    step (so the vote fails there and the teacher takes it), each call reporting 200 prompt tokens, 150 cached."""
-
-    def __init__(self, env):
-        from agentkd.policies.reference import replay_reference
-
-        self.replay, self.env = replay_reference, env
-        self.client = type("Client", (), {"model": "scripted-student"})()
-        self.store = None
-
-    async def sample(self, ctx, n, temperature):
-        from agentkd.models.client import Completion
-
-        text = self.replay(self.env, ctx.task, [s.observation for s in ctx.steps], ctx.state)
-        texts = [text] * n
-        if ctx.step_index == 1:
-            texts[-1] = "Thought: guess.\n```python\nfinal_answer('1900')\n```"
-        return Completion(texts=texts, usage=Usage(prompt_tokens=200, completion_tokens=30 * n, calls=1,
-                                                   cached_prompt_tokens=150), latency_s=0.01, model="scripted")
+def _usage_150_cached(n: int) -> Usage:
+    """Each scripted student call: 200 prompt tokens, 150 of them read from the cache."""
+    return Usage(prompt_tokens=200, completion_tokens=30 * n, calls=1, cached_prompt_tokens=150)
 
 
 @pytest.mark.slow
@@ -271,7 +255,7 @@ def test_an_evaluation_reports_cache_aware_and_list_dollars_x_cheaper_and_break_
                                            n=3)).run())
     asyncio.run(prepare_eval(EvalJob(run=run, policy=teacher, name="teacher", split="test", n=2)).run())
     env = load_environment("factqa")
-    cascade = CascadePolicy(AgreeingStudent(env), ReferencePolicy(), samples=2, agreement="code")
+    cascade = CascadePolicy(DisagreeingOnSecondSteps(env, _usage_150_cached), ReferencePolicy(), samples=2, agreement="code")
     asyncio.run(evaluate(env, cascade, env.tasks("test", 2), run, "cascade", "test", {"policy": "scripted"},
                          prices={"student": (0.1, 0.4, 0.05)}))
     teacher_report = json.loads((run / "eval" / "teacher.json").read_text())

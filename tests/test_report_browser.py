@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from headless import HeadlessChromium, find_chromium
+from scripted_students import DisagreeingOnSecondSteps
+
+from agentkd.records import Usage
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,29 +27,6 @@ pytestmark = [
 ]
 
 TRAIN, TEST = 6, 3
-
-
-class DisagreeingOnSecondSteps:
-    """The cascade's student: on every step, n copies of the reference solver's action, except that on the second
-    step one sample answers something else (so the vote fails and the teacher takes that step)."""
-
-    def __init__(self, env):
-        from agentkd.policies.reference import replay_reference
-
-        self.replay, self.env = replay_reference, env
-        self.client = type("Client", (), {"model": "scripted-student"})()
-        self.store = None
-
-    async def sample(self, ctx, n, temperature):
-        from agentkd.models.client import Completion
-        from agentkd.records import Usage
-
-        text = self.replay(self.env, ctx.task, [s.observation for s in ctx.steps], ctx.state)
-        texts = [text] * n
-        if ctx.step_index == 1:
-            texts[-1] = "Thought: guess.\n```python\nfinal_answer('1900')\n```"
-        return Completion(texts=texts, usage=Usage(prompt_tokens=200 * n, completion_tokens=30 * n, calls=1),
-                          latency_s=0.01, model="scripted-student")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +46,8 @@ def real_run(tmp_path_factory):
     asyncio.run(collect.run())
     asyncio.run(prepare_eval(EvalJob(run=run, policy=teacher, name="teacher", split="test", n=TEST)).run())
     env = load_environment("factqa")
-    cascade = CascadePolicy(DisagreeingOnSecondSteps(env), ReferencePolicy(), samples=3, agreement="code")
+    student = DisagreeingOnSecondSteps(env, lambda n: Usage(prompt_tokens=200 * n, completion_tokens=30 * n, calls=1))
+    cascade = CascadePolicy(student, ReferencePolicy(), samples=3, agreement="code")
     asyncio.run(evaluate(env, cascade, env.tasks("test", TEST), run, "cascade", "test", {"policy": "scripted cascade"},
                          concurrency=2, prices={"student": (0.1, 0.4)}))
     return run
