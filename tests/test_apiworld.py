@@ -6,7 +6,7 @@ import json
 import pytest
 
 from agentkd import CodeActAgent, PolicyOutput, ReferencePolicy, load_environment
-from agentkd.env.check import WrongAnswerPolicy
+from agentkd.agent.env_check import WrongAnswerPolicy
 from agentkd.env.loading import environment_module
 
 N = 25

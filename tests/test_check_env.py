@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd import Environment
+from agentkd.agent.env_check import CheckReport, check_environment
 from agentkd.cli import app
-from agentkd.env.check import CheckReport, check_environment
 
 EXPECTED_CHECKS = ["loads", "splits", "task ids", "tools", "grader", "state", "reference solver (train)",
                    "reference solver (test)", "rejects a wrong answer"]

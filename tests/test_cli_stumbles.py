@@ -462,7 +462,7 @@ def test_a_record_a_failed_job_created_is_removed_and_nothing_else(tmp_path):
 
 def test_check_env_without_any_task_fails_splits_and_skips_what_needs_a_task():
     from agentkd import Environment
-    from agentkd.env.check import check_environment
+    from agentkd.agent.env_check import check_environment
 
     env = Environment(name="empty", tasks=lambda split: [], splits=["train", "test"], grader="exact")
     report = check_environment(env)

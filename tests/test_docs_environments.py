@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd import CodeActAgent, ReferencePolicy, load_environment
+from agentkd.agent.env_check import check_environment
 from agentkd.cli import app
-from agentkd.env.check import check_environment
 
 GUIDE = (Path(__file__).resolve().parents[1] / "docs" / "environments.md").read_text()
 # a block opens with a line "```python" and closes with a line "```" (fences inside strings don't count)

@@ -16,7 +16,7 @@ LAYERS = [
      "agentkd.store.demo_store", "agentkd.store"],
     ["agentkd.run"],
     ["agentkd.store.build", "agentkd.policies"],
-    ["agentkd.agent", "agentkd.env.check"],
+    ["agentkd.agent"],
     ["agentkd.scale"],
     ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train"],

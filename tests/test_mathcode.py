@@ -60,7 +60,7 @@ def test_answers_are_exact(mathcode):
 
 
 def test_wrong_answer_policy_fails_the_episode(mathcode):
-    from agentkd.env.check import WrongAnswerPolicy
+    from agentkd.agent.env_check import WrongAnswerPolicy
 
     traj = CodeActAgent(mathcode, WrongAnswerPolicy()).run(mathcode.tasks("test")[3])
     assert traj.status == "finished" and not traj.success and traj.score == 0.0

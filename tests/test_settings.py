@@ -70,7 +70,7 @@ def job_fields() -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
 
 def function_defaults() -> dict[tuple[str, str], tuple[object, str]]:
     """Options whose setting is a library function's parameter."""
-    from agentkd.env.check import check_environment
+    from agentkd.agent.env_check import check_environment
 
     return {("check-env", "--n"): (check_environment, "n")}
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agentkd import CodeActAgent, Environment, ReferencePolicy, Usage, tool
-from agentkd.env.check import check_environment
+from agentkd.agent.env_check import check_environment
 from agentkd.errors import StateNotBranchableError
 from agentkd.models.client import Completion
 from agentkd.policies.cascade import CascadePolicy

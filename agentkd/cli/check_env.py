@@ -23,7 +23,7 @@ def check_env_command(
     Every check runs even when an earlier one fails.
 
     Example: agentkd check-env myenv.py"""
-    from agentkd.env.check import check_environment
+    from agentkd.agent.env_check import check_environment
     from agentkd.sandbox.host import PythonSandbox
     from agentkd.specs import EnvSpec, parse_env_args
 
