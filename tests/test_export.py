@@ -1,5 +1,5 @@
-"""GGUF export of trained students for llama.cpp: tensor names, the rotary permutation, refusals, and
-(slow) a trained student that llama.cpp runs exactly like transformers."""
+"""GGUF export of trained students for llama.cpp: tensor names, the rotary permutation, refusals, the base GGUF
+of a student, and (slow) LLaMA and Qwen2 students that llama.cpp runs exactly like transformers."""
 
 import asyncio
 import json
@@ -10,10 +10,21 @@ from typer.testing import CliRunner
 
 from agentkd.cli import app
 from agentkd.run.layout import RunLayout
-from agentkd.train.export import ExportError, check_config, export_gguf, gguf_tensor_name, permute_rotary
+from agentkd.train.export import (
+    ARCHITECTURES,
+    ExportError,
+    check_config,
+    default_base,
+    export_gguf,
+    gguf_tensor_name,
+    packaged_base_gguf,
+    permute_rotary,
+)
 
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4,
          "num_key_value_heads": 2, "hidden_act": "silu", "vocab_size": 49152}
+QWEN2 = {**LLAMA, "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": False,
+         "vocab_size": 151936}
 
 
 def test_hf_llama_tensors_get_llama_cpp_names():
@@ -29,6 +40,18 @@ def test_hf_llama_tensors_get_llama_cpp_names():
                   "transformer.h.0.attn.c_attn.weight"):
         with pytest.raises(ExportError, match="no llama.cpp counterpart"):
             gguf_tensor_name(stray)
+
+
+def test_qwen2_tensors_keep_their_qkv_biases():
+    for proj, cpp in (("q_proj", "attn_q"), ("k_proj", "attn_k"), ("v_proj", "attn_v")):
+        assert gguf_tensor_name(f"model.layers.3.self_attn.{proj}.bias", "qwen2") == f"blk.3.{cpp}.bias"
+        assert gguf_tensor_name(f"model.layers.3.self_attn.{proj}.weight", "qwen2") == f"blk.3.{cpp}.weight"
+    for stray in ("model.layers.0.self_attn.o_proj.bias", "model.layers.0.mlp.up_proj.bias",
+                  "model.layers.0.self_attn.q_proj.lora_B.default.weight"):
+        with pytest.raises(ExportError, match="no llama.cpp counterpart in a qwen2 model"):
+            gguf_tensor_name(stray, "qwen2")
+    assert check_config(QWEN2) is ARCHITECTURES["qwen2"] and not ARCHITECTURES["qwen2"].rotary_pairs
+    assert check_config(LLAMA) is ARCHITECTURES["llama"] and ARCHITECTURES["llama"].rotary_pairs
 
 
 @pytest.mark.parametrize("heads", [4, 2])  # q (all heads) and k (fewer key/value heads)
@@ -47,8 +70,10 @@ def test_rotary_permutation_is_undone_by_transformers_gguf_loader(heads):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}, "LLaMA-architecture students"),
+    ({"architectures": ["MistralForCausalLM"], "model_type": "mistral"}, "LLaMA-architecture students"),
+    ({"architectures": ["Qwen2ForCausalLM"], "model_type": "llama"}, "Qwen2ForCausalLM"),
     ({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}, "GPT2LMHeadModel"),
+    ({"use_sliding_window": True}, "sliding-window"),
     ({"attention_bias": True}, "biases"),
     ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "rope scaling 'llama3'"),
     ({"head_dim": 32}, "head_dim"),
@@ -62,10 +87,10 @@ def test_unsupported_models_are_refused_with_the_reason(change, message):
 def test_export_command_refuses_another_architecture_before_reading_weights(tmp_path):
     merged = RunLayout(tmp_path).student_merged
     merged.mkdir(parents=True)
-    (merged / "config.json").write_text(json.dumps({**LLAMA, "architectures": ["Qwen2ForCausalLM"],
-                                                    "model_type": "qwen2"}))
+    (merged / "config.json").write_text(json.dumps({**LLAMA, "architectures": ["MistralForCausalLM"],
+                                                    "model_type": "mistral"}))
     result = CliRunner().invoke(app, ["export", "--run", str(tmp_path)])
-    assert result.exit_code == 1 and "LLaMA-architecture" in result.output and "Qwen2ForCausalLM" in result.output
+    assert result.exit_code == 1 and "LLaMA-architecture" in result.output and "MistralForCausalLM" in result.output
     assert not RunLayout(tmp_path).student_gguf.exists()
     result = CliRunner().invoke(app, ["export", "--run", str(tmp_path), "--type", "q4_0"])
     assert result.exit_code == 2 and "'q4_0' is not one of 'f16', 'q8_0', 'f32'" in result.output
@@ -85,6 +110,30 @@ def test_a_failed_export_after_training_is_reported_not_raised(tmp_path):
         path, error = export_gguf_safely(layout, student)
         assert path is None and "ExportError" in error and "LLaMA" in error
         assert not gguf.exists() and (merged / "config.json").is_file()
+
+
+def test_the_base_gguf_is_the_file_the_students_base_was_materialised_from(tmp_path):
+    """Followed from a DPO student to its SFT student to the materialised folder (or alias) it was trained on."""
+    from agentkd.models.hf.materialize import SOURCE_RECORD
+    from agentkd.run.layout import STUDENT_MARKER
+
+    source = tmp_path / "qwen.gguf"
+    base = tmp_path / "materialised"
+    base.mkdir()
+    (base / SOURCE_RECORD).write_text(json.dumps({"alias": None, "gguf": str(source)}))
+    layout = RunLayout(tmp_path / "run")
+    for merged, parent in ((layout.student_merged, str(base)), (layout.dpo_merged, str(layout.student_merged))):
+        merged.mkdir(parents=True)
+        (merged / STUDENT_MARKER).write_text(json.dumps({"prompt": "student", "base": parent}))
+    qwen2, llama = ARCHITECTURES["qwen2"], ARCHITECTURES["llama"]
+    assert default_base(layout.dpo_merged, qwen2) == default_base(layout.student_merged, qwen2) == source
+    (layout.student_merged / STUDENT_MARKER).write_text(json.dumps({"base": "smollm2-135m"}))
+    assert default_base(layout.dpo_merged, llama) == packaged_base_gguf()
+    unknown = tmp_path / "elsewhere"
+    unknown.mkdir()
+    assert default_base(unknown, llama) == packaged_base_gguf()  # a LLaMA folder: SmolLM2's tokenizer, checked later
+    with pytest.raises(ExportError, match="--base"):
+        default_base(unknown, qwen2)
 
 
 def test_export_command_names_the_students_it_knows(tmp_path):
@@ -137,6 +186,54 @@ def test_a_tiny_random_llama_gives_llama_cpp_the_logits_of_transformers(tmp_path
     try:
         assert llm.n_vocab() == 49152 and llm.token_eos() == 2
         assert llm.metadata["llama.context_length"] == "512" and llm.metadata["llama.attention.head_count_kv"] == "2"
+        llm.eval(ids)
+        ours = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    with torch.no_grad():
+        theirs = model(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(ours - theirs).max() < 1e-3
+
+
+def qwen_installed() -> bool:
+    from agentkd.models.distribution.catalog import QWEN_05B, status
+
+    return status(QWEN_05B).installed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not qwen_installed(), reason="needs the Qwen2.5-Coder-0.5B GGUF: agentkd models install qwen2.5-coder-0.5b")
+def test_a_tiny_random_qwen2_gives_llama_cpp_the_logits_of_transformers(tmp_path):
+    """f32 export of a random 2-layer Qwen2 (q/k/v biases, grouped key/value heads, untied output) with the Qwen
+    tokenizer and the Qwen GGUF as base: every logit matches, without the LLaMA rotary permutation."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from agentkd.models.distribution.catalog import locate
+    from agentkd.models.hf.local import resolve_local_model
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_local_model("qwen2.5-coder-0.5b")))
+    config = Qwen2Config(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
+                         tie_word_embeddings=False, rope_theta=1000000.0, bos_token_id=151643, eos_token_id=151645)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # random biases (they start at zero), so that a lost or misplaced bias shows
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.5)
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    result = export_gguf(tmp_path / "tiny", tmp_path / "tiny.gguf", outtype="f32", base=locate("qwen2.5-coder-0.5b"))
+    assert result.tensors == 2 + 2 * 12 + 1
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "The capital of France?"}],
+                                         add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    llm = _llama(result.path, logits_all=True)
+    try:
+        assert llm.n_vocab() == 151936 and llm.token_eos() == 151645
+        assert llm.metadata["general.architecture"] == "qwen2" and llm.metadata["qwen2.context_length"] == "512"
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
         llm.eval(ids)
         ours = np.array(llm.scores[: len(ids)])
     finally:

@@ -67,6 +67,38 @@ def test_bad_config_files_are_named(tmp_path, content, problem):
         resolve_config(tmp_path / "missing.yaml")
 
 
+def test_bf16_is_chosen_where_the_cpu_has_native_bf16_instructions():
+    from agentkd.train.trainer import cpu_bf16_flags, use_bf16
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\nbugs\t\t: sysret_ss_attrs\n"
+    sapphire = "flags\t\t: avx512f amx_bf16 amx_tile amx_int8 avx512_bf16\n"
+    assert cpu_bf16_flags(zen4) == {"avx512_bf16"} and cpu_bf16_flags(sapphire) == {"amx_bf16", "avx512_bf16"}
+    assert cpu_bf16_flags("flags\t\t: fpu avx2 avx512f\nmodel name\t: amx_bf16 in a name\n") == set()
+    assert use_bf16("bf16") and not use_bf16("fp32")
+
+
+@pytest.mark.parametrize("name, folder", [("smollm2-135m", "smollm2-135m-instruct"),
+                                          ("Qwen2.5-Coder-0.5B", "qwen2.5-coder-0.5b-instruct-hf"),
+                                          ("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-1.5b-instruct-hf")])
+def test_trainable_aliases_name_their_gguf_and_folder(name, folder, tmp_path, monkeypatch):
+    from agentkd.models.distribution.catalog import CATALOG
+    from agentkd.models.hf.materialize import materialized_dir, trainable
+
+    monkeypatch.setenv("AGENTKD_CACHE", str(tmp_path))
+    model = trainable(name)
+    assert model is not None and model.gguf_alias in CATALOG
+    assert materialized_dir(model) == tmp_path / "models" / folder
+    assert trainable("gpt2") is None and trainable("qwen2.5-coder-7b") is None
+
+
+def test_an_unknown_student_names_the_trainable_aliases(tmp_path):
+    from agentkd.errors import ModelError
+    from agentkd.models.hf.local import resolve_local_model
+
+    with pytest.raises(ModelError, match="qwen2.5-coder-0.5b, qwen2.5-coder-1.5b"):
+        resolve_local_model(str(tmp_path / "nothing"))
+
+
 # self-consistent action generation ------------------------------------------------------------
 
 @tool

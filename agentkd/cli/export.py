@@ -28,8 +28,9 @@ def export_command(
         help="gguf: trained (RUN/student, the default) | trained-dpo (RUN/student-dpo, the preference "
              "stage).")] = "trained",
     base: Annotated[Optional[Path], typer.Option(
-        "--base", help="gguf: GGUF of the student's base model, for its tokenizer and metadata (default: the packaged "
-                       "SmolLM2-135M-Instruct GGUF).")] = None,
+        "--base", help="gguf: GGUF of the student's base model, for its tokenizer and metadata (default: the GGUF its "
+                       "base alias was made from; for another LLaMA folder, the packaged SmolLM2-135M-Instruct "
+                       "GGUF).")] = None,
     what: Annotated[str, typer.Option(
         "--what", **choice("trajectories", "sft", "preferences"),
         help="Datasets: trajectories (every collected episode, full records) | sft (the filtered "

