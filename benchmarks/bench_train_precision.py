@@ -3,7 +3,8 @@
 Both runs use the trainer `agentkd train` builds (LoRA on all linear layers, one conversation per micro-batch,
 gradients accumulated to the batch) on the same factqa reference conversations in the same order; they differ
 only in `precision`. Tokens/s counts the tokens fed to the model in every optimizer step after the first (the
-first pays one-off set-up). Also prints the loss of one fixed conversation in each precision, every step's
+first pays one-off set-up), per second of wall time and per second of this process's CPU time (on a shared
+machine the second shows the work done whatever share of the cores the run got). Also prints the loss of one fixed conversation in each precision, every step's
 training loss, and the load average before and after (the machine may be shared). With --repeats N the two
 alternate (fp32 first in odd rounds, bf16 first in even ones) so that a change of load hits both. Usage:
     python benchmarks/bench_train_precision.py [--student qwen2.5-coder-0.5b] [--steps 4] [--batch-size 2] [--repeats 1]
@@ -65,17 +66,23 @@ def main() -> None:
           f"{abs(bf16_loss - fp32_loss) / fp32_loss:.2%})")
 
     rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    cpu_rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for round_ in range(args.repeats):
         for precision in ("fp32", "bf16") if round_ % 2 == 0 else ("bf16", "fp32"):
             result = training_speed(model_path, examples, config, args.steps, precision)
             rates[precision].append(result.tokens_per_s)
+            cpu_rates[precision].append(result.tokens_per_cpu_s)
             print(f"{precision}: {result.tokens_per_s:.1f} tokens/s ({result.timed_tokens} tokens in "
-                  f"{result.timed_seconds:.1f} s over steps 2-{args.steps}); step losses "
+                  f"{result.timed_seconds:.1f} s over steps 2-{args.steps}; {result.tokens_per_cpu_s:.1f} tokens per "
+                  f"CPU-second, {result.timed_cpu_seconds:.0f} CPU-s); step losses "
                   f"{', '.join(f'{loss:.3f}' for loss in result.losses)}; load "
                   f"{os.getloadavg()[0]:.2f}", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     fp32, bf16 = (sum(rates[p]) / len(rates[p]) for p in ("fp32", "bf16"))
+    cpu_fp32, cpu_bf16 = (sum(cpu_rates[p]) / len(cpu_rates[p]) for p in ("fp32", "bf16"))
     print(f"mean tokens/s: fp32 {fp32:.1f}, bf16 {bf16:.1f}; bf16 / fp32: {bf16 / fp32:.2f}x")
+    print(f"mean tokens per CPU-second: fp32 {cpu_fp32:.1f}, bf16 {cpu_bf16:.1f}; bf16 / fp32: "
+          f"{cpu_bf16 / cpu_fp32:.2f}x")
 
 
 if __name__ == "__main__":

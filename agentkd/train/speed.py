@@ -28,12 +28,19 @@ class SpeedResult:
     timed_tokens: int
     """Tokens fed to the model in the timed steps (every step after the first)."""
     timed_seconds: float
+    timed_cpu_seconds: float
+    """CPU time of this process in the timed steps (all its threads): on a shared machine, the work done
+    whatever share of the cores the process got."""
     losses: list[float] = field(default_factory=list)
     """The training loss of every step."""
 
     @property
     def tokens_per_s(self) -> float:
         return self.timed_tokens / self.timed_seconds if self.timed_seconds else 0.0
+
+    @property
+    def tokens_per_cpu_s(self) -> float:
+        return self.timed_tokens / self.timed_cpu_seconds if self.timed_cpu_seconds else 0.0
 
 
 def batch_loss(model: Any, example: SFTExample, bf16: bool) -> float:
@@ -54,14 +61,14 @@ def _timer() -> Any:
 
         def __init__(self) -> None:
             self.tokens = 0
-            self.marks: list[tuple[float, int]] = []
+            self.marks: list[tuple[float, float, int]] = []
             self.losses: list[float] = []
 
         def count(self, module: Any, inputs: Any, output: Any) -> None:
             self.tokens += int(inputs[0].numel())
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.marks.append((time.perf_counter(), self.tokens))
+            self.marks.append((time.perf_counter(), time.process_time(), self.tokens))
             control.should_log = True
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
@@ -93,6 +100,7 @@ def training_speed(model_path: str | Path, examples: list[SFTExample], config: T
             hook.remove()
             del trainer
             gc.collect()
-    (start, first_tokens), (end, tokens) = timer.marks[0], timer.marks[-1]
+    (start, cpu_start, first_tokens), (end, cpu_end, tokens) = timer.marks[0], timer.marks[-1]
     return SpeedResult(precision="bf16" if use_bf16(precision) else "fp32", steps=steps,
-                       timed_tokens=tokens - first_tokens, timed_seconds=end - start, losses=timer.losses)
+                       timed_tokens=tokens - first_tokens, timed_seconds=end - start,
+                       timed_cpu_seconds=cpu_end - cpu_start, losses=timer.losses)
