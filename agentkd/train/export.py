@@ -1,7 +1,7 @@
 """Export a trained student (merged Hugging Face weights) to a GGUF file that llama.cpp runs.
 
 The tokenizer, the chat template and the general metadata come from a GGUF of the same base model: the
-file the student's base alias was materialised from (`agentkd.models.hf.materialize.source_gguf`: the packaged
+file the student's base alias was materialised from (`source_gguf`: the packaged
 SmolLM2-135M-Instruct GGUF, or an installed Qwen2.5-Coder GGUF), else the packaged SmolLM2 GGUF for a LLaMA
 student; the architecture's hyper-parameters come from the student's `config.json`; the tensors are the merged
 weights, renamed to llama.cpp's names. The LLaMA (SmolLM2) and Qwen2 (Qwen2.5) architectures are supported.
@@ -262,10 +262,32 @@ def export_gguf(model_dir: str | Path, out: str | Path, outtype: str = DEFAULT_O
                         seconds=time.perf_counter() - started)
 
 
+def source_gguf(model_dir: str | Path) -> Path | None:
+    """The GGUF whose tokenizer and metadata a model folder shares: a materialised folder's source file, or, for a
+    trained student, that of its base (followed through the DPO stage and improvement rounds). None when unknown
+    (a folder from elsewhere, or a SmolLM2 folder materialised before sources were recorded)."""
+    from agentkd.models.distribution.catalog import locate
+    from agentkd.models.hf.materialize import recorded_gguf, trainable
+    from agentkd.run.layout import STUDENT_MARKER
+
+    folder = Path(model_dir)
+    for _ in range(16):  # a chain of students, each trained on the previous one
+        recorded = recorded_gguf(folder)
+        if recorded is not None:
+            return recorded
+        marker = folder / STUDENT_MARKER
+        if not marker.is_file():
+            return None
+        base = str(json.loads(marker.read_text()).get("base") or "")
+        model = trainable(base)
+        if model is not None:
+            return locate(model.gguf_alias)
+        folder = Path(base.removeprefix("hf/")).expanduser()
+    return None
+
+
 def default_base(model_dir: Path, arch: Architecture) -> Path:
     """The GGUF the student's base alias was materialised from; else, for a LLaMA student, the packaged SmolLM2."""
-    from agentkd.models.hf.materialize import source_gguf
-
     source = source_gguf(model_dir)
     if source is not None:
         return source

@@ -19,9 +19,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentkd.errors import AgentKDError, ModelError
-from agentkd.models.hf.local import SMOLLM2_GGUF, cache_dir
 
 CHUNK = 1 << 20
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """agentkd's cache of local models (AGENTKD_CACHE, default ~/.cache/agentkd): installed GGUF files and the
+    Hugging Face folders materialised from them, under models/."""
+    return Path(os.environ.get("AGENTKD_CACHE", Path.home() / ".cache" / "agentkd"))
 
 
 class ModelInstallError(AgentKDError):

@@ -15,17 +15,11 @@ from agentkd.sampling import TEACHER_MAX_TOKENS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ALIASES = {"smollm2-135m": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, tuple[Any, Any, threading.Lock]] = {}
 _PREFIXES: dict[str, PrefixCache] = {}  # per loaded model: the KV cache of the last sequence it encoded
-
-
-def cache_dir() -> Path:
-    """Where materialised local models live (AGENTKD_CACHE, default ~/.cache/agentkd)."""
-    return Path(os.environ.get("AGENTKD_CACHE", Path.home() / ".cache" / "agentkd"))
 
 
 def materialize_smollm2() -> Path:

@@ -3,8 +3,8 @@
 transformers reads a GGUF (`gguf_file=`) by dequantising its weights; a model loaded that way is flagged as
 quantized and the Trainer refuses it. `materialize` loads the GGUF once, clears that flag and saves a plain
 fp32 folder in the agentkd cache, with the GGUF's tokenizer and chat template, and a record of the file it
-came from (`agentkd_source.json`: the GGUF export of a student trained on it takes its tokenizer and metadata
-from there). The weights are the 4-bit file's, dequantised: not the original fp16/bf16 release.
+came from (`agentkd_source.json`, read by `recorded_gguf`: the GGUF export of a student trained on it takes its
+tokenizer and metadata from there). The weights are the 4-bit file's, dequantised: not the original bf16 release.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentkd.errors import ModelError
-from agentkd.models.hf.local import cache_dir
+from agentkd.models.distribution.catalog import cache_dir, locate
 
 SOURCE_RECORD = "agentkd_source.json"
 """In a materialised folder: the alias and GGUF file its weights were dequantised from."""
@@ -58,9 +58,7 @@ def materialized_dir(model: TrainableModel) -> Path:
 
 
 def materialize(name: str) -> Path:
-    """The trainable folder of alias `name`, made from its GGUF on first use (about a minute for the 0.5B)."""
-    from agentkd.models.distribution.catalog import locate
-
+    """The trainable folder of alias `name`, made from its GGUF on first use (a minute or two for the Qwen models)."""
     model = trainable(name)
     if model is None:
         raise ModelError(f"{name!r} is not a trainable alias ({', '.join(TRAINABLE)})")
@@ -99,25 +97,11 @@ def materialize_gguf(gguf: Path, target: Path, end_tokens: tuple[str, ...] = (),
     return target
 
 
-def source_gguf(model_dir: str | Path) -> Path | None:
-    """The GGUF whose tokenizer and metadata a model folder shares: a materialised folder's source file, or,
-    for a trained student, that of its base (followed through DPO and improvement rounds). None when unknown
-    (a folder from elsewhere, or a SmolLM2 folder materialised before sources were recorded)."""
-    from agentkd.models.distribution.catalog import locate
-    from agentkd.run.layout import STUDENT_MARKER
-
-    folder = Path(model_dir)
-    for _ in range(16):  # a chain of students, each trained on the previous one
-        record = folder / SOURCE_RECORD
-        if record.is_file():
-            alias = json.loads(record.read_text()).get("alias")
-            return locate(alias) if alias else Path(json.loads(record.read_text())["gguf"])
-        marker = folder / STUDENT_MARKER
-        if not marker.is_file():
-            return None
-        base = str(json.loads(marker.read_text()).get("base") or "")
-        model = trainable(base)
-        if model is not None:
-            return locate(model.gguf_alias)
-        folder = Path(base.removeprefix("hf/")).expanduser()
-    return None
+def recorded_gguf(folder: str | Path) -> Path | None:
+    """The GGUF a materialised folder was made from (its alias's verified file when it names one), or None for a
+    folder without a record."""
+    record = Path(folder) / SOURCE_RECORD
+    if not record.is_file():
+        return None
+    source = json.loads(record.read_text())
+    return locate(source["alias"]) if source.get("alias") else Path(source["gguf"])
