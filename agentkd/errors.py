@@ -78,3 +78,8 @@ class JobFailed(AgentKDError):
 
 class JobInterrupted(AgentKDError):
     """A job was stopped by Ctrl-C; the message says what is kept and how to go on."""
+
+
+class CalibrationError(AgentKDError):
+    """A calibration cannot give a sound threshold (a policy without confidence deferral, tasks the student has
+    seen, no scored steps)."""
