@@ -1,8 +1,23 @@
-"""Calibrated deferral: choose a confidence cascade's threshold on a dev slice (`agentkd calibrate`)."""
+"""Calibrated deferral: choose a confidence cascade's threshold on a dev slice (`agentkd calibrate`).
 
-from agentkd.calibrate.job import CalibrateJob, Calibration, calibrate, calibration_of, calibration_points
-from agentkd.calibrate.probe import ConfidenceProbe, same_result
-from agentkd.calibrate.threshold import CalibrationPoint, ThresholdChoice, choose_threshold, threshold_curve
+Names are imported on first use, so that `agentkd.calibrate.settings` loads without the agent stack that running a
+calibration needs."""
 
-__all__ = ["CalibrateJob", "Calibration", "CalibrationPoint", "ConfidenceProbe", "ThresholdChoice", "calibrate",
-           "calibration_of", "calibration_points", "choose_threshold", "same_result", "threshold_curve"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "CalibrateJob": "job", "Calibration": "job", "calibrate": "job", "calibration_of": "job",
+    "calibration_points": "job", "ConfidenceProbe": "probe", "same_result": "probe",
+    "CalibrationPoint": "threshold", "ThresholdChoice": "threshold", "choose_threshold": "threshold",
+    "threshold_curve": "threshold", "CalibrationSettings": "settings",
+}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'agentkd.calibrate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agentkd.calibrate.{_MODULE_OF[name]}"), name)

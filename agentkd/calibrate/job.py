@@ -9,6 +9,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from agentkd.calibrate.probe import ConfidenceProbe
+from agentkd.calibrate.settings import CalibrationSettings
 from agentkd.calibrate.threshold import CalibrationPoint, ThresholdChoice, choose_threshold, threshold_curve
 from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
@@ -22,6 +23,7 @@ from agentkd.policies.registry import BuildContext, build_policy, validate_polic
 from agentkd.records import Task, Trajectory
 from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
+from agentkd.sampling import copy_field
 from agentkd.sandbox.host import PythonSandbox
 from agentkd.scale import run_episodes
 from agentkd.scale.local import CollectStats
@@ -51,8 +53,7 @@ class CalibrateJob(EpisodesJob):
     policy: PolicySpec
     """A cascade (its agreement is set to confidence)."""
     split: str = "train"
-    target: float = Field(0.95, gt=0.0, le=1.0)
-    """The estimated step accuracy the cascade must keep (see `agentkd.calibrate.threshold`)."""
+    target: float = copy_field(CalibrationSettings, "target")
     name: str | None = None
     """RUN/calibration/<name>.json; default: the confidence cascade's name without its threshold."""
     concurrency: int = Field(1, ge=1)
@@ -152,10 +153,6 @@ def prepare_calibration(job: CalibrateJob) -> PreparedCalibration:
     run = RunFolder(job.run)
     env_spec = run.env_spec()  # "not a run folder" when there is none
     layout = RunLayout(job.run)
-    folder = RunFolder(job.run, trajectories=layout.calibration_trajectories(name),
-                       config=layout.calibration_settings(name))
-    folder.check(job.identity())
-    PythonSandbox(config=job.sandbox)
     env = load_environment(env_spec)
     tasks = job.choose_tasks(env)
     if not tasks:
@@ -167,6 +164,10 @@ def prepare_calibration(job: CalibrateJob) -> PreparedCalibration:
             f"{len(seen)} of the {len(tasks)} tasks of {job.split!r} (e.g. {seen[0]!r}) are in the run's collected "
             "trajectories, which the student retrieves as demonstrations or was fine-tuned on: its confidence there "
             "says nothing about new tasks. Calibrate on a slice the run has not collected (a later train[a:b]).")
+    folder = RunFolder(job.run, trajectories=layout.calibration_trajectories(name),
+                       config=layout.calibration_settings(name))
+    folder.check(job.identity())  # another split or policy under this name: pass --name
+    PythonSandbox(config=job.sandbox)
     cascade = build_policy(spec, BuildContext(run=layout))
     assert isinstance(cascade, CascadePolicy)
     folder.start(identity=job.identity(), details={"tasks": len(tasks), "policy": spec.model_dump(mode="json"),

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agentkd.calibrate.settings import CalibrationSettings
 from agentkd.cli.common import (
     ApiBaseOption,
     MaxStepsOption,
@@ -32,12 +33,8 @@ def calibrate_command(
     run: RunOption,
     split: Annotated[str, typer.Option(
         "--split", help="Dev slice to calibrate on: tasks the run has not collected, e.g. 'train[50:70]'.")],
-    target: Annotated[float, typer.Option(
-        "--target", min=0.0, max=1.0, help="Estimated step accuracy the cascade must keep: the threshold with the "
-                                           "largest student share at or above it is chosen.")] = 0.95,
-    policy: Annotated[str, typer.Option(
-        "--policy", help="The cascade to calibrate, as a policy name (its agreement becomes confidence), e.g. "
-                         "cascade-k2 or cascade-sft.")] = "cascade-confidence",
+    target: float = field_option(CalibrationSettings, "target"),
+    policy: str = field_option(CalibrationSettings, "policy"),
     student: str = field_option(StudentSettings, "model", "--student"),
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
     k: int = field_option(ICDSettings, "k", scope="Cascade with an untrained student"),
