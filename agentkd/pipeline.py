@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkd.calibrate.job import CalibratedEvalJob, CalibrateJob
+from agentkd.calibrate.settings import CalibrationSettings
 from agentkd.collect.job import CollectJob
 from agentkd.env.loading import load_environment
 from agentkd.errors import UnknownSplitError
@@ -32,6 +34,8 @@ from agentkd.train.config import TrainConfig
 from agentkd.train.job import TrainJob
 
 Route = Literal["sft", "icd"]
+CALIBRATION = "cascade"
+"""RUN/calibration/<name> of the main job's confidence cascade."""
 
 
 class PipelineSettings(BaseModel):
@@ -57,6 +61,11 @@ class PipelineSettings(BaseModel):
     samples: int = copy_field(CascadeOptions, "samples")
     temperature: float = copy_field(CascadeOptions, "temperature")
     agreement: AgreementMode = copy_field(CascadeOptions, "agreement")
+    threshold: float = copy_field(CascadeOptions, "threshold")
+    calibrate_tasks: int = Field(10, ge=0)
+    """Confidence cascade: train tasks after the collected ones on which its threshold is chosen for `target`
+    (`agentkd calibrate`); 0: `threshold` as it is."""
+    target: float = copy_field(CalibrationSettings, "target")
     max_tokens: int | None = Field(None, ge=1)
     """Student tokens per step; default SFT_STUDENT_MAX_TOKENS for the fine-tuned student (short replies),
     STUDENT_MAX_TOKENS for a frozen one."""
@@ -73,7 +82,18 @@ class PipelineSettings(BaseModel):
     @property
     def cascade(self) -> CascadeOptions:
         """The cascade's settings."""
-        return CascadeOptions(samples=self.samples, temperature=self.temperature, agreement=self.agreement)
+        return CascadeOptions(samples=self.samples, temperature=self.temperature, agreement=self.agreement,
+                              threshold=self.threshold)
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether the cascade's threshold is chosen on a dev slice before it is evaluated."""
+        return self.agreement == "confidence" and self.calibrate_tasks > 0
+
+    @property
+    def calibration_split(self) -> str:
+        """The dev slice: the train tasks after the collected ones."""
+        return f"train[{self.train_tasks}:{self.train_tasks + self.calibrate_tasks}]"
 
 
 def stages(run: Path, s: PipelineSettings) -> list[Stage]:
@@ -94,7 +114,18 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
     def evaluation(choice: str) -> Stage:
         spec = parse_policy_name(choice, teacher, student, **s.cascade.model_dump(), max_tokens=max_tokens, k=s.k)
         name = default_eval_name(spec, run)
-        return Stage(titles[choice], EvalJob(policy=spec, name=name, **common), name)
+        job = EvalJob(policy=spec, name=name, **common)
+        if choice == "cascade" and s.calibrates:
+            return Stage(titles[choice], CalibratedEvalJob(evaluation=job, calibration=CALIBRATION), name)
+        return Stage(titles[choice], job, name)
+
+    def calibration() -> list[Stage]:
+        if not s.calibrates:
+            return []
+        spec = parse_policy_name("cascade", teacher, student, **s.cascade.model_dump(), max_tokens=max_tokens, k=s.k)
+        job = CalibrateJob(run=run, policy=spec, split=s.calibration_split, target=s.target, name=CALIBRATION,
+                           max_steps=s.max_steps, sandbox=s.sandbox)
+        return [Stage(f"calibrate the cascade's deferral on {s.calibration_split}", job)]
 
     collected = [
         Stage("collect teacher trajectories", CollectJob(run=run, env=env, teacher=teacher, n=s.train_tasks,
@@ -102,11 +133,12 @@ def stages(run: Path, s: PipelineSettings) -> list[Stage]:
         Stage("index the teacher's steps", IndexJob(run=run)),
     ]
     if s.route == "icd":
-        return [*collected, *(evaluation(choice) for choice in ("teacher", "student", "icd", "cascade"))]
+        return [*collected, *calibration(),
+                *(evaluation(choice) for choice in ("teacher", "student", "icd", "cascade"))]
     layout = RunLayout(run)
     config = TrainConfig(epochs=s.epochs, lr=s.lr, lora_r=s.lora_r, **({"student": s.student} if s.student else {}))
     train = None if layout.has_trained_student() else TrainJob(run=run, config=config, resume=layout.has_checkpoint())
-    return [*collected, Stage("fine-tune the student", train),
+    return [*collected, Stage("fine-tune the student", train), *calibration(),
             *(evaluation(choice) for choice in ("teacher", "student", "cascade"))]
 
 

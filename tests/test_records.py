@@ -96,7 +96,7 @@ GOOD_VOTE = {"mode": "code", "group_sizes": [1, 1], "winner_count": 1, "needed":
 
 @pytest.mark.parametrize("change, where, message", [
     ({"accepted": None}, "steps.0.vote.accepted", "valid boolean"),
-    ({"mode": "vibes"}, "steps.0.vote.mode", "'code', 'result' or 'majority'"),
+    ({"mode": "vibes"}, "steps.0.vote.mode", "'code', 'result', 'majority' or 'confidence'"),
     ({"agree": 1}, "steps.0.vote.agree", "Extra inputs are not permitted"),
 ])
 def test_a_malformed_vote_is_refused_naming_the_key(change, where, message, tmp_path):

@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _MODULE_OF = {
-    "CalibrateJob": "job", "Calibration": "job", "calibrate": "job", "calibration_of": "job",
+    "CalibrateJob": "job", "CalibratedEvalJob": "job", "Calibration": "job", "calibrate": "job", "calibration_of": "job",
     "calibration_points": "job", "ConfidenceProbe": "probe", "same_result": "probe",
     "CalibrationPoint": "threshold", "ThresholdChoice": "threshold", "choose_threshold": "threshold",
     "threshold_curve": "threshold", "CalibrationSettings": "settings",

@@ -15,7 +15,8 @@ from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment
 from agentkd.errors import CalibrationError
-from agentkd.evaluate.job import without_addresses
+from agentkd.evaluate.job import EvalJob, without_addresses
+from agentkd.evaluate.metrics import EvalReport
 from agentkd.jobs import SILENT, Progress, kept_note, run_interruptibly, stopping_cleanly
 from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.names import PolicyNameError, policy_name
@@ -180,3 +181,25 @@ def calibration_of(run: str | Path, name: str) -> Calibration | None:
     """The calibration RUN/calibration/<name>.json holds (None when there is none)."""
     path = RunLayout(run).calibration_report(name)
     return Calibration.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+class CalibratedEvalJob(BaseModel):
+    """An evaluation of a confidence cascade whose threshold a calibration of the same run chose (read when it runs,
+    so a plan can hold it before the calibration has run)."""
+
+    evaluation: EvalJob
+    calibration: str
+    """RUN/calibration/<calibration>.json."""
+
+    def execute(self, progress: Progress = SILENT) -> EvalReport:
+        """The evaluation with the calibrated threshold (CalibrationError when the calibration has not run)."""
+        found = calibration_of(self.evaluation.run, self.calibration)
+        if found is None:
+            raise CalibrationError(f"no calibration {self.calibration!r} in {self.evaluation.run}: run `agentkd "
+                                   "calibrate` first")
+        policy = self.evaluation.policy
+        calibrated = PolicySpec(kind=policy.kind, settings={**policy.settings, "threshold": found.chosen.threshold})
+        progress.note(f"the cascade defers below confidence {found.chosen.threshold:g} (calibrated on {found.split}: "
+                      f"student share {found.chosen.student_share:.0%} at an estimated step accuracy of "
+                      f"{found.chosen.step_accuracy:.1%})")
+        return self.evaluation.model_copy(update={"policy": calibrated}).execute(progress)
