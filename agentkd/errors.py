@@ -78,3 +78,7 @@ class JobFailed(AgentKDError):
 
 class JobInterrupted(AgentKDError):
     """A job was stopped by Ctrl-C; the message says what is kept and how to go on."""
+
+
+class GatewayError(AgentKDError):
+    """`agentkd gateway` could not start or serve (a bad setting, a run folder of another job, a port in use)."""
