@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentkd import SCHEMA_VERSION, RunFolder, Step, Task, Trajectory
+from agentkd.errors import RunFolderError
 from agentkd.evaluate.prices import Price
+from agentkd.gateway import Gateway, GatewaySettings
 from agentkd.gateway.episodes import EpisodeBook
 from agentkd.records import ToolCall, Usage
 from agentkd.tool_calls import canonical_arguments, normalize_tool_calls, same_tool_calls, tool_calls_of
@@ -124,3 +128,12 @@ def test_the_filters_skip_ungraded_episodes_and_dedupe_tool_calls():
     by_prompt = filter_trajectories([episode("b", True, '{"x": 1}'), episode("c", True, '{ "x" : 1 }')],
                                     FilterConfig(dedupe="prompt"))
     assert [t.task.id for t in by_prompt.kept] == ["b"] and by_prompt.dropped == {"duplicates": 1}
+
+
+def test_the_gateway_refuses_a_run_folder_of_another_job(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.start({"command": "collect", "env": "factqa", "teacher": "reference"}, {})
+    folder.close()
+    gateway = Gateway(GatewaySettings(teacher="openai/fake-teacher", run=tmp_path, api_base="http://127.0.0.1:9/v1"))
+    with pytest.raises(RunFolderError, match="holds a different job"):
+        gateway.open()

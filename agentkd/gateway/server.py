@@ -87,6 +87,9 @@ class Gateway:
             return await self._answer(parsed)
         except RequestRefused as exc:
             return self._refusal(exc)
+        except Exception as exc:  # a bug or a full disk: an OpenAI-style 500, secrets redacted, nothing torn
+            return self._refusal(RequestRefused(500, f"the gateway failed: {type(exc).__name__}: {exc}",
+                                                type="server_error", code="gateway_error"))
 
     async def _answer(self, parsed: ChatRequest) -> Response:
         try:
