@@ -18,8 +18,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.codeact": ("ParsedAction", "parse_action", "normalize_code"),
     "agentkd.env": ("Environment", "Grade", "exact_match", "f1_score", "load_environment", "normalize_text",
                     "normalized_match", "numeric_match", "resolve_env_spec"),
-    "agentkd.errors": ("AgentKDError", "EnvironmentDefinitionError", "EnvironmentLoadError", "GatewayError",
-                       "GraderError", "JobFailed", "JobInterrupted", "ModelError", "RunFolderError", "SandboxError", "SandboxStartError", "SandboxUnavailableError",
+    "agentkd.errors": ("AgentKDError", "CalibrationError", "EnvironmentDefinitionError", "EnvironmentLoadError",
+                       "GatewayError", "GraderError", "JobFailed", "JobInterrupted", "ModelError", "RunFolderError",
+                       "SandboxError", "SandboxStartError", "SandboxUnavailableError",
                        "ToolDefinitionError",
                        "TransientModelError", "UnknownSplitError", "StateNotBranchableError"),
     "agentkd.gateway": ("EpisodeBook", "Gateway", "GatewaySettings"),
@@ -27,6 +28,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.models.rate_limit": ("LocalRateLimiter", "RateLimit", "rate_limited"),
     "agentkd.scale": ("Backend", "BackendError", "run_episodes"),
     "agentkd.evaluate": ("EvalReport", "evaluate"),
+    "agentkd.calibrate": ("CalibrateJob", "Calibration", "CalibrationPoint", "ThresholdChoice", "choose_threshold"),
     "agentkd.policies": ("Policy", "PolicyContext", "PolicyOutput", "BuildContext", "UnknownPolicyError",
                          "build_policy", "make_policy", "policy_kinds", "register_policy", "student_spec",
                          "teacher_spec", "validate_policy_spec"),
@@ -73,6 +75,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.agent.cascaded import CascadedAgent
     from agentkd.agent.loop import CodeActAgent
+    from agentkd.calibrate import CalibrateJob, Calibration, CalibrationPoint, ThresholdChoice, choose_threshold
     from agentkd.codeact import ParsedAction, normalize_code, parse_action
     from agentkd.collect.targets import TargetingError, TargetPlan, select_targets
     from agentkd.env import (
@@ -88,6 +91,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     )
     from agentkd.errors import (
         AgentKDError,
+        CalibrationError,
         EnvironmentDefinitionError,
         EnvironmentLoadError,
         GatewayError,

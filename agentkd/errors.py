@@ -80,5 +80,10 @@ class JobInterrupted(AgentKDError):
     """A job was stopped by Ctrl-C; the message says what is kept and how to go on."""
 
 
+class CalibrationError(AgentKDError):
+    """A calibration cannot give a sound threshold (a policy without confidence deferral, tasks the student has
+    seen, no scored steps)."""
+
+
 class GatewayError(AgentKDError):
     """`agentkd gateway` could not start or serve (a bad setting, a run folder of another job, a port in use)."""

@@ -19,9 +19,10 @@ is written only when set, so a version-3 line reads as it is."""
 Role = Literal["teacher", "student", "reference", "system"]
 Status = Literal["finished", "step_limit", "error", "stuck"]
 """stuck: the model kept repeating its reply to an unchanged state (see agentkd.policies.repeats)."""
-AgreementMode = Literal["code", "result", "majority"]
-"""How sampled candidates are compared: identical normalised code, identical trial results, or identical code
-for a majority (see agentkd.policies.agreement)."""
+AgreementMode = Literal["code", "result", "majority", "confidence"]
+"""How a cascade decides: sampled candidates compared by identical normalised code, identical trial results, or
+identical code for a majority (see agentkd.policies.agreement); or one sample accepted when its action tokens'
+probability reaches a threshold (confidence, see agentkd.policies.confidence)."""
 
 
 class Task(BaseModel):
@@ -101,6 +102,22 @@ class Vote(BaseModel):
     """False for self-consistent steps: no teacher could have taken them over."""
     warning: str | None = None
     """One line saying why result agreement fell back to code agreement."""
+    confidence: float | None = None
+    """Confidence mode: the geometric mean probability of the sample's action tokens (None: it had no code, or the
+    model gave no log-probabilities). Recorded only when set."""
+    threshold: float | None = None
+    """Confidence mode: the confidence a sample needed to be accepted. Recorded only when set."""
+    matches_teacher: bool | None = None
+    """Calibration steps: whether the student's action gave the same result as the teacher's on the same state.
+    Recorded only when set."""
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in ("confidence", "threshold", "matches_teacher"):  # recorded as before these fields existed
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class Resample(BaseModel):

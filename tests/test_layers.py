@@ -19,7 +19,7 @@ LAYERS = [
     ["agentkd.agent"],
     ["agentkd.scale"],
     ["agentkd.collect"],
-    ["agentkd.evaluate", "agentkd.train"],
+    ["agentkd.evaluate", "agentkd.train", "agentkd.calibrate"],
     ["agentkd.agent.cascaded", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench",
      "agentkd.gateway"],
     ["agentkd.cli"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from agentkd.cli.bench import bench_app
+from agentkd.cli.calibrate import calibrate_command
 from agentkd.cli.check_env import check_env_command
 from agentkd.cli.collect import collect_command
 from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group
@@ -37,6 +38,7 @@ app.command("index", cls=Command)(index_command)
 app.command("train", cls=Command)(train_command)
 app.command("export", cls=Command)(export_command)
 app.command("eval", cls=Command)(eval_command)
+app.command("calibrate", cls=Command)(calibrate_command)
 app.command("pipeline", cls=Command)(pipeline_command)
 app.command("improve", cls=Command)(improve_command)
 app.add_typer(bench_app, name="bench")

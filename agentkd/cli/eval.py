@@ -57,6 +57,7 @@ def eval_command(
     min_agree: Optional[int] = field_option(CascadeOptions, "min_agree", scope="Cascade"),
     k: int = field_option(ICDSettings, "k", scope="icd, and cascade with an untrained student"),
     online: bool = field_option(CascadeOptions, "online", scope="Cascade"),
+    threshold: float = field_option(CascadeOptions, "threshold", scope="Cascade"),
     max_tokens: int = field_option(StudentSettings, "max_tokens", scope="Student"),
     max_steps: MaxStepsOption = None,
     history_steps: Optional[int] = field_option(StudentSettings, "history_steps", scope="Student"),
@@ -92,7 +93,8 @@ def eval_command(
                                               ("student", parse_price(student_price, "--student-price"))) if price}
     with exit_on_error():
         spec = parse_policy_name(policy, run_teacher_spec(run, teacher, api_base), student, samples=samples,
-                                 temperature=temperature, agreement=agreement, min_agree=min_agree, online=online, k=k,
+                                 temperature=temperature, agreement=agreement, min_agree=min_agree, online=online,
+                                 threshold=threshold, k=k,
                                  max_tokens=max_tokens, history_steps=history_steps, api_base=student_api_base)
         if settings:
             spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))

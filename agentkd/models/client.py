@@ -125,6 +125,9 @@ class Completion:
     latency_s: float
     model: str
     finish_reasons: list[str] = field(default_factory=list)
+    logprobs: list[list[tuple[str, float]] | None] | None = None
+    """With `complete(logprobs=True)`: each text's generated tokens as (text, log-probability); None for a text
+    whose provider returned none."""
 
     @property
     def text(self) -> str:
@@ -196,11 +199,14 @@ class ModelClient:
         stop: list[str] | None = None,
         max_tokens: int | None = None,
         end_only_after: str | None = None,
+        logprobs: bool = False,
     ) -> Completion:
         """n completions of `messages`. Retries transient errors; raises ModelError on permanent ones.
 
         `end_only_after`: the model may not end its turn before writing this text (an in-process llama.cpp model
-        masks its end-of-turn tokens until then; other providers ignore it: see `holds_end`)."""
+        masks its end-of-turn tokens until then; other providers ignore it: see `holds_end`).
+        `logprobs`: ask for the generated tokens' log-probabilities (`Completion.logprobs`): in-process llama.cpp
+        models and OpenAI-compatible servers give them; a fatal ModelError for an in-process model that cannot."""
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -215,6 +221,8 @@ class ModelClient:
             kwargs["top_p"] = self.top_p
         if end_only_after and self.holds_end:
             kwargs["extra_body"] = {**kwargs.get("extra_body", {}), "end_only_after": end_only_after}
+        if logprobs:
+            self._ask_logprobs(kwargs)
         stops = stop if stop is not None else self.stop
         if stops:
             kwargs["stop"] = stops
@@ -224,20 +232,20 @@ class ModelClient:
             kwargs["api_key"] = self.api_key
         started = time.perf_counter()
         response = await self._call_with_retries(kwargs)
-        texts = [(choice.message.content or "") for choice in response.choices]
-        if n > 1 and len(texts) < n:  # provider ignored n: top up with single calls
-            extra = await asyncio.gather(*[self._call_with_retries({**kwargs, "n": 1}) for _ in range(n - len(texts))])
-            for r in extra:
-                texts.append(r.choices[0].message.content or "")
+        choices = list(response.choices)
+        if n > 1 and len(choices) < n:  # provider ignored n: top up with single calls
+            extra = await asyncio.gather(*[self._call_with_retries({**kwargs, "n": 1}) for _ in range(n - len(choices))])
+            choices += [r.choices[0] for r in extra]
             usage = sum((self._usage(r) for r in extra), self._usage(response))
         else:
             usage = self._usage(response)
         return Completion(
-            texts=texts,
+            texts=[(choice.message.content or "") for choice in choices],
             usage=usage,
             latency_s=time.perf_counter() - started,
             model=self.model,
             finish_reasons=[str(c.finish_reason) for c in response.choices],
+            logprobs=[token_logprobs(c) for c in choices] if logprobs else None,
         )
 
     async def chat(self, request: dict[str, Any]) -> ChatReply:
@@ -254,6 +262,16 @@ class ModelClient:
         response = await self._call_with_retries(kwargs)
         return ChatReply(response=_openai_response(response), usage=self._usage(response),
                          latency_s=time.perf_counter() - started, model=self.model)
+
+    def _ask_logprobs(self, kwargs: dict[str, Any]) -> None:
+        if not local_provider.in_process(self.model):
+            kwargs["logprobs"] = True
+        elif local_provider.gives_logprobs(self.model):
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), "logprobs": True}
+        else:
+            raise ModelError(f"model {self.model!r} gives no token log-probabilities, which confidence deferral "
+                             "reads: use a GGUF model (gguf/..., or `agentkd export` a trained student) or an "
+                             "OpenAI-compatible server", fatal=True)
 
     async def _call_with_retries(self, kwargs: dict[str, Any]) -> Any:
         attempt = 0
@@ -342,6 +360,25 @@ def _openai_response(response: Any) -> dict[str, Any]:
     return {"id": data.get("id"), "object": "chat.completion", "created": data.get("created"),
             "model": data.get("model"), "choices": choices, "usage": shaped_usage,
             "system_fingerprint": data.get("system_fingerprint")}
+
+def token_logprobs(choice: Any) -> list[tuple[str, float]] | None:
+    """A choice's generated tokens as (text, log-probability), from OpenAI's chat format (`logprobs.content`) or the
+    completions format (`logprobs.tokens` + `token_logprobs`); None when the provider returned none."""
+    found = choice.get("logprobs") if isinstance(choice, dict) else getattr(choice, "logprobs", None)
+    if found is None:
+        return None
+
+    def read(item: Any, name: str) -> Any:
+        return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+    content = read(found, "content")
+    if content is not None:
+        return [(str(read(t, "token") or ""), float(read(t, "logprob"))) for t in content
+                if read(t, "logprob") is not None]
+    tokens, scores = read(found, "tokens"), read(found, "token_logprobs")
+    if tokens is None or scores is None:
+        return None
+    return [(str(t), float(lp)) for t, lp in zip(tokens, scores) if lp is not None]
 
 
 def _detail(usage: Any, name: str) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from agentkd.codeact.normalize import normalize_code
 from agentkd.codeact.parsing import parse_action
 from agentkd.errors import StateNotBranchableError
+from agentkd.models.client import Completion
 from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
@@ -21,7 +22,8 @@ __all__ = ["CascadeOptions", "CascadePolicy", "CascadeSettings", "build_cascade"
 
 class CascadePolicy:
     """Student samples `options.samples` actions at `options.temperature`; agreement → act, disagreement → the
-    teacher acts.
+    teacher acts. With agreement "confidence", the student samples one action and acts when its confidence reaches
+    `options.threshold`.
 
     agreement: "code" (identical normalised code), "result" (identical results of running each
     candidate in a forked copy of the episode's worker: the final answer's value, else stdout;
@@ -44,14 +46,11 @@ class CascadePolicy:
             student=parts[0], teacher=parts[1], **self.options.model_dump()).model_dump(mode="json"))
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
-        sampled = await self.student.sample(ctx, self.options.samples, self.options.temperature)
+        if self.options.agreement == "confidence":
+            sampled, vote = await self._confidence_vote(ctx)
+        else:
+            sampled, vote = await self._sample_vote(ctx)
         texts = sampled.texts
-        mode, warning = self.options.agreement, None
-        try:
-            keys = await self._vote_keys(ctx, texts)
-        except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
-            (keys, warning), mode = code_keys_instead([parse_action(t).code for t in texts], ctx, exc), "code"
-        vote = Vote(mode=mode, warning=warning, **tally(keys, self.options.needed))
         if vote.accepted and vote.winner_index is not None:
             return PolicyOutput(
                 text=texts[vote.winner_index], role="student", model=sampled.model, usage=sampled.usage,
@@ -65,6 +64,28 @@ class CascadePolicy:
             usage=sampled.usage + teacher_out.usage, latency_s=sampled.latency_s + teacher_out.latency_s,
             candidates=texts, vote=vote, role_usage={"student": sampled.usage, "teacher": teacher_out.usage},
         )
+
+    async def _sample_vote(self, ctx: PolicyContext) -> tuple[Completion, Vote]:
+        """`samples` candidates compared as `agreement` says."""
+        sampled = await self.student.sample(ctx, self.options.samples, self.options.temperature)
+        texts = sampled.texts
+        mode, warning = self.options.agreement, None
+        try:
+            keys = await self._vote_keys(ctx, texts)
+        except StateNotBranchableError as exc:  # e.g. a live connection: vote on the code instead
+            (keys, warning), mode = code_keys_instead([parse_action(t).code for t in texts], ctx, exc), "code"
+        return sampled, Vote(mode=mode, warning=warning, **tally(keys, self.options.needed))
+
+    async def _confidence_vote(self, ctx: PolicyContext) -> tuple[Completion, Vote]:
+        """One sample at the student's own temperature, accepted when its action's confidence reaches the threshold
+        (a sample without code, or without log-probabilities, is deferred)."""
+        scored = await self.student.sample_scored(ctx, self.student.client.temperature)
+        usable = scored.confidence is not None and parse_action(scored.text).code is not None
+        accepted = usable and scored.confidence >= self.options.threshold
+        vote = Vote(mode="confidence", accepted=accepted, winner_index=0 if usable else None,
+                    winner_count=1 if usable else 0, needed=1, group_sizes=[1] if usable else [],
+                    unusable=0 if usable else 1, confidence=scored.confidence, threshold=self.options.threshold)
+        return scored.completion, vote
 
     async def _vote_keys(self, ctx: PolicyContext, texts: list[str]) -> list[str | None]:
         parsed = [parse_action(t) for t in texts]

@@ -6,6 +6,8 @@ A name is a base and parts, each part at most once and in any order:
                           action generation) | cascade; `sft` is short for `student-sft`
     sft | dpo             the run's fine-tuned student (`trained`) | the one after its preference stage (`trained-dpo`)
     code|result|majority  cascade: how the candidates must agree
+    confidence            cascade: one sample, taken when its action's confidence reaches the threshold
+    cC                    cascade-confidence: the threshold C (`agentkd calibrate` picks it)
     nN                    sc, cascade: N candidates per step
     tT                    sc, cascade: candidates sampled at temperature T
     mM                    cascade: M candidates must agree
@@ -68,11 +70,12 @@ class Part:
 
 PARTS = (
     Part(r"sft|dpo", "trained", lambda m: m[0], str, "trained"),
-    Part(r"code|result|majority", "agreement", lambda m: m[0], str, "options"),
+    Part(r"code|result|majority|confidence", "agreement", lambda m: m[0], str, "options"),
     Part(r"n(\d+)", "samples", lambda m: int(m[1]), lambda v: f"n{v}", "options"),
     Part(r"t(\d+(?:\.\d+)?)", "temperature", lambda m: float(m[1]), lambda v: f"t{v:g}", "options"),
     Part(r"m(\d+)", "min_agree", lambda m: int(m[1]), lambda v: f"m{v}", "options"),
     Part(r"online", "online", lambda m: True, lambda v: "online", "options"),
+    Part(r"c(\d+(?:\.\d+)?)", "threshold", lambda m: float(m[1]), lambda v: f"c{v:g}", "options"),
     Part(r"k(\d+)", "k", lambda m: int(m[1]), lambda v: f"k{v}", "student"),
     Part(r"nofollow", "code_followup", lambda m: False, lambda v: "nofollow", "student"),
     Part(r"hold", "code_before_end", lambda m: True, lambda v: "hold", "student"),
@@ -80,9 +83,9 @@ PARTS = (
 """Every part, in the order `policy_name` writes them."""
 
 GRAMMAR = (f"a name is a base ({', '.join(POLICY_CHOICES)}; sft = student-sft) followed by parts, each at most "
-           "once: sft | dpo (the run's fine-tuned student), code | result | majority (cascade agreement), nN (sc, "
-           "cascade: N samples), tT (sc, cascade: temperature T), mM (cascade: M samples must agree), online "
-           "(cascade), kK (icd, cascade: K demonstrations), nofollow, hold (untrained student); e.g. "
+           "once: sft | dpo (the run's fine-tuned student), code | result | majority | confidence (cascade agreement), "
+           "nN (sc, cascade: N samples), tT (sc, cascade: temperature T), mM (cascade: M samples must agree), online "
+           "(cascade), cC (cascade-confidence: threshold C), kK (icd, cascade: K demonstrations), nofollow, hold (untrained student); e.g. "
            "cascade-code-n2-k2-hold")
 
 
@@ -144,6 +147,8 @@ def read_policy_name(name: str) -> PolicyName:
             parsed.trained = found[0]
         else:
             getattr(parsed, part.of)[part.setting] = part.value(found)
+    if "threshold" in seen and parsed.options.get("agreement") != "confidence":
+        raise PolicyNameError(f"unknown policy {name!r}: a threshold part (cC) needs the confidence part; {GRAMMAR}")
     for part in PARTS:  # checked once every part is read: whether a student is fine-tuned changes what applies
         if part.setting in seen and not parsed.applies(part):
             why = ""

@@ -173,11 +173,23 @@ class CascadeOptions(CandidateOptions):
 
     agreement: AgreementMode = "result"
     """result (the candidates' trial runs give the same result; chosen on a mathcode dev slice: 6/10 against 4/10
-    for code) | code (identical normalised code) | majority (identical code for at least `min_agree`)."""
+    for code) | code (identical normalised code) | majority (identical code for at least `min_agree`) |
+    confidence (one sample at the student's own temperature, accepted when its action tokens' confidence reaches
+    `threshold`; `samples`, `temperature` and `min_agree` are not used)."""
     min_agree: int | None = Field(None, ge=1)
     """Samples that must agree; unset: all of them (majority: more than half)."""
     online: bool = False
     """Add the teacher's deferred steps to the student's store as they happen."""
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    """Confidence mode: the confidence (geometric mean probability of the action's tokens) a step needs to be taken
+    by the student; `agentkd calibrate` picks it on a dev slice. Recorded only in confidence mode."""
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.agreement != "confidence":  # recorded as before the setting existed
+            data.pop("threshold", None)
+        return data
 
     @model_validator(mode="after")
     def _min_agree_fits(self) -> CascadeOptions:

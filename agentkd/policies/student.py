@@ -8,6 +8,7 @@ from agentkd.codeact.parsing import CLOSING_FENCE, finish_reply
 from agentkd.codeact.prompts import DEFAULT_STOP, recent_history, with_student_prompt
 from agentkd.models.client import Completion, ModelClient
 from agentkd.policies.base import PolicyContext, PolicyOutput
+from agentkd.policies.confidence import ScoredSample, Segment, action_confidence
 from agentkd.policies.registry import BuildContext, register_policy
 from agentkd.policies.repeats import guard_repeats
 from agentkd.policies.settings import OBSERVATION_PREFILL, DemoLayout, ICDSettings, StudentSettings
@@ -130,32 +131,51 @@ class StudentPolicy:
 
     async def sample(self, ctx: PolicyContext, n: int, temperature: float) -> Completion:
         """n candidate outputs for the next step (each starting with the prefill, when set)."""
+        completion, _segments = await self._sample(ctx, n, temperature, logprobs=False)
+        return completion
+
+    async def sample_scored(self, ctx: PolicyContext, temperature: float) -> ScoredSample:
+        """One output for the next step and the confidence of its action (`agentkd.policies.confidence`): the
+        model's probability of the code it wrote, including a code follow-up's."""
+        completion, segments = await self._sample(ctx, 1, temperature, logprobs=True)
+        return ScoredSample(completion, action_confidence(segments[0]))
+
+    async def _sample(self, ctx: PolicyContext, n: int, temperature: float,
+                      logprobs: bool) -> tuple[Completion, list[list[Segment]]]:
         messages = self.messages(ctx)
         prefill = (self.observation_prefill or self.prefill) if ctx.steps and self.prefill else self.prefill
         if prefill:  # small models keep the CodeAct format far better when the reply is started for them
             messages.append({"role": "assistant", "content": prefill})
         hold = {"end_only_after": CODE_FENCE} if self.code_before_end else {}  # clients written before it still fit
-        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop, **hold)
+        scoring = {"logprobs": True} if logprobs else {}  # clients written before it still fit
+        completion = await self.client.complete(messages, n=n, temperature=temperature, stop=self.stop, **hold,
+                                                **scoring)
         texts = [_with_prefix(t, prefill) for t in completion.texts]
+        scored = completion.logprobs or [None] * len(texts)
+        segments = [[Segment(tokens)] if tokens is not None else [] for tokens in scored]
         if self.code_followup:
-            texts = [await self._follow_up(messages[:-1] if prefill else messages, t, temperature, completion)
-                     if CODE_FENCE not in t else t for t in texts]
+            for i, text in enumerate(texts):
+                if CODE_FENCE not in text:
+                    texts[i], more = await self._follow_up(messages[:-1] if prefill else messages, text, temperature,
+                                                           completion, scoring)
+                    segments[i] += more
         completion.texts = [finish_reply(t) for t in texts]
-        return completion
+        return completion, segments
 
     async def _follow_up(self, messages: list[dict[str, Any]], text: str, temperature: float,
-                         completion: Completion) -> str:
-        """`text` (a thought with no code) continued once from an opened python fence; the call's usage is added
-        to `completion`'s, so tokens and calls stay counted."""
+                         completion: Completion, scoring: dict[str, Any]) -> tuple[str, list[Segment]]:
+        """`text` (a thought with no code) continued once from an opened python fence, and the continuation's
+        scored tokens; the call's usage is added to `completion`'s, so tokens and calls stay counted."""
         start = text.rstrip() + CODE_OPENING
         more = await self.client.complete([*messages, {"role": "assistant", "content": start}], n=1,
-                                          temperature=temperature, stop=self.stop)
+                                          temperature=temperature, stop=self.stop, **scoring)
         completion.usage = completion.usage + more.usage
         completion.latency_s += more.latency_s
         rest = more.text
-        if rest.lstrip().lower().startswith("thought:"):  # a server that cannot continue answered afresh
-            return rest
-        return start + rest
+        answered_afresh = rest.lstrip().lower().startswith("thought:")  # a server that cannot continue
+        tokens = (more.logprobs or [None])[0]
+        segments = [Segment(tokens, in_code=not answered_afresh)] if tokens is not None else []
+        return (rest if answered_afresh else start + rest), segments
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         first = await self.sample(ctx, 1, self.client.temperature)

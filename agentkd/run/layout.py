@@ -203,6 +203,22 @@ class RunLayout:
             return {}
         return {p.stem: p for p in sorted(self.eval_dir.glob("*.json")) if not p.name.endswith(".config.json")}
 
+    # calibration -----------------------------------------------------------------------------
+    @property
+    def calibration_dir(self) -> Path:
+        return self.root / "calibration"
+
+    def calibration_trajectories(self, name: str) -> Path:
+        """The teacher's episodes of `agentkd calibrate`, each step with the student's scored action beside it."""
+        return self.calibration_dir / f"{_checked(name)}.jsonl"
+
+    def calibration_settings(self, name: str) -> Path:
+        return self.calibration_dir / "settings" / f"{_checked(name)}.json"
+
+    def calibration_report(self, name: str) -> Path:
+        """The chosen threshold, the curve it was chosen on and the calibrated policy spec."""
+        return self.calibration_dir / f"{_checked(name)}.json"
+
     # datasets ------------------------------------------------------------------------------
     @property
     def datasets_dir(self) -> Path:

@@ -52,6 +52,9 @@ class LlamaGeneration:
     cached_tokens: int
     """The part of the prompt (counted once, like prompt_tokens) already in the chosen context's KV cache."""
     latency_s: float
+    token_logprobs: list[list[tuple[str, float]]] | None = None
+    """With `logprobs=True`: each sample's generated tokens, as (text, natural-log probability under the model's
+    unscaled distribution)."""
 
 
 @dataclass
@@ -68,6 +71,7 @@ class _Sample:
     text: str
     reason: str
     tokens: int
+    token_logprobs: list[tuple[str, float]] | None = None
 
 
 @dataclass
@@ -84,6 +88,8 @@ class _Draw:
     """How many of `tokens` were decoded into the sequence's KV cells."""
     multibyte: int = 0
     seen: bool = False
+    logprobs: list[float] | None = None
+    """The log-probability of each drawn token, when asked for."""
 
 
 _SPARE = 4
@@ -147,10 +153,12 @@ class LlamaDoor:
 
     def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = TEACHER_MAX_TOKENS,
                  stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None,
-                 end_only_after: str | None = None, together: bool = True) -> LlamaGeneration:
+                 end_only_after: str | None = None, together: bool = True, logprobs: bool = False) -> LlamaGeneration:
         """n completions of a chat (greedy when temperature is 0: one decode, repeated). With `end_only_after`, the
         end-of-turn tokens cannot be sampled until the completion contains that text (it still ends at a stop
-        string or max_tokens). `together`: decode the n samples as one batch (False: one after another)."""
+        string or max_tokens). `together`: decode the n samples as one batch (False: one after another).
+        `logprobs`: also return each generated token's log-probability (decoded by the batch loop, which reads
+        every row of logits; a call whose samples cannot fit the context that way returns none)."""
         started = time.perf_counter()
         tokens = self.prompt_tokens(messages)
         room = self.n_ctx - len(tokens)
@@ -166,12 +174,13 @@ class LlamaDoor:
             # the prompt is counted once; llama.cpp always evaluates its last token again
             cached = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)
             width = min(draws, self.seqs)
-            if together and width > 1 and limit >= 1 and len(tokens) + width * (limit + _SPARE) <= self.n_ctx:
+            if ((together or logprobs) and (width > 1 or logprobs) and limit >= 1
+                    and len(tokens) + width * (limit + _SPARE) <= self.n_ctx):
                 samples: list[_Sample] = []
                 for first in range(0, draws, width):
                     seeds = [base_seed + i for i in range(first, min(draws, first + width))]
                     samples += self._decode_together(slot, tokens, seeds, temperature, top_p, limit, stop,
-                                                     end_only_after)
+                                                     end_only_after, logprobs)
             else:
                 samples = [self._decode_alone(slot, tokens, base_seed + i, temperature, top_p, limit, stop,
                                               end_only_after) for i in range(draws)]
@@ -181,11 +190,14 @@ class LlamaDoor:
         finally:
             self._release(slot)
         texts, reasons = [s.text for s in samples], [s.reason for s in samples]
+        scored = [s.token_logprobs for s in samples]
         completion_tokens = sum(s.tokens for s in samples)
         if len(texts) < n:  # greedy: the n samples are the same decode
-            texts, reasons = texts * n, reasons * n
+            texts, reasons, scored = texts * n, reasons * n, scored * n
             completion_tokens *= n
-        return LlamaGeneration(texts, reasons, len(tokens), completion_tokens, cached, time.perf_counter() - started)
+        token_logprobs = None if not logprobs or any(s is None for s in scored) else scored
+        return LlamaGeneration(texts, reasons, len(tokens), completion_tokens, cached, time.perf_counter() - started,
+                               token_logprobs)
 
     def clear_cache(self) -> None:
         """Forget what every idle context holds, so that the next call evaluates its whole prompt."""
@@ -207,7 +219,8 @@ class LlamaDoor:
         return _Sample(choice["text"], choice.get("finish_reason") or "stop", int(out["usage"]["completion_tokens"]))
 
     def _decode_together(self, slot: _Slot, tokens: list[int], seeds: list[int], temperature: float, top_p: float,
-                         limit: int, stop: list[str], end_only_after: str | None) -> list[_Sample]:
+                         limit: int, stop: list[str], end_only_after: str | None,
+                         logprobs: bool = False) -> list[_Sample]:
         """len(seeds) completions decoded as one batch of sequences sharing the prompt's KV cells; while samples
         agree token for token, their common token is decoded once, into a KV cell they share. Each sample is
         sampled, held and ended as `_decode_alone` would (same sampler chain, seed, stop and length rules)."""
@@ -228,7 +241,8 @@ class LlamaDoor:
             llama_cpp.llama_memory_seq_cp(ctx.memory, 0, seq, -1, -1)
         stops = [s.encode("utf-8") for s in stop]
         ends = _end_tokens(llama) if end_only_after is not None else []
-        draws = [_Draw(seq, _sampler(llama, temperature, top_p, seed)) for seq, seed in enumerate(seeds)]
+        draws = [_Draw(seq, _sampler(llama, temperature, top_p, seed), logprobs=[] if logprobs else None)
+                 for seq, seed in enumerate(seeds)]
         groups = [draws]  # samples whose tokens are the same so far: one row of logits, their next token decoded once
         rows = [-1]  # the prompt's last token: the only output of the prompt's decode
         batch = llama._batch.batch
@@ -260,7 +274,10 @@ class LlamaDoor:
         llama.n_tokens = size + len(kept)
         llama._requires_eval = True  # the last logits are not sequence 0's: a cache hit must replay a token
         slot.tokens = list(llama._input_ids[: llama.n_tokens])
-        return [_Sample(d.text.decode("utf-8", errors="ignore"), d.reason or "stop", len(d.tokens)) for d in draws]
+        return [_Sample(d.text.decode("utf-8", errors="ignore"), d.reason or "stop", len(d.tokens),
+                        None if d.logprobs is None else [
+                            (llama.detokenize([t]).decode("utf-8", errors="ignore"), lp)
+                            for t, lp in zip(d.tokens, d.logprobs)]) for d in draws]
 
     @staticmethod
     def _draw_next(llama: Any, draw: _Draw, row: int, stops: list[bytes], limit: int, needed: str | None,
@@ -278,6 +295,10 @@ class LlamaDoor:
         if llama_cpp.llama_vocab_is_eog(llama._model.vocab, token):
             draw.text, draw.reason = draw.raw, "stop"
             return
+        if draw.logprobs is not None:
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, row), shape=(llama.n_vocab(),))
+            top = float(np.max(logits))
+            draw.logprobs.append(float(logits[token]) - top - float(np.log(np.sum(np.exp(logits - top)))))
         draw.tokens.append(token)
         draw.raw = llama.detokenize(draw.tokens) if draw.tokens[0] == llama.token_bos() else \
             draw.raw + llama.detokenize([token])

@@ -17,6 +17,7 @@ class LlamaCppProvider(local_provider.InProcessProvider):
 
     provider = PROVIDER
     holds_end = True
+    gives_logprobs = True
 
     def generate(self, model: str, messages: list, **params: Any) -> Any:
         from agentkd.models.llama.door import generate

@@ -1,0 +1,19 @@
+"""The settings of a calibration, written once (the command line reads them without loading the library)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CalibrationSettings(BaseModel):
+    """What `agentkd calibrate` chooses for and on."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    policy: str = "cascade-confidence"
+    """The cascade to calibrate, as a policy name (its agreement becomes confidence), e.g. cascade-k2 or
+    cascade-sft."""
+    target: float = Field(0.95, gt=0.0, le=1.0)
+    """Estimated step accuracy the cascade must keep: the threshold with the largest student share at or above it
+    is chosen (a deferred step counts as the teacher's, a student-taken one as right when it gives the teacher's
+    result)."""

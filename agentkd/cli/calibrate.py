@@ -1,0 +1,89 @@
+"""`agentkd calibrate`: choose a confidence cascade's threshold on a dev slice."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentkd.calibrate.settings import CalibrationSettings
+from agentkd.cli.common import (
+    ApiBaseOption,
+    MaxStepsOption,
+    RunOption,
+    SandboxOption,
+    exit_on_error,
+    field_option,
+    sandbox_config,
+)
+from agentkd.cli.eval import SetOption
+from agentkd.cli.progress import RichProgress
+from agentkd.policies.settings import ICDSettings, StudentSettings
+
+if TYPE_CHECKING:
+    from agentkd.calibrate import Calibration
+
+CURVE_ROWS = 12
+"""Rows of the threshold curve printed (the chosen one always among them)."""
+
+
+def calibrate_command(
+    run: RunOption,
+    split: Annotated[str, typer.Option(
+        "--split", help="Dev slice to calibrate on: tasks the run has not collected, e.g. 'train[50:70]'.")],
+    target: float = field_option(CalibrationSettings, "target"),
+    policy: str = field_option(CalibrationSettings, "policy"),
+    student: str = field_option(StudentSettings, "model", "--student"),
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
+    k: int = field_option(ICDSettings, "k", scope="Cascade with an untrained student"),
+    max_tokens: int = field_option(StudentSettings, "max_tokens", scope="Student"),
+    n: Annotated[Optional[int], typer.Option("--n", min=1, help="Number of tasks (default: the whole slice).")] = None,
+    max_steps: MaxStepsOption = None,
+    api_base: ApiBaseOption = None,
+    student_api_base: Optional[str] = field_option(StudentSettings, "api_base", "--student-api-base"),
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="RUN/calibration/<name>.json (default: the cascade's name without its threshold).")] = None,
+    settings: SetOption = None,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Run the teacher over a dev slice with the cascade's student scoring every step beside it, and choose the
+    confidence threshold for --target: writes RUN/calibration/<name>.json with the calibrated policy.
+
+    Example: agentkd calibrate --run runs/demo --split 'train[50:60]' --student trained --target 0.95"""
+    from agentkd.calibrate import CalibrateJob
+    from agentkd.evaluate.job import run_teacher_spec
+    from agentkd.policies.names import parse_policy_name
+    from agentkd.policies.registry import validate_policy_spec
+    from agentkd.specs import PolicySpec, with_settings
+
+    with exit_on_error():
+        spec = parse_policy_name(policy, run_teacher_spec(run, teacher, api_base), student, agreement="confidence",
+                                 k=k, max_tokens=max_tokens, api_base=student_api_base)
+        if settings:
+            spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))
+        job = CalibrateJob(run=run, policy=spec, split=split, n=n, target=target, name=name, max_steps=max_steps,
+                           sandbox=sandbox_config(sandbox))
+        calibration = job.execute(RichProgress())
+    print_calibration(calibration, run)
+
+
+def print_calibration(c: Calibration, run: object) -> None:
+    """The threshold curve around the chosen threshold, and how to use it."""
+    table = Table(title=f"calibrate {c.name}: {c.steps} steps of {c.tasks} tasks on {c.split}, target {c.target:.0%}")
+    for column in ("threshold", "student share", "est. step accuracy", "student-taken steps right"):
+        table.add_column(column, justify="right")
+    chosen = c.curve.index(c.chosen) if c.chosen in c.curve else 0
+    start = max(0, min(chosen - CURVE_ROWS // 2, len(c.curve) - CURVE_ROWS))
+    for i, row in enumerate(c.curve[start:start + CURVE_ROWS], start):
+        right = "—" if row.student_accuracy is None else f"{row.student_accuracy:.0%}"
+        cells = [f"{row.threshold:g}", f"{row.student_share:.0%}", f"{row.step_accuracy:.1%}", right]
+        table.add_row(*(f"[bold]{v}[/bold]" for v in cells) if i == chosen else cells)
+    console = Console()
+    console.print(table)
+    console.print(f"chosen threshold {c.chosen.threshold:g}: the student takes {c.chosen.student_share:.0%} of the "
+                  f"steps at an estimated step accuracy of {c.chosen.step_accuracy:.1%}.")
+    named = f"policy name {c.policy_name}; " if c.policy_name else ""
+    console.print(f"evaluate it: agentkd eval --run {run} --policy cascade --agreement confidence --threshold "
+                  f"{c.chosen.threshold:g} ({named}the spec is in the calibration file)")

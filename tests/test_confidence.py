@@ -1,0 +1,174 @@
+"""Confidence deferral: action-token confidence, the cascade's confidence mode, threshold calibration (fast, with
+scripted students; the real llama.cpp student is in test_confidence_llama.py)."""
+
+import asyncio
+import math
+
+import pytest
+
+from agentkd import CodeActAgent, Environment, ReferencePolicy, Usage, tool
+from agentkd.calibrate import CalibrateJob, ConfidenceProbe, calibrate, choose_threshold, threshold_curve
+from agentkd.calibrate.threshold import CalibrationPoint
+from agentkd.errors import CalibrationError
+from agentkd.models.client import Completion, token_logprobs
+from agentkd.policies.cascade import CascadePolicy
+from agentkd.policies.confidence import ScoredSample, Segment, action_confidence, action_logprobs
+from agentkd.policies.names import PolicyNameError, parse_policy_name, policy_name
+from agentkd.policies.settings import CascadeOptions
+from agentkd.records import Vote
+from agentkd.scale import run_episodes
+from agentkd.specs import PolicySpec
+
+
+@tool
+def double(x: int) -> int:
+    """Return 2 * x."""
+    return 2 * x
+
+
+def solve(task):
+    yield "Thought: compute.\n```python\nv = double(21)\nprint(v)\n```"
+    yield "Thought: answer.\n```python\nfinal_answer(v)\n```"
+
+
+ENV = Environment(name="calc", tasks=[{"id": f"t{i}", "prompt": "double 21", "answer": 42} for i in range(3)],
+                  tools=[double], grader="numeric", max_steps=4, reference_solver=solve)
+RIGHT = ["Thought: compute.\n```python\nv = 2 * 21\nprint(v)\n```", "Thought: answer.\n```python\nfinal_answer(42)\n```"]
+WRONG = "Thought: guess.\n```python\nfinal_answer(41)\n```"
+
+
+class ScoredScript:
+    """A scripted student that says how sure it is (a test double for a model's log-probabilities): on step i it
+    replies `replies[i]` with confidence `confidences[i]`."""
+
+    def __init__(self, replies, confidences):
+        self.replies, self.confidences = replies, confidences
+        self.client = type("C", (), {"model": "scripted", "temperature": 0.0})()
+        self.store = None
+        self.temperatures = []
+
+    async def sample_scored(self, ctx, temperature):
+        self.temperatures.append(temperature)
+        i = min(ctx.step_index, len(self.replies) - 1)
+        completion = Completion(texts=[self.replies[i]], usage=Usage(prompt_tokens=100, completion_tokens=10, calls=1),
+                                latency_s=0.01, model="scripted")
+        return ScoredSample(completion, self.confidences[i])
+
+
+def tokens(*pieces):
+    return [(p, math.log(0.5)) if p.startswith("?") else (p, 0.0) for p in pieces]
+
+
+def test_only_the_code_tokens_count():
+    reply = tokens("Thought", ": ?unsure", "\n```", "python", "\n", "x", " = ", "?1", "\n", "```", "\n?chat")
+    assert action_logprobs(Segment(reply)) == [0.0, 0.0, math.log(0.5), 0.0]
+    assert action_confidence([Segment(reply)]) == pytest.approx(0.5 ** 0.25)
+    assert action_logprobs(Segment(tokens("Thought: no code at all"))) == []
+    assert action_confidence([Segment(tokens("Thought: ", "?maybe"))]) is None
+    follow_up = Segment(tokens("print", "?(x)", "\n```"), in_code=True)  # continued from an opened fence
+    assert action_confidence([Segment(tokens("Thought: hm")), follow_up]) == pytest.approx(0.5 ** (1 / 3))
+
+
+def test_token_logprobs_are_read_from_both_openai_formats():
+    chat = {"logprobs": {"content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.0}]}}
+    legacy = {"logprobs": {"tokens": ["a", "b"], "token_logprobs": [-0.5, None]}}
+    assert token_logprobs(chat) == [("a", -0.5), ("b", -1.0)]
+    assert token_logprobs(legacy) == [("a", -0.5)]
+    assert token_logprobs({"logprobs": None}) is None
+
+
+def point(conf, ok, i=[0]):
+    i[0] += 1
+    return CalibrationPoint(task_id=f"t{i[0]}", step=0, confidence=conf, matches_teacher=ok)
+
+
+def test_the_threshold_keeps_the_target_with_the_largest_student_share():
+    points = [point(0.99, True), point(0.97, True), point(0.95, False), point(0.9, True), point(0.8, False),
+              point(0.7, True), point(None, False), point(0.6, False), point(0.5, True), point(0.4, False)]
+    curve = threshold_curve(points)
+    assert [c.student_share for c in curve] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert all(a.step_accuracy >= b.step_accuracy for a, b in zip(curve, curve[1:]))
+    # one wrong step in ten allowed: take the 0.99, 0.97, 0.95 (wrong) and 0.9 steps, not the 0.8 (a second miss)
+    chosen = choose_threshold(points, target=0.9)
+    assert chosen.student_share == 0.4 and chosen.step_accuracy == pytest.approx(0.9)
+    assert 0.8 < chosen.threshold <= 0.9
+    assert choose_threshold(points, target=1.0).student_share == 0.2  # only the two sure, right ones
+    assert choose_threshold(points, target=0.5).student_share == 0.9  # everything with a confidence
+    nothing = choose_threshold([point(0.9, False)], target=0.99)
+    assert nothing.student_share == 0.0 and nothing.threshold == 1.0
+
+
+def test_equal_confidences_are_taken_together():
+    points = [point(0.9, True), point(0.9, False), point(0.5, True)]
+    assert [c.student_share for c in threshold_curve(points)] == pytest.approx([0.0, 2 / 3, 1.0])
+
+
+def test_confidence_cascade_takes_sure_steps_and_defers_unsure_ones():
+    student = ScoredScript([RIGHT[0], WRONG], [0.97, 0.6])
+    cascade = CascadePolicy(student, ReferencePolicy(), agreement="confidence", threshold=0.9)
+    traj = CodeActAgent(ENV, cascade).run(ENV.tasks("train")[0])
+    assert [s.role for s in traj.steps] == ["student", "teacher"] and traj.success
+    first, second = traj.steps
+    assert first.vote.mode == "confidence" and first.vote.confidence == 0.97 and first.vote.threshold == 0.9
+    assert second.deferred and second.vote.confidence == 0.6 and second.candidates == [WRONG]
+    assert second.role_usage["student"].prompt_tokens == 100
+    assert student.temperatures == [0.0, 0.0]  # one sample at the student's own temperature
+    no_code = ScoredScript(["Thought: I will think more."], [None])
+    traj = CodeActAgent(ENV, CascadePolicy(no_code, ReferencePolicy(), agreement="confidence", threshold=0.0)).run(
+        ENV.tasks("train")[0])
+    assert all(s.role == "teacher" for s in traj.steps)  # no code, no confidence: deferred even at threshold 0
+
+
+def test_names_and_recorded_specs_of_confidence_cascades():
+    teacher = PolicySpec(kind="reference", settings={})
+    spec = parse_policy_name("cascade-confidence-c0.87-k2", teacher, "gguf/qwen2.5-coder-0.5b")
+    assert spec.settings["agreement"] == "confidence" and spec.settings["threshold"] == 0.87
+    assert policy_name(spec) == "cascade-confidence-c0.87-k2"
+    plain = parse_policy_name("cascade-code", teacher, "gguf/qwen2.5-coder-0.5b")
+    assert "threshold" not in plain.settings  # other cascades are recorded as before the setting existed
+    with pytest.raises(PolicyNameError, match="confidence"):
+        parse_policy_name("cascade-code-c0.5", teacher)
+    assert "threshold" not in CascadeOptions().model_dump()
+    assert CascadeOptions(agreement="confidence").model_dump()["threshold"] == 0.9
+    assert "confidence" not in Vote(mode="code", accepted=True, winner_index=0, winner_count=1, needed=1,
+                                    group_sizes=[1], unusable=0).model_dump()
+
+
+async def _probe_episodes(tmp_path, student):
+    from agentkd.run.folder import RunFolder
+
+    folder = RunFolder(tmp_path / "cal", trajectories=tmp_path / "cal" / "c.jsonl", config=tmp_path / "cal" / "c.json")
+    folder.start(identity={"probe": 1}, details={})
+    await run_episodes(ENV, ConfidenceProbe(student, ReferencePolicy()), ENV.tasks("train"), folder, concurrency=1)
+    return list(folder.iter_trajectories())
+
+
+def test_calibration_scores_each_teacher_state_and_picks_the_threshold(tmp_path):
+    # right and sure on step 0 (other code, the same printed 42); sure but wrong on step 1
+    student = ScoredScript([RIGHT[0], WRONG], [0.99, 0.95])
+    trajs = asyncio.run(_probe_episodes(tmp_path, student))
+    assert all(t.success and [s.role for s in t.steps] == ["teacher", "teacher"] for t in trajs)
+    assert [s.vote.matches_teacher for s in trajs[0].steps] == [True, False]  # the same printed 42; 41 != 42
+    spec = PolicySpec(kind="cascade", settings={"student": {"kind": "icd", "settings": {"model": "gguf/x.gguf"}},
+                                                "teacher": {"kind": "reference", "settings": {}},
+                                                "agreement": "confidence"})
+    result = calibrate(trajs, spec, "c", "train", target=0.99)
+    assert result.steps == 6 and result.chosen.student_share == 0.5
+    assert 0.95 < result.chosen.threshold <= 0.99 and result.policy.settings["threshold"] == result.chosen.threshold
+    assert result.policy_name.startswith("cascade-confidence-c")
+
+
+def test_calibrating_on_collected_tasks_is_refused(tmp_path):
+    from agentkd.collect.job import CollectJob
+    from agentkd.specs import EnvSpec
+
+    factqa_run = tmp_path / "run"
+    CollectJob(run=factqa_run, env=EnvSpec(target="factqa"), teacher=PolicySpec(kind="reference", settings={}),
+               split="train", n=3).execute()
+    job = CalibrateJob(run=factqa_run, split="train", n=3, target=0.9,
+                       policy=parse_policy_name("cascade-confidence", PolicySpec(kind="reference", settings={}),
+                                                "gguf/qwen2.5-coder-0.5b"))
+    with pytest.raises(CalibrationError, match="collected"):
+        job.execute()
+    with pytest.raises(CalibrationError, match="not a cascade"):
+        CalibrateJob(run=factqa_run, policy=PolicySpec(kind="reference", settings={})).execute()

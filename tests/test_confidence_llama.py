@@ -1,0 +1,64 @@
+"""Confidence deferral with a real llama.cpp model (SmolLM2-135M GGUF): token log-probabilities, a scored student
+step, and `agentkd calibrate` end to end."""
+
+import asyncio
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from agentkd import ModelClient
+from agentkd.cli import app
+from agentkd.models.distribution.catalog import locate
+from agentkd.models.llama.door import LlamaDoor
+
+pytestmark = pytest.mark.slow
+
+ASK = [{"role": "user", "content": "Write one line of python that prints 6 * 7, in a ```python block."}]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    monkeypatch.setenv("AGENTKD_LLAMA_THREADS", "1")  # the machine has 2 cores and other work on it
+
+
+def test_logprobs_come_with_the_same_greedy_text():
+    door = LlamaDoor(locate("smollm2-135m"), pool=1, threads=1, n_ctx=2048)
+    plain = door.generate(ASK, max_tokens=24)
+    scored = door.generate(ASK, max_tokens=24, logprobs=True)
+    assert plain.token_logprobs is None and scored.texts == plain.texts
+    (tokens,) = scored.token_logprobs
+    assert len(tokens) == scored.completion_tokens and all(lp <= 0.0 for _, lp in tokens)
+    assert "".join(piece for piece, _ in tokens).startswith(scored.texts[0])
+    assert any(lp < -1e-3 for _, lp in tokens)  # real probabilities, not all certain
+    sampled = door.generate(ASK, n=3, temperature=0.9, max_tokens=16, logprobs=True, seed=3)
+    assert sum(len(t) for t in sampled.token_logprobs) == sampled.completion_tokens
+    assert min(lp for t in sampled.token_logprobs for _, lp in t) < min(lp for _, lp in tokens) or len(
+        set(sampled.texts)) > 1  # sampling at 0.9 draws less likely tokens than greedy decoding
+
+
+def test_the_client_returns_logprobs_and_refuses_models_without_them():
+    out = asyncio.run(ModelClient("gguf/smollm2-135m", max_tokens=16).complete(ASK, logprobs=True))
+    assert out.logprobs is not None and len(out.logprobs[0]) == out.usage.completion_tokens
+    with pytest.raises(Exception, match="log-probabilities"):
+        asyncio.run(ModelClient("hf/smollm2-135m", max_tokens=4).complete(ASK, logprobs=True))
+
+
+def test_calibrate_end_to_end(tmp_path):
+    runner = CliRunner()
+    run = str(tmp_path / "run")
+    done = runner.invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", "train[0:6]",
+                               "--run", run])
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(app, ["index", "--run", run]).exit_code == 0
+    args = ["calibrate", "--run", run, "--split", "train[6:8]", "--student", "gguf/smollm2-135m", "--policy",
+            "cascade-k1", "--max-tokens", "48", "--target", "0.9"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    record = json.loads((tmp_path / "run" / "calibration" / "cascade-confidence-k1.json").read_text())
+    assert record["steps"] >= 2 and record["policy"]["settings"]["agreement"] == "confidence"
+    assert record["policy"]["settings"]["threshold"] == record["chosen"]["threshold"]
+    assert record["chosen"]["step_accuracy"] >= 0.9
+    assert "chosen threshold" in done.output
+    refused = runner.invoke(app, [*args[:4], "train[0:2]", *args[5:]])  # tasks the run collected
+    assert refused.exit_code != 0 and "collected" in refused.output
