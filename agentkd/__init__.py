@@ -18,11 +18,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.codeact": ("ParsedAction", "parse_action", "normalize_code"),
     "agentkd.env": ("Environment", "Grade", "exact_match", "f1_score", "load_environment", "normalize_text",
                     "normalized_match", "numeric_match", "resolve_env_spec"),
-    "agentkd.errors": ("AgentKDError", "CalibrationError", "EnvironmentDefinitionError", "EnvironmentLoadError", "GraderError",
-                       "JobFailed", "JobInterrupted", "ModelError", "RunFolderError", "SandboxError", "SandboxStartError", "SandboxUnavailableError",
+    "agentkd.errors": ("AgentKDError", "CalibrationError", "EnvironmentDefinitionError", "EnvironmentLoadError",
+                       "GatewayError", "GraderError", "JobFailed", "JobInterrupted", "ModelError", "RunFolderError",
+                       "SandboxError", "SandboxStartError", "SandboxUnavailableError",
                        "ToolDefinitionError",
                        "TransientModelError", "UnknownSplitError", "StateNotBranchableError"),
-    "agentkd.models.client": ("Completion", "ModelClient"),
+    "agentkd.gateway": ("EpisodeBook", "Gateway", "GatewaySettings"),
+    "agentkd.models.client": ("ChatReply", "Completion", "ModelClient"),
     "agentkd.models.rate_limit": ("LocalRateLimiter", "RateLimit", "rate_limited"),
     "agentkd.scale": ("Backend", "BackendError", "run_episodes"),
     "agentkd.evaluate": ("EvalReport", "evaluate"),
@@ -43,12 +45,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentkd.rounds.stages": ("RoundStage", "next_stage"),
     "agentkd.rounds.summary": ("round_rows",),
     "agentkd.collect.targets": ("TargetPlan", "TargetingError", "select_targets"),
-    "agentkd.records": ("SCHEMA_VERSION", "Injection", "Resample", "Step", "Task", "Trajectory", "Usage", "Vote"),
+    "agentkd.records": ("SCHEMA_VERSION", "Injection", "Resample", "Step", "Task", "ToolCall", "Trajectory", "Usage",
+                        "Vote"),
     "agentkd.run": ("RunFolder", "RunLayout"),
     "agentkd.specs": ("EnvSpec", "PolicySpec", "SpecError"),
     "agentkd.tools": ("BM25Retriever", "DenseRetriever", "Document", "Hit", "Retriever", "Tool", "format_hits",
                       "tool"),
     "agentkd.sandbox.host": ("ExecutionResult", "PythonSandbox", "SandboxConfig"),
+    "agentkd.tool_calls": ("normalize_tool_calls", "same_tool_calls"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -90,6 +94,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         CalibrationError,
         EnvironmentDefinitionError,
         EnvironmentLoadError,
+        GatewayError,
         GraderError,
         JobFailed,
         JobInterrupted,
@@ -104,7 +109,8 @@ if TYPE_CHECKING:  # static analysers see the real names
         UnknownSplitError,
     )
     from agentkd.evaluate import EvalReport, evaluate
-    from agentkd.models.client import Completion, ModelClient
+    from agentkd.gateway import EpisodeBook, Gateway, GatewaySettings
+    from agentkd.models.client import ChatReply, Completion, ModelClient
     from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
     from agentkd.policies import (
         BuildContext,
@@ -125,7 +131,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.policies.reference import ReferencePolicy
     from agentkd.policies.self_consistent import SelfConsistentPolicy
     from agentkd.policies.student import StudentPolicy
-    from agentkd.records import SCHEMA_VERSION, Injection, Resample, Step, Task, Trajectory, Usage, Vote
+    from agentkd.records import SCHEMA_VERSION, Injection, Resample, Step, Task, ToolCall, Trajectory, Usage, Vote
     from agentkd.rounds.settings import ImproveSettings, RoundsError
     from agentkd.rounds.stages import RoundStage, next_stage
     from agentkd.rounds.summary import round_rows
@@ -134,6 +140,7 @@ if TYPE_CHECKING:  # static analysers see the real names
     from agentkd.scale import Backend, BackendError, run_episodes
     from agentkd.specs import EnvSpec, PolicySpec, SpecError
     from agentkd.store import DemoStore, StepRecord, StoreError, StoreMismatchError
+    from agentkd.tool_calls import normalize_tool_calls, same_tool_calls
     from agentkd.tools import BM25Retriever, DenseRetriever, Document, Hit, Retriever, Tool, format_hits, tool
     from agentkd.train import (
         FilterConfig,

@@ -83,3 +83,7 @@ class JobInterrupted(AgentKDError):
 class CalibrationError(AgentKDError):
     """A calibration cannot give a sound threshold (a policy without confidence deferral, tasks the student has
     seen, no scored steps)."""
+
+
+class GatewayError(AgentKDError):
+    """`agentkd gateway` could not start or serve (a bad setting, a run folder of another job, a port in use)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -9,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from agentkd.specs import PolicySpec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added `Trajectory.policy_spec`; 3 typed `Step.vote`, `Step.resampled` and `Step.injected` (same keys as the
-dicts versions 1 and 2 wrote, so older lines read as they are)."""
+dicts versions 1 and 2 wrote, so older lines read as they are); 4 added tool-call actions (`Step.tool_calls`,
+`Trajectory.tools`) and recorded-then-graded episodes (`Trajectory.graded`, `Trajectory.revision`). Each new field
+is written only when set, so a version-3 line reads as it is."""
 
 Role = Literal["teacher", "student", "reference", "system"]
 Status = Literal["finished", "step_limit", "error", "stuck"]
@@ -140,6 +143,25 @@ class Injection(BaseModel):
     """What was slipped, e.g. `misspelt argument`."""
 
 
+class ToolCall(BaseModel):
+    """One call of a JSON tool (the OpenAI `tool_calls` format): which tool, with which arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: str = "{}"
+    """The arguments as the model wrote them: a JSON object as text (possibly invalid JSON: recorded as written)."""
+    id: str | None = None
+    """The call id the model server gave it (tool results name it in `tool_call_id`)."""
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as data; the text itself when it is not valid JSON."""
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            return self.arguments
+
+
 class Step(BaseModel):
     """One think -> act -> observe step of an episode."""
 
@@ -150,7 +172,11 @@ class Step(BaseModel):
     """The raw text the policy produced (thought + code block)."""
     thought: str = ""
     action: str | None = None
-    """The code that was executed, or None when the output could not be parsed."""
+    """The code that was executed, or None when the output could not be parsed (or the step's action is
+    `tool_calls`)."""
+    tool_calls: list[ToolCall] | None = None
+    """The step's action when it is a list of JSON tool calls (an agent served through `agentkd gateway`) instead of
+    CodeAct code; None for CodeAct steps and for a plain reply. Recorded only when set."""
     parse_error: str | None = None
     observation: str = ""
     execution_error: str | None = None
@@ -169,6 +195,21 @@ class Step(BaseModel):
     injected: Injection | None = None
     """Set on a step slipped on purpose to show a recovery (`agentkd collect --recovery`): holds the teacher's
     `original` code. Training shows such a step but never trains on it; the store skips it."""
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.tool_calls is None:  # recorded as before tool-call actions existed
+            data.pop("tool_calls", None)
+        return data
+
+    @property
+    def action_kind(self) -> Literal["code", "tool_calls"] | None:
+        """What the step's action is: CodeAct `code`, a list of `tool_calls`, or None (a plain reply, or an
+        unparsable one)."""
+        if self.tool_calls:
+            return "tool_calls"
+        return "code" if self.action is not None else None
 
     def usage_split(self) -> dict[str, Usage]:
         """This step's usage by role."""
@@ -198,6 +239,9 @@ class Trajectory(BaseModel):
     """The acting policy as data (rebuild it with `agentkd.build_policy`); None for policies without a spec."""
     messages: list[dict[str, Any]] = Field(default_factory=list)
     """The conversation as the acting policy saw it (system, user, assistant, ...)."""
+    tools: list[dict[str, Any]] | None = None
+    """The JSON tool definitions the model was offered (OpenAI `tools` format), for episodes whose actions are tool
+    calls; None for CodeAct episodes. Recorded only when set."""
     steps: list[Step] = Field(default_factory=list)
     final_answer: Any = None
     status: Status = "finished"
@@ -209,6 +253,21 @@ class Trajectory(BaseModel):
     duration_s: float = 0.0
     started_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     versions: dict[str, str] = Field(default_factory=dict)
+    graded: bool = True
+    """False for an episode recorded before its outcome is known (`agentkd gateway` records an episode at once and
+    grades it when feedback arrives): `score` and `success` mean nothing yet, and training skips it."""
+    revision: int = Field(0, ge=0)
+    """0 for an episode written once. An episode that grows or is graded after it was first written (`agentkd
+    gateway`) is appended again with revision 1, 2, ...: a later revision of the same key replaces the earlier one
+    when the run is read (`RunFolder.iter_trajectories`), so the file stays append-only."""
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name, default in (("tools", None), ("graded", True), ("revision", 0)):
+            if data.get(name, default) == default:  # recorded as before these fields existed
+                data.pop(name, None)
+        return data
 
     @field_validator("schema_version")
     @classmethod

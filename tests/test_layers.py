@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 # Bottom to top. The package face (agentkd/__init__.py) re-exports everything lazily and is not a layer.
 LAYERS = [
     ["agentkd.version", "agentkd.errors", "agentkd.specs", "agentkd.sampling", "agentkd.records", "agentkd.codeact",
-     "agentkd.jobs"],
+     "agentkd.jobs", "agentkd.tool_calls"],
     ["agentkd.models", "agentkd.tools", "agentkd.sandbox"],
     ["agentkd.env", "agentkd.store.persist", "agentkd.store.errors", "agentkd.store.faiss_index",
      "agentkd.store.vectors", "agentkd.store.keys", "agentkd.store.records", "agentkd.store.embedders",
@@ -20,7 +20,8 @@ LAYERS = [
     ["agentkd.scale"],
     ["agentkd.collect"],
     ["agentkd.evaluate", "agentkd.train", "agentkd.calibrate"],
-    ["agentkd.agent.cascaded", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench"],
+    ["agentkd.agent.cascaded", "agentkd.pipeline", "agentkd.rounds", "agentkd.report", "agentkd.bench",
+     "agentkd.gateway"],
     ["agentkd.cli"],
 ]
 

@@ -78,7 +78,7 @@ def test_version_3_round_trip_keeps_the_typed_fields():
                               group_sizes=[1], unusable=1, deferrable=False, warning="fell back")
     line = traj.model_dump_json()
     again = Trajectory.model_validate_json(line)
-    assert again == traj and again.schema_version == SCHEMA_VERSION == 3
+    assert again == traj and again.schema_version == SCHEMA_VERSION >= 3
     raw = json.loads(line)["steps"]
     assert raw[1]["vote"]["group_sizes"] == [1] and raw[0]["injected"]["original"] == "print(search('Ada'))"
     assert not again.steps[1].cascaded and not again.steps[1].deferred

@@ -15,6 +15,7 @@ from agentkd.cli.collect import collect_command
 from agentkd.cli.common import CONTEXT_SETTINGS, Command, Group
 from agentkd.cli.eval import eval_command
 from agentkd.cli.export import export_command
+from agentkd.cli.gateway import gateway_command
 from agentkd.cli.improve import improve_command
 from agentkd.cli.index import index_command
 from agentkd.cli.models import models_app
@@ -45,5 +46,6 @@ app.command("report", cls=Command)(report_command)
 app.command("check-env", cls=Command)(check_env_command)
 app.add_typer(models_app, name="models")
 app.command("serve", cls=Command)(serve_command)
+app.command("gateway", cls=Command)(gateway_command)
 
 __all__ = ["app"]

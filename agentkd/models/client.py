@@ -134,6 +134,17 @@ class Completion:
         return self.texts[0]
 
 
+@dataclass
+class ChatReply:
+    """The outcome of one chat-completions request forwarded as given (`ModelClient.chat`)."""
+
+    response: dict[str, Any]
+    """The reply as an OpenAI `chat.completion` object (id, choices with messages and tool calls, usage)."""
+    usage: Usage
+    latency_s: float
+    model: str
+
+
 class ModelClient:
     """Calls one model through litellm with defaults, retries and per-call accounting."""
 
@@ -237,6 +248,21 @@ class ModelClient:
             logprobs=[token_logprobs(c) for c in choices] if logprobs else None,
         )
 
+    async def chat(self, request: dict[str, Any]) -> ChatReply:
+        """Forward one OpenAI chat-completions request (`messages`, `tools`, `tool_choice`, `temperature`,
+        `max_tokens`, ...: the caller picks the fields) to this model, as given: none of this client's sampling
+        defaults are added. The request's `model` is replaced by this client's. Retries transient errors; raises
+        ModelError on permanent ones."""
+        kwargs: dict[str, Any] = {**request, "model": self.model, "timeout": self.timeout_s, **self.extra}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        started = time.perf_counter()
+        response = await self._call_with_retries(kwargs)
+        return ChatReply(response=_openai_response(response), usage=self._usage(response),
+                         latency_s=time.perf_counter() - started, model=self.model)
+
     def _ask_logprobs(self, kwargs: dict[str, Any]) -> None:
         if not local_provider.in_process(self.model):
             kwargs["logprobs"] = True
@@ -307,6 +333,33 @@ class ModelClient:
         except Exception:  # models missing from the price map cost "unknown" -> 0
             return 0.0
 
+
+def _openai_response(response: Any) -> dict[str, Any]:
+    """litellm's response as a plain OpenAI `chat.completion` object: the standard fields only (litellm adds its own
+    bookkeeping to messages and usage)."""
+    data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+    choices = []
+    for choice in data.get("choices") or []:
+        message = choice.get("message") or {}
+        out = {"role": message.get("role") or "assistant", "content": message.get("content")}
+        if message.get("tool_calls"):
+            out["tool_calls"] = [{"id": c.get("id"), "type": c.get("type") or "function",
+                                  "function": {"name": (c.get("function") or {}).get("name"),
+                                               "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
+                                 for c in message["tool_calls"]]
+        if message.get("refusal") is not None:
+            out["refusal"] = message["refusal"]
+        choices.append({"index": choice.get("index", len(choices)), "message": out,
+                        "finish_reason": choice.get("finish_reason"), "logprobs": choice.get("logprobs")})
+    usage = data.get("usage") or {}
+    shaped_usage: dict[str, Any] = {key: int(usage.get(key) or 0)
+                                    for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    cached = _detail(response.usage, "cached_tokens") if getattr(response, "usage", None) is not None else None
+    if cached:
+        shaped_usage["prompt_tokens_details"] = {"cached_tokens": int(cached)}
+    return {"id": data.get("id"), "object": "chat.completion", "created": data.get("created"),
+            "model": data.get("model"), "choices": choices, "usage": shaped_usage,
+            "system_fingerprint": data.get("system_fingerprint")}
 
 def token_logprobs(choice: Any) -> list[tuple[str, float]] | None:
     """A choice's generated tokens as (text, log-probability), from OpenAI's chat format (`logprobs.content`) or the

@@ -217,22 +217,35 @@ class RunFolder:
             return len(torn)
 
     def iter_trajectories(self) -> Iterator[Trajectory]:
-        """Every complete trajectory in the file (call `repair` first when resuming)."""
+        """Every complete trajectory in the file (call `repair` first when resuming), in the order first written.
+
+        A line with a `revision` above 0 replaces the earlier line of the same key (an episode appended again as it
+        grew or was graded, see `Trajectory.revision`): each episode is read once, as last written."""
         if not self.trajectories_path.is_file():
             return
+        read: list[Trajectory] = []
+        revised: dict[tuple[str, int], int] = {}
+        """Key -> position in `read` of an episode that later revisions may replace."""
         with open(self.trajectories_path, encoding="utf-8") as handle:
             for lineno, line in enumerate(handle, 1):
                 if not line.endswith("\n"):
-                    return  # torn tail of a crashed writer
+                    break  # torn tail of a crashed writer
                 if not line.strip():
                     continue
                 try:
-                    yield Trajectory.model_validate_json(line)
+                    trajectory = Trajectory.model_validate_json(line)
                 except ValidationError as exc:
                     raise RunFolderError(
                         f"line {lineno} of {self.trajectories_path} is not a valid trajectory: {_first_error(exc)}; "
                         "fix or remove that line (keep a copy of the file first) and re-run"
                     ) from exc
+                at = revised.get(trajectory.key)
+                if trajectory.revision > 0 and at is not None:
+                    read[at] = trajectory
+                    continue
+                revised[trajectory.key] = len(read)
+                read.append(trajectory)
+        yield from read
 
     def finished_keys(self) -> set[tuple[str, int]]:
         """(task id, sample index) of every recorded episode."""

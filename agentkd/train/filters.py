@@ -7,7 +7,8 @@ from typing import Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkd.codeact.normalize import normalize_code
-from agentkd.records import Trajectory
+from agentkd.records import Step, Trajectory
+from agentkd.tool_calls import normalize_tool_calls
 
 
 class FilterConfig(BaseModel):
@@ -67,7 +68,14 @@ def _succeeded(traj: Trajectory, min_score: float | None) -> bool:
 
 def _dedupe_key(traj: Trajectory, mode: str) -> tuple[str, ...]:
     task = {"task": traj.task.id, "prompt": " ".join(traj.task.prompt.lower().split()), "actions": ""}[mode]
-    return (task, *(normalize_code(s.action) if s.action else "" for s in traj.steps))
+    return (task, *(_action_key(s) for s in traj.steps))
+
+
+def _action_key(step: Step) -> str:
+    """A step's action in canonical form: normalised tool calls or normalised code ("" for neither)."""
+    if step.tool_calls:
+        return "tools:" + repr(normalize_tool_calls(step.tool_calls))
+    return normalize_code(step.action) if step.action else ""
 
 
 def filter_trajectories(trajectories: Iterable[Trajectory], config: FilterConfig | None = None) -> FilterReport:
@@ -79,6 +87,8 @@ def filter_trajectories(trajectories: Iterable[Trajectory], config: FilterConfig
         report.seen += 1
         if traj.status == "error":
             report.drop("episode errors")
+        elif not traj.graded:
+            report.drop("ungraded (no outcome yet: send feedback for them)")
         elif traj.status == "step_limit":
             report.drop("step-limit hits (set apart as failed)")
             report.failed.append(traj)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,6 +11,7 @@ from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError
 from agentkd.records import Trajectory
+from agentkd.tool_calls import message_text
 
 
 class ChatTemplateError(AgentKDError):
@@ -32,10 +34,18 @@ UNTRAINED = "train"
 """Message key: an assistant message with `"train": False` is shown to the student but not trained on."""
 
 
-def student_conversation(env: Environment, traj: Trajectory) -> list[dict[str, Any]]:
+def student_conversation(env: Environment | None, traj: Trajectory) -> list[dict[str, Any]]:
     """The trajectory as the student will live it: short student system prompt, user turns = the task and
     observations, assistant turns = thought + code. The reply of a step slipped on purpose (error-recovery
-    augmentation) is marked `"train": False`: the student sees the slip and learns the recovery, not the slip."""
+    augmentation) is marked `"train": False`: the student sees the slip and learns the recovery, not the slip.
+
+    An episode whose actions are tool calls (recorded by `agentkd gateway`) is its own conversation, tool calls and
+    tool results included (see `tool_conversation`); `env` may be None for it."""
+    if is_tool_episode(traj):
+        return tool_conversation(traj)
+    if env is None:
+        raise ValueError(f"episode {traj.task.id!r} is a CodeAct episode: its student conversation needs the "
+                         "environment's student prompt")
     messages: list[dict[str, Any]] = [{"role": m["role"], "content": str(m.get("content") or "")}
                                       for m in traj.messages]
     replies = iter(traj.steps)
@@ -47,25 +57,69 @@ def student_conversation(env: Environment, traj: Trajectory) -> list[dict[str, A
     return with_student_prompt(env, messages)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+def is_tool_episode(traj: Trajectory) -> bool:
+    """Whether the episode's actions are JSON tool calls (offered tools, or a step with tool calls) not CodeAct."""
+    return traj.tools is not None or any(step.tool_calls for step in traj.steps)
+
+
+def tool_conversation(traj: Trajectory) -> list[dict[str, Any]]:
+    """A tool-call episode as chat-template messages: text contents, the assistant's tool calls with their arguments
+    as objects (what Hugging Face chat templates expect), tool results with their call ids. Render it with the
+    episode's tool definitions (`tokenize_conversation(..., tools=traj.tools)`)."""
+    out: list[dict[str, Any]] = []
+    for message in traj.messages:
+        role = message.get("role")
+        item: dict[str, Any] = {"role": "system" if role == "developer" else role,
+                                "content": message_text(message.get("content"))}
+        calls = message.get("tool_calls") or []
+        if role == "assistant" and calls:
+            item["tool_calls"] = [_template_call(call) for call in calls]
+        if role == "tool" and message.get("tool_call_id"):
+            item["tool_call_id"] = message["tool_call_id"]
+        if message.get("name") and role == "tool":
+            item["name"] = message["name"]
+        out.append(item)
+    return out
+
+
+def _template_call(call: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAI tool call for a chat template: arguments parsed into an object when they are JSON."""
+    function = call.get("function") or {}
+    arguments: Any = function.get("arguments") or "{}"
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass  # kept as written
+    out: dict[str, Any] = {"type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
+    if call.get("id"):
+        out["id"] = call["id"]
+    return out
+
+
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False,
+            tools: list[dict[str, Any]] | None = None) -> str:
+    offered = {"tools": tools} if tools else {}  # templates without tool support are called as before
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt, **offered)
 
 
 def assistant_char_spans(
-    tokenizer: Any, messages: list[dict[str, str]], trained: set[int] | None = None
+    tokenizer: Any, messages: list[dict[str, Any]], trained: set[int] | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of each assistant reply (including the template's
     end-of-turn marker, so the student learns to stop); only the replies at message indices `trained` when given,
-    and never one marked `"train": False`."""
-    text = _render(tokenizer, messages)
+    and never one marked `"train": False`. `tools`: the tool definitions the template renders (tool-call
+    episodes); an assistant reply's tool calls are part of its span."""
+    text = _render(tokenizer, messages, tools=tools)
     spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant" or (trained is not None and i not in trained):
             continue
         if message.get(UNTRAINED) is False:
             continue
-        before = _render(tokenizer, messages[:i], generation_prompt=True)
-        through = _render(tokenizer, messages[: i + 1])
+        before = _render(tokenizer, messages[:i], generation_prompt=True, tools=tools)
+        through = _render(tokenizer, messages[: i + 1], tools=tools)
         if not (through.startswith(before) and text.startswith(through)):
             raise ChatTemplateError(
                 "the student's chat template renders earlier turns differently once later turns are added, so the "
@@ -77,11 +131,12 @@ def assistant_char_spans(
 
 
 def tokenize_conversation(
-    tokenizer: Any, messages: list[dict[str, str]], task_id: str = "", trained: set[int] | None = None
+    tokenizer: Any, messages: list[dict[str, Any]], task_id: str = "", trained: set[int] | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> SFTExample:
     """Tokenise with offsets; a token is trained on when its characters lie inside an assistant span (of the
-    assistant messages at indices `trained`, when given)."""
-    text, spans = assistant_char_spans(tokenizer, messages, trained)
+    assistant messages at indices `trained`, when given). `tools`: the tool definitions of a tool-call episode."""
+    text, spans = assistant_char_spans(tokenizer, messages, trained, tools)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     mask = [int(any(lo <= start and end <= hi for lo, hi in spans) and end > start)
             for start, end in encoded["offset_mapping"]]
@@ -89,7 +144,8 @@ def tokenize_conversation(
 
 
 def windows(
-    tokenizer: Any, messages: list[dict[str, str]], max_tokens: int, context: int, task_id: str = ""
+    tokenizer: Any, messages: list[dict[str, Any]], max_tokens: int, context: int, task_id: str = "",
+    tools: list[dict[str, Any]] | None = None,
 ) -> list[SFTExample] | None:
     """A conversation too long for one example, as windows that each fit `max_tokens`: the system prompt and the
     task, up to `context` earlier steps (shown, not trained), then consecutive trained steps. Every assistant turn
@@ -105,7 +161,7 @@ def windows(
             for last in range(first, len(replies)):  # extend the trained run while it fits
                 window = head + messages[start: replies[last] + 1]
                 example = tokenize_conversation(tokenizer, window, task_id, set(range(2 + replies[first] - start,
-                                                                                    len(window))))
+                                                                                    len(window))), tools)
                 if len(example.input_ids) > max_tokens:
                     break
                 best = (example, last)
@@ -124,26 +180,30 @@ def build_examples(
     """SFT examples for `trajectories`: one per conversation, or windows (see `windows`) for one longer than
     `max_tokens`. Returns (examples, trajectories with a step too long for any window, number windowed)."""
     conversations = [(traj.task.id, student_conversation(env, traj)) for traj in trajectories]
-    examples, too_long, windowed = examples_from_conversations(conversations, tokenizer, max_tokens, context)
+    examples, too_long, windowed = examples_from_conversations(conversations, tokenizer, max_tokens, context,
+                                                               tools=[traj.tools for traj in trajectories])
     return examples, [trajectories[i] for i in too_long], windowed
 
 
 def examples_from_conversations(
-    conversations: list[tuple[str, list[dict[str, str]]]], tokenizer: Any, max_tokens: int, context: int = 4,
+    conversations: list[tuple[str, list[dict[str, Any]]]], tokenizer: Any, max_tokens: int, context: int = 4,
+    tools: list[list[dict[str, Any]] | None] | None = None,
 ) -> tuple[list[SFTExample], list[int], int]:
     """SFT examples for (task id, student conversation) pairs (what `agentkd export --what sft` writes): one per
-    conversation, or windows for one longer than `max_tokens`. Returns (examples, indices of the conversations
-    with a step too long for any window, number windowed)."""
+    conversation, or windows for one longer than `max_tokens`. `tools`: each conversation's tool definitions (tool-call
+    episodes), in the same order. Returns (examples, indices of the conversations with a step too long for any
+    window, number windowed)."""
     examples: list[SFTExample] = []
     too_long: list[int] = []
     windowed = 0
     for index, (task_id, messages) in enumerate(conversations):
-        example = tokenize_conversation(tokenizer, messages, task_id)
+        offered = tools[index] if tools is not None else None
+        example = tokenize_conversation(tokenizer, messages, task_id, tools=offered)
         if len(example.input_ids) <= max_tokens:
             if example.trained_tokens:
                 examples.append(example)
             continue
-        parts = windows(tokenizer, messages, max_tokens, context, task_id)
+        parts = windows(tokenizer, messages, max_tokens, context, task_id, offered)
         if parts is None:
             too_long.append(index)
         else:
