@@ -129,7 +129,7 @@ def test_names_and_recorded_specs_of_confidence_cascades():
     with pytest.raises(PolicyNameError, match="confidence"):
         parse_policy_name("cascade-code-c0.5", teacher)
     assert "threshold" not in CascadeOptions().model_dump()
-    assert CascadeOptions(agreement="confidence").model_dump()["threshold"] == 0.9
+    assert CascadeOptions(agreement="confidence").model_dump()["threshold"] == 0.99
     assert "confidence" not in Vote(mode="code", accepted=True, winner_index=0, winner_count=1, needed=1,
                                     group_sizes=[1], unusable=0).model_dump()
 
@@ -155,7 +155,8 @@ def test_calibration_scores_each_teacher_state_and_picks_the_threshold(tmp_path)
     result = calibrate(trajs, spec, "c", "train", target=0.99)
     assert result.steps == 6 and result.chosen.student_share == 0.5
     assert 0.95 < result.chosen.threshold <= 0.99 and result.policy.settings["threshold"] == result.chosen.threshold
-    assert result.policy_name.startswith("cascade-confidence-c")
+    named = parse_policy_name(result.policy_name, PolicySpec(kind="reference", settings={}), "gguf/x.gguf")
+    assert named.settings["threshold"] == result.chosen.threshold  # the name says the threshold (or its default)
 
 
 def test_calibrating_on_collected_tasks_is_refused(tmp_path):
