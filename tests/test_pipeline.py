@@ -99,3 +99,22 @@ def test_icd_route_end_to_end_with_the_real_frozen_student(tmp_path):
     assert icd_steps and all(s["policy"].startswith("icd:gguf/qwen2.5-coder-0.5b") for s in icd_steps)
     assert "evaluate the student with retrieved teacher steps (ICD)" in done.stderr
     assert all(name in done.stdout for name in ("teacher", "student", "icd", "cascade"))
+
+
+def test_a_confidence_cascade_is_calibrated_on_the_train_tasks_after_the_collected_ones(tmp_path):
+    from agentkd.calibrate import CalibratedEvalJob, CalibrateJob
+    from agentkd.errors import CalibrationError
+
+    planned = stages(tmp_path / "r", PipelineSettings(agreement="confidence", train_tasks=20, calibrate_tasks=5))
+    calibrate = [s.job for s in planned if isinstance(s.job, CalibrateJob)]
+    assert len(calibrate) == 1 and calibrate[0].split == "train[20:25]" and calibrate[0].target == 0.95
+    cascade = next(s for s in planned if s.report == "cascade-sft")
+    assert isinstance(cascade.job, CalibratedEvalJob) and cascade.job.evaluation.policy.settings["agreement"] == (
+        "confidence")
+    assert [s.title for s in planned].index("calibrate the cascade's deferral on train[20:25]") < [
+        s.title for s in planned].index(cascade.title)
+    with pytest.raises(CalibrationError, match="agentkd calibrate"):
+        cascade.job.execute()  # the calibration has not run
+    fixed = stages(tmp_path / "r", PipelineSettings(agreement="confidence", calibrate_tasks=0, threshold=0.8))
+    assert not any(isinstance(s.job, (CalibrateJob, CalibratedEvalJob)) for s in fixed)
+    assert next(s for s in fixed if s.report == "cascade-sft").job.policy.settings["threshold"] == 0.8
