@@ -226,10 +226,7 @@ class ModelClient:
         stops = stop if stop is not None else self.stop
         if stops:
             kwargs["stop"] = stops
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key:
-            kwargs["api_key"] = self.api_key
+        self._address(kwargs)
         started = time.perf_counter()
         response = await self._call_with_retries(kwargs)
         choices = list(response.choices)
@@ -254,14 +251,18 @@ class ModelClient:
         defaults are added. The request's `model` is replaced by this client's. Retries transient errors; raises
         ModelError on permanent ones."""
         kwargs: dict[str, Any] = {**request, "model": self.model, "timeout": self.timeout_s, **self.extra}
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key:
-            kwargs["api_key"] = self.api_key
+        self._address(kwargs)
         started = time.perf_counter()
         response = await self._call_with_retries(kwargs)
         return ChatReply(response=_openai_response(response), usage=self._usage(response),
                          latency_s=time.perf_counter() - started, model=self.model)
+
+    def _address(self, kwargs: dict[str, Any]) -> None:
+        """Where the call goes and with which key, when set."""
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
 
     def _ask_logprobs(self, kwargs: dict[str, Any]) -> None:
         if not local_provider.in_process(self.model):
