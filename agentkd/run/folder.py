@@ -217,35 +217,51 @@ class RunFolder:
             return len(torn)
 
     def iter_trajectories(self) -> Iterator[Trajectory]:
-        """Every complete trajectory in the file (call `repair` first when resuming), in the order first written.
+        """Every complete trajectory in the file (call `repair` first when resuming), read one line at a time, in
+        the order first written.
 
-        A line with a `revision` above 0 replaces the earlier line of the same key (an episode appended again as it
-        grew or was graded, see `Trajectory.revision`): each episode is read once, as last written."""
+        A line with a `revision` above 0 replaces the earlier lines of the same key (an episode appended again as it
+        grew or was graded, see `Trajectory.revision`): each episode is read once, as last written, where it was
+        first written."""
         if not self.trajectories_path.is_file():
             return
-        read: list[Trajectory] = []
-        revised: dict[tuple[str, int], int] = {}
-        """Key -> position in `read` of an episode that later revisions may replace."""
+        revised = self._last_revisions()
+        emitted: set[tuple[str, int]] = set()
+        for lineno, line in self._complete_lines():
+            trajectory = self._parse(lineno, line)
+            if trajectory.key not in revised:
+                yield trajectory
+            elif trajectory.key not in emitted:
+                emitted.add(trajectory.key)
+                yield revised[trajectory.key]
+
+    def _parse(self, lineno: int, line: str) -> Trajectory:
+        try:
+            return Trajectory.model_validate_json(line)
+        except ValidationError as exc:
+            raise RunFolderError(
+                f"line {lineno} of {self.trajectories_path} is not a valid trajectory: {_first_error(exc)}; "
+                "fix or remove that line (keep a copy of the file first) and re-run"
+            ) from exc
+
+    def _complete_lines(self) -> Iterator[tuple[int, str]]:
+        """(line number, line) of every complete, non-empty line (a crashed writer's torn tail is not one)."""
         with open(self.trajectories_path, encoding="utf-8") as handle:
             for lineno, line in enumerate(handle, 1):
                 if not line.endswith("\n"):
-                    break  # torn tail of a crashed writer
-                if not line.strip():
-                    continue
-                try:
-                    trajectory = Trajectory.model_validate_json(line)
-                except ValidationError as exc:
-                    raise RunFolderError(
-                        f"line {lineno} of {self.trajectories_path} is not a valid trajectory: {_first_error(exc)}; "
-                        "fix or remove that line (keep a copy of the file first) and re-run"
-                    ) from exc
-                at = revised.get(trajectory.key)
-                if trajectory.revision > 0 and at is not None:
-                    read[at] = trajectory
-                    continue
-                revised[trajectory.key] = len(read)
-                read.append(trajectory)
-        yield from read
+                    return
+                if line.strip():
+                    yield lineno, line
+
+    def _last_revisions(self) -> dict[tuple[str, int], Trajectory]:
+        """Key -> last revision of each episode written more than once (only lines that carry a revision are
+        parsed, so a file without any costs one scan of its text)."""
+        last: dict[tuple[str, int], Trajectory] = {}
+        for lineno, line in self._complete_lines():
+            if '"revision":' in line:
+                revised = self._parse(lineno, line)
+                last[revised.key] = revised
+        return last
 
     def finished_keys(self) -> set[tuple[str, int]]:
         """(task id, sample index) of every recorded episode."""
