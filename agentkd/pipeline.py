@@ -60,7 +60,10 @@ class PipelineSettings(BaseModel):
     """Held-out test tasks per evaluated policy."""
     samples: int = copy_field(CascadeOptions, "samples")
     temperature: float = copy_field(CascadeOptions, "temperature")
-    agreement: AgreementMode = copy_field(CascadeOptions, "agreement")
+    agreement: AgreementMode = copy_field(CascadeOptions, "agreement", default="confidence")
+    """The cascade's deferral: confidence (the default here: its threshold is calibrated on `calibrate_tasks` dev
+    tasks for `target`, so the cascade keeps an estimated step accuracy; both students of the main job run through
+    llama.cpp, which gives log-probabilities) or a sample agreement (result, code, majority)."""
     threshold: float = copy_field(CascadeOptions, "threshold")
     calibrate_tasks: int = Field(10, ge=0)
     """Confidence cascade: train tasks after the collected ones on which its threshold is chosen for `target`

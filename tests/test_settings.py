@@ -40,6 +40,7 @@ def job_fields() -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
     environment API, the sandbox or litellm): the test holds their defaults equal instead."""
     from agentkd.collect.job import CollectJob
     from agentkd.evaluate.job import EvalJob
+    from agentkd.gateway.settings import GatewaySettings
     from agentkd.pipeline import PipelineSettings
     from agentkd.rounds.settings import ImproveSettings
     from agentkd.sandbox.host import SandboxConfig
@@ -59,6 +60,8 @@ def job_fields() -> dict[tuple[str, str], tuple[type[BaseModel], str]]:
         ("pipeline", "--route"): (PipelineSettings, "route"),
         ("pipeline", "--train-tasks"): (PipelineSettings, "train_tasks"),
         ("pipeline", "--eval-tasks"): (PipelineSettings, "eval_tasks"),
+        ("gateway", "--port"): (GatewaySettings, "port"), ("gateway", "--host"): (GatewaySettings, "host"),
+        ("gateway", "--success-threshold"): (GatewaySettings, "success_threshold"),
     }
     for command in ("collect", "eval"):
         fields[(command, "--backend")] = (Backend, "kind")
@@ -84,6 +87,7 @@ COMMAND_ONLY = {
     ("export", "--student"): "which of the run's students the command exports",
     ("export", "--what"): "a choice of the command itself",
     ("export", "--split"): "a choice of the command itself",
+    ("gateway", "--max-body-mb"): "GatewaySettings.max_body_bytes in MiB (the test below holds them equal)",
 }
 
 
@@ -264,3 +268,11 @@ def test_an_option_whose_default_lives_on_the_job_still_knows_when_it_was_given(
     refused = CliRunner().invoke(app, [*args, "--budget", "3"])
     assert refused.exit_code == 2 and "--budget applies to a targeted collection" in flat(refused.output)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_gateway_body_limit_in_mib_is_its_settings_limit_in_bytes():
+    from agentkd.cli.gateway import gateway_command
+    from agentkd.gateway.settings import GatewaySettings
+
+    given = inspect.signature(gateway_command).parameters["max_body_mb"].default
+    assert int(given * 1024 * 1024) == GatewaySettings.model_fields["max_body_bytes"].default
