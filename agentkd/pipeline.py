@@ -78,7 +78,10 @@ class PipelineSettings(BaseModel):
     paper's teacher pair; the reference teacher's tokens are counted as a model teacher would spend them)."""
     student_price: Price | None = None
     """The student's price, likewise (default: the paper's student pair for a local student)."""
-    concurrency: int = copy_field(EvalJob, "concurrency")
+    concurrency: int = copy_field(EvalJob, "concurrency", default=1)
+    """Evaluation episodes at once. 1: the in-process llama.cpp student (one copy of the model) keeps each episode's
+    prompt in its KV cache from step to step; with 2 episodes at once they evict each other (the main job's
+    confidence cascade: 60% of the student's prompt tokens read from the cache against 35%)."""
     max_steps: int | None = copy_field(EvalJob, "max_steps")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
