@@ -9,11 +9,12 @@ reply is complete and recorded. Errors are OpenAI-style bodies; secrets are reda
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -111,11 +112,12 @@ class Gateway:
         return loaded
 
     def close(self) -> None:
-        """Save the store when the teacher's answers joined it (`online`), then release the run folder."""
+        """Save the store when the teacher's answers joined it (`online`), then release the run folder. Idempotent."""
         try:
-            cascade = self.settings.cascade
-            if cascade is not None and cascade.online and self.student is not None and self._learned:
-                self.student.store.save(RunLayout(self.settings.run).index_dir)
+            if self._learned and self.student is not None:
+                with self.student.lock:
+                    self.student.store.save(RunLayout(self.settings.run).index_dir)
+                self._learned = 0
         finally:
             self.folder.close()
 
@@ -255,6 +257,28 @@ def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _uvicorn_server() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, calling `on_stop` once requests have finished and before the signal that stopped it is
+        raised again (uvicorn ends the process with it, so code after `run()` would not run)."""
+
+        def __init__(self, config: Any, on_stop: Any) -> None:
+            super().__init__(config)
+            self.on_stop = on_stop
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self.on_stop()
+
+    return Server
+
+
 def serve(settings: GatewaySettings, on_ready: Any = None) -> None:
     """Run the gateway until SIGTERM or Ctrl-C: requests in flight get `settings.grace_s` to finish, then the run
     folder is released. `on_ready(gateway, episodes_loaded)` is called once the folder is open, before binding."""
@@ -267,7 +291,7 @@ def serve(settings: GatewaySettings, on_ready: Any = None) -> None:
             on_ready(gateway, loaded)
         config = uvicorn.Config(gateway.app(), host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=settings.grace_s, lifespan="off")
-        server = uvicorn.Server(config)
+        server = _uvicorn_server()(config, on_stop=gateway.close)
         server.run()
         if not server.started:
             raise GatewayError(f"the gateway could not listen on {settings.host}:{settings.port} (in use?)")

@@ -57,6 +57,9 @@ def parse_tool_reply(text: str) -> ToolReply:
     """Read `<tool_call>` blocks out of a reply (an unclosed last block is read to the end of the text)."""
     blocks = list(_BLOCK.finditer(text))
     if not blocks:
+        bare = _bare_calls(text)
+        if bare is not None:
+            return bare
         return ToolReply(text=text, content=text.strip(), action_spans=[(0, len(text))] if text else [])
     calls: list[ToolCall] = []
     spans: list[Span] = []
@@ -73,6 +76,33 @@ def parse_tool_reply(text: str) -> ToolReply:
         spans.extend((start + a, start + b) for a, b in local)
     content = _BLOCK.sub("", text).strip()
     return ToolReply(text=text, content=content, calls=calls, action_spans=spans, malformed=malformed)
+
+
+def _bare_calls(text: str) -> ToolReply | None:
+    """A reply made only of call objects without their tags (`{"name": ..., "arguments": ...}`, one or more): what
+    remains when a tokenizer's `<tool_call>` special tokens are not written out as text. None otherwise."""
+    decoder = json.JSONDecoder()
+    at, calls, spans = 0, [], []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            break
+        if text[at] != "{":
+            return None
+        try:
+            data, end = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not ({"arguments", "parameters"} & set(data)):
+            return None
+        found = _read_call(text[at:end])
+        if found is None:
+            return None
+        calls.append(found[0])
+        spans.extend((at + a, at + b) for a, b in found[1])
+        at = end
+    return ToolReply(text=text, content="", calls=calls, action_spans=spans) if calls else None
 
 
 def _read_call(body: str) -> tuple[ToolCall, list[Span]] | None:
