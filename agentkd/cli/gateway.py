@@ -39,6 +39,9 @@ def gateway_command(
     online: Annotated[bool, typer.Option(
         "--online", help="With --cascade: the teacher's answers join RUN's demonstration store as they come "
                          "(saved to RUN/index on exit).")] = False,
+    via_litellm: Annotated[bool, typer.Option(
+        "--via-litellm", help="Send requests for an openai/ or hosted_vllm/ teacher with --api-base through litellm "
+                              "too (default: posted straight to that server, which costs less per request).")] = False,
     demos: Annotated[int, typer.Option(
         "--demos", min=0, help="With --cascade: retrieved teacher steps shown to the student.")] = 3,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8300,
@@ -89,7 +92,7 @@ def gateway_command(
         settings = GatewaySettings(
             teacher=teacher, run=cascade or run, host=host, port=port, api_key=key, api_base=api_base,
             teacher_price=parse_price(teacher_price, "--teacher-price"), max_body_bytes=int(max_body_mb * 1024 * 1024),
-            success_threshold=success_threshold,
+            success_threshold=success_threshold, direct_upstream=not via_litellm,
             cascade=CascadeGatewaySettings(student=student, threshold=threshold, online=online, k=demos)
             if cascade is not None and student is not None else None)
         folder = settings.run

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from agentkd.errors import ModelError
 from agentkd.gateway.protocol import ChatRequest, RequestRefused
 from agentkd.gateway.student import StudentAnswer, ToolStudent
-from agentkd.models.client import ModelClient
+from agentkd.gateway.upstream import UpstreamError
+from agentkd.models.client import ChatReply
 from agentkd.records import Role, Usage, Vote
 
 
@@ -42,10 +43,17 @@ class Answerer(Protocol):
     async def answer(self, request: ChatRequest) -> Answer: ...
 
 
-class TeacherAnswerer:
-    """Every request forwarded to the teacher as given."""
+class Upstream(Protocol):
+    model: str
 
-    def __init__(self, client: ModelClient) -> None:
+    async def chat(self, request: dict[str, Any]) -> ChatReply: ...
+
+
+class TeacherAnswerer:
+    """Every request forwarded to the teacher as given: over plain HTTP to an OpenAI-compatible server
+    (`HttpUpstream`), else through litellm (`ModelClient`)."""
+
+    def __init__(self, client: Upstream) -> None:
         self.client = client
 
     async def answer(self, request: ChatRequest) -> Answer:
@@ -150,6 +158,8 @@ def _max_tokens(request: ChatRequest) -> int | None:
 
 def _is_bad_request(exc: ModelError) -> bool:
     """Whether the teacher refused the request itself (so the client's request is at fault: 400)."""
+    if isinstance(exc, UpstreamError):
+        return exc.status in (400, 422)
     import litellm
 
     return isinstance(exc.__cause__, (litellm.BadRequestError, litellm.UnsupportedParamsError))

@@ -37,6 +37,7 @@ from agentkd.gateway.protocol import (
 from agentkd.gateway.redact import Redactor
 from agentkd.gateway.settings import GatewaySettings
 from agentkd.gateway.student import ToolStudent
+from agentkd.gateway.upstream import HttpUpstream
 from agentkd.models.client import ModelClient
 from agentkd.records import Trajectory, Usage
 from agentkd.run.folder import RunFolder
@@ -85,7 +86,10 @@ class Gateway:
                                 {"teacher": settings.teacher_price} if settings.teacher_price else None,
                                 roles=("teacher",))
         self.price = prices.price("teacher")
-        self.teacher = TeacherAnswerer(self.client)
+        self.upstream = HttpUpstream.for_client(self.client) if settings.direct_upstream else None
+        if self.upstream is not None:
+            self.redact = Redactor([key, self.client.api_key, self.upstream.api_key])
+        self.teacher = TeacherAnswerer(self.upstream or self.client)
         self.answerer: TeacherAnswerer | CascadeAnswerer = self.teacher
         self.student = student
         cascade = settings.cascade

@@ -65,6 +65,9 @@ class GatewaySettings(BaseModel):
     """On SIGTERM or Ctrl-C: how long requests in flight may take to finish before they are cut."""
     timeout_s: float = Field(600.0, gt=0.0)
     """Per teacher call."""
+    direct_upstream: bool = True
+    """Post requests for an `openai/` or `hosted_vllm/` teacher with an `api_base` straight to that server over HTTP
+    (False: through litellm, as every other teacher)."""
     cascade: CascadeGatewaySettings | None = None
     """When set, requests are answered by the cascade over `run`'s demonstration store and recorded as an
     evaluation of `run` (RUN/eval/<name>.jsonl); None: the teacher answers and episodes go to `run` itself."""
