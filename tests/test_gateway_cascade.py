@@ -51,7 +51,11 @@ def test_a_student_reply_is_sent_only_when_it_does_what_the_request_allows():
     assert unusable(said("It is sunny."), request) is None
     assert "did not offer" in unusable(said('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>'), request)
     assert "JSON object" in unusable(said('<tool_call>{"name": </tool_call>'), request)
+    cut = said(call)
+    cut.finish_reason = "length"
+    assert "max_tokens" in unusable(cut, request)
     assert "empty" in unusable(said("  "), request)
+    assert "twice" in unusable(said(call + call), request)
     required = chat_request({"messages": CONVERSATION, "tools": TOOLS, "tool_choice": "required"})
     assert "requires" in unusable(said("It is sunny."), required)
     named = chat_request({"messages": CONVERSATION, "tools": TOOLS,
@@ -63,10 +67,10 @@ def test_a_student_reply_is_sent_only_when_it_does_what_the_request_allows():
 
 def test_the_student_sees_demonstrations_in_its_system_message_and_is_found_by_goal_and_state():
     assert with_demonstrations(CONVERSATION, []) is CONVERSATION
-    shown = with_demonstrations(CONVERSATION, ["step one"])
+    shown = with_demonstrations(CONVERSATION, [("Weather in Oslo?", "step one")])
     assert shown[0]["role"] == "system" and shown[0]["content"].startswith("You answer with the tools.")
-    assert "Example 1\nstep one" in shown[0]["content"] and shown[1:] == CONVERSATION[1:]
-    assert with_demonstrations(CONVERSATION[1:], ["d"])[0]["role"] == "system"
+    assert "Example 1 (task: Weather in Oslo?)\nstep one" in shown[0]["content"] and shown[1:] == CONVERSATION[1:]
+    assert with_demonstrations(CONVERSATION[1:], [("g", "d")])[0]["role"] == "system"
     assert conversation_state(CONVERSATION) == ("What is the weather and the time in Paris?", "")
     later = [*CONVERSATION, {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},

@@ -144,3 +144,4 @@ def test_the_langgraph_agent_runs_unchanged_against_the_cascade(tmp_path):
     assert roles.count("teacher") == deferred and "student" in roles, roles
     assert all(s.vote.accepted == (s.role == "student") for s in traj.steps)
     print(f"cascade: {roles}, confidences {[round(s.vote.confidence or 0, 3) for s in traj.steps]}, score {score}")
+    print(task, [(s.tool_calls, s.output, s.observation) for s in traj.steps])

@@ -76,3 +76,18 @@ def test_calls_without_their_tags_are_read_too():
     assert [text[a:b] for a, b in reply.action_spans][:2] == ['"get_weather"', '{"city": "Paris"}']
     assert parse_tool_reply('{"answer": 42}').calls == []  # a JSON answer is no call
     assert parse_tool_reply('{"name": "f", "arguments": {}} and more').calls == []
+
+
+def test_a_call_cut_short_is_malformed():
+    cut = parse_tool_reply('{"name": "f", "arguments": {}}\n{"name": "g", "argu')
+    assert cut.malformed and [c.name for c in cut.calls] == ["f"]
+    assert parse_tool_reply('{"name": "send_payment", "arguments": {"to": "c0').malformed
+    assert not parse_tool_reply("{not json at all").malformed
+
+
+def test_calls_in_a_fenced_json_block_are_read():
+    text = '```json\n{\n  "name": "search_contacts",\n  "arguments": {"name": "Bruno Novak"}\n}\n```'
+    reply = parse_tool_reply(text)
+    assert [(c.name, json.loads(c.arguments)) for c in reply.calls] == [("search_contacts", {"name": "Bruno Novak"})]
+    assert [text[a:b] for a, b in reply.action_spans] == ['"search_contacts"', '{"name": "Bruno Novak"}']
+    assert parse_tool_reply("```json\n[1, 2]\n```").calls == []

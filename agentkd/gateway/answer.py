@@ -76,7 +76,8 @@ class TeacherAnswerer:
 @dataclass
 class CascadeAnswerer:
     """The student answers; its reply is accepted when usable and its confidence reaches `threshold`, else the request
-    goes to the teacher. A reply is unusable when it has a malformed call, calls a tool the request did not offer,
+    goes to the teacher. A reply is unusable when it was cut at max_tokens, has a malformed call, calls a tool the
+    request did not offer, makes the same call twice,
     or does not do what `tool_choice` asks (a call when it is `required` or names a function; none when `none`)."""
 
     student: ToolStudent
@@ -117,12 +118,17 @@ class CascadeAnswerer:
 def unusable(said: StudentAnswer, request: ChatRequest) -> str | None:
     """Why the student's reply cannot be sent for this request (None: it can)."""
     reply = said.reply
+    if said.finish_reason == "length":
+        return "the reply was cut at max_tokens"
     if reply.malformed:
-        return "a <tool_call> block is not a JSON object with a name"
+        return "a tool call is not a JSON object with a name"
     offered = {str((t.get("function") or {}).get("name")) for t in request.tools or []}
     strange = [call.name for call in reply.calls if call.name not in offered]
     if strange:
         return f"calls a tool the request did not offer: {strange[0]}"
+    keys = [(call.name, call.arguments) for call in reply.calls]
+    if len(set(keys)) < len(keys):
+        return "the same call twice in one reply"
     choice = request.forwarded.get("tool_choice")
     if choice == "none" and reply.calls:
         return "calls a tool although tool_choice is none"

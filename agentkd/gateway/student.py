@@ -36,6 +36,8 @@ class StudentAnswer:
     model: str
     demonstrations: int
     """How many retrieved steps the prompt showed."""
+    finish_reason: str = "stop"
+    """`length` when the reply was cut at max_tokens."""
 
 
 def conversation_state(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -46,11 +48,13 @@ def conversation_state(messages: list[dict[str, Any]]) -> tuple[str, str]:
     return goal, "" if last is None else observation_text(messages[last + 1:])
 
 
-def with_demonstrations(messages: list[dict[str, Any]], demos: list[str]) -> list[dict[str, Any]]:
-    """`messages` with the demonstrations appended to the system message (one added first when there is none)."""
+def with_demonstrations(messages: list[dict[str, Any]], demos: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """`messages` with the demonstrations, (goal, demo) pairs, appended to the system message (one added first when
+    there is none)."""
     if not demos:
         return messages
-    block = "\n\n".join([DEMO_HEADER, *(f"--- Example {n}\n{demo}" for n, demo in enumerate(demos, 1))])
+    block = "\n\n".join([DEMO_HEADER, *(f"--- Example {n} (task: {goal})\n{demo}"
+                                         for n, (goal, demo) in enumerate(demos, 1))])
     if messages and messages[0].get("role") in ("system", "developer"):
         head = messages[0]
         text = message_text(head.get("content"))
@@ -87,16 +91,17 @@ class ToolStudent:
 
         get_door(self.model.split("/", 1)[1])
 
-    def demonstrations(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[str]:
-        """The retrieved teacher steps for this state: tool-call steps (and final replies) for a request with tools,
-        CodeAct steps for one without."""
-        if self.store is None or not len(self.store):
+    def demonstrations(self, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+        """The retrieved teacher steps for this state, as (goal, demo): tool-call steps (and final replies) for a
+        request with tools, CodeAct steps for one without."""
+        if self.store is None or not len(self.store) or self.k < 1:
             return []
         goal, context = conversation_state(messages)
         with self.lock:
             hits = self.store.search(goal, context, k=self.k * 4, goal_weight=self.goal_weight)
         wanted = ("tool_calls", "text") if tools else (None,)
-        demos = [record.demo for record, _score in hits if record.metadata.get("action_kind") in wanted]
+        demos = [(record.goal, record.demo) for record, _score in hits if record.metadata.get("action_kind") in wanted]
         return demos[: self.k]
 
     def answer_now(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
@@ -115,7 +120,8 @@ class ToolStudent:
         usage = Usage(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
                       calls=1, cached_prompt_tokens=generation.cached_tokens)
         return StudentAnswer(reply=reply, confidence=reply_confidence(reply, tokens), usage=usage,
-                             latency_s=generation.latency_s, model=self.model, demonstrations=len(demos))
+                             latency_s=generation.latency_s, model=self.model, demonstrations=len(demos),
+                             finish_reason=generation.finish_reasons[0])
 
     async def answer(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                      max_tokens: int | None = None) -> StudentAnswer:

@@ -24,6 +24,8 @@ _BLOCK = re.compile(re.escape(OPEN) + r"(.*?)(?:" + re.escape(CLOSE) + r"|$)", r
 _NAME = re.compile(r'"name"\s*:\s*')
 _ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:\s*')
 
+_FENCED = re.compile(r"\s*```(?:json)?[ \t]*\n(.*?)\n?```\s*$", re.S)
+_CALL_START = re.compile(r'\{\s*"name"\s*:')
 Span = tuple[int, int]
 """[start, end) character offsets in the reply text."""
 
@@ -57,7 +59,8 @@ def parse_tool_reply(text: str) -> ToolReply:
     """Read `<tool_call>` blocks out of a reply (an unclosed last block is read to the end of the text)."""
     blocks = list(_BLOCK.finditer(text))
     if not blocks:
-        bare = _bare_calls(text)
+        fenced = _FENCED.match(text)
+        bare = _bare_calls(text, *fenced.span(1)) if fenced else _bare_calls(text)
         if bare is not None:
             return bare
         return ToolReply(text=text, content=text.strip(), action_spans=[(0, len(text))] if text else [])
@@ -78,22 +81,25 @@ def parse_tool_reply(text: str) -> ToolReply:
     return ToolReply(text=text, content=content, calls=calls, action_spans=spans, malformed=malformed)
 
 
-def _bare_calls(text: str) -> ToolReply | None:
-    """A reply made only of call objects without their tags (`{"name": ..., "arguments": ...}`, one or more): what
-    remains when a tokenizer's `<tool_call>` special tokens are not written out as text. None otherwise."""
+def _bare_calls(text: str, start: int = 0, stop: int | None = None) -> ToolReply | None:
+    """A reply made only of call objects without their tags (`{"name": ..., "arguments": ...}`, one or more, read
+    from `text[start:stop]`): what remains when a tokenizer's `<tool_call>` special tokens are not written out as
+    text, or calls written in a fenced json block. None otherwise."""
     decoder = json.JSONDecoder()
-    at, calls, spans = 0, [], []
+    stop = len(text) if stop is None else stop
+    at, calls, spans = start, [], []
     while True:
-        while at < len(text) and text[at].isspace():
+        while at < stop and text[at].isspace():
             at += 1
-        if at >= len(text):
+        if at >= stop:
             break
         if text[at] != "{":
             return None
         try:
             data, end = decoder.raw_decode(text, at)
-        except ValueError:
-            return None
+        except ValueError:  # a call cut short (max_tokens) is no usable action; other text is a plain reply
+            cut = calls or _CALL_START.match(text, at) is not None
+            return ToolReply(text=text, content="", calls=calls, action_spans=spans, malformed=True) if cut else None
         if not isinstance(data, dict) or not ({"arguments", "parameters"} & set(data)):
             return None
         found = _read_call(text[at:end])
