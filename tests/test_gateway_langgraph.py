@@ -4,7 +4,8 @@ writes it for OpenAI, with three Python tools over apiworld's payment database, 
 The teacher is the labelled fake OpenAI-compatible API (tests/fake_openai.py: it stands in for a paid API; offered
 `search_contacts` it runs a scripted payment agent). The fast test checks the episodes recorded and the feedback; the
 slow one indexes them and runs the same agent against `agentkd gateway --cascade` with a real llama.cpp student
-(Qwen2.5-Coder-0.5B, one thread)."""
+(Qwen2.5-Coder-0.5B, one thread). The test checks that the cascade answers and records; whether this small
+student solves the task is measured, not asserted."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from agentkd.run import RunFolder
 from agentkd.run.layout import RunLayout
 from envs.apiworld.db import add_payment, today
 from envs.apiworld.scenarios import build_episode
+
+STUDENT = "gguf/qwen2.5-coder-0.5b"
 
 pytest.importorskip("langchain_openai")
 pytest.importorskip("langgraph.prebuilt")
@@ -128,7 +131,7 @@ def test_the_langgraph_agent_runs_unchanged_against_the_cascade(tmp_path):
         indexed = IndexJob(run=run).execute()
         assert indexed.added == 9  # three replies of each episode
         asked = len(fake.requests)
-        with gateway(fake, "--cascade", str(run), "--student", "gguf/qwen2.5-coder-0.5b", "--threshold", "0.8") as base:
+        with gateway(fake, "--cascade", str(run), "--student", STUDENT, "--threshold", "0.9") as base:
             db, task, wanted = payment_task("lg-9")
             before = len(db["payments"])
             messages, episode = run_agent(base, db, task)
@@ -139,9 +142,8 @@ def test_the_langgraph_agent_runs_unchanged_against_the_cascade(tmp_path):
     (traj,) = RunFolder(run, trajectories=layout.eval_trajectories("gateway-cascade"),
                         config=layout.eval_settings("gateway-cascade")).iter_trajectories()
     assert traj.task.id == episode and traj.graded and traj.score == score
-    assert all(s.vote is not None and s.vote.mode == "confidence" and s.vote.threshold == 0.8 for s in traj.steps)
+    assert all(s.vote is not None and s.vote.mode == "confidence" and s.vote.threshold == 0.9 for s in traj.steps)
     roles = [s.role for s in traj.steps]
     assert roles.count("teacher") == deferred and "student" in roles, roles
     assert all(s.vote.accepted == (s.role == "student") for s in traj.steps)
-    print(f"cascade: {roles}, confidences {[round(s.vote.confidence or 0, 3) for s in traj.steps]}, score {score}")
-    print(task, [(s.tool_calls, s.output, s.observation) for s in traj.steps])
+    print(f"cascade: {[(s.role, [c.name for c in s.tool_calls or []]) for s in traj.steps]}, confidences {[round(s.vote.confidence or 0, 3) for s in traj.steps]}, score {score}")
