@@ -30,6 +30,10 @@ pytest.importorskip("langchain_openai")
 pytest.importorskip("langgraph.prebuilt")
 
 
+SYSTEM = ("You handle the user's payments with the tools. A payment needs the contact's id: find it with "
+          "search_contacts first.")
+
+
 # the user's agent, as written for OpenAI ----------------------------------------------------------------------------
 def payment_tools(db: dict[str, Any]) -> list[Any]:
     """Three tools over the user's payment app (an apiworld database)."""
@@ -66,9 +70,11 @@ def run_agent(base: str, db: dict[str, Any], task: str) -> tuple[list[Any], str]
 
     model = ChatOpenAI(model="gpt-4o-mini", base_url=base, api_key="unused", temperature=0, max_retries=0,
                        include_response_headers=True)
-    agent = create_react_agent(model, payment_tools(db), prompt="You handle the user's payments with the tools.")
+    agent = create_react_agent(model, payment_tools(db), prompt=SYSTEM)
     result = agent.invoke({"messages": [("user", task)]}, {"recursion_limit": 12})
-    headers = {k.lower(): v for k, v in result["messages"][-1].response_metadata.get("headers", {}).items()}
+    replies = [m.response_metadata["headers"] for m in result["messages"]
+               if "headers" in getattr(m, "response_metadata", {})]  # langgraph may end with a message of its own
+    headers = {k.lower(): v for k, v in replies[-1].items()}
     return result["messages"], headers["x-agentkd-episode"]
 
 
@@ -147,3 +153,41 @@ def test_the_langgraph_agent_runs_unchanged_against_the_cascade(tmp_path):
     assert roles.count("teacher") == deferred and "student" in roles, roles
     assert all(s.vote.accepted == (s.role == "student") for s in traj.steps)
     print(f"cascade: {[(s.role, [c.name for c in s.tool_calls or []]) for s in traj.steps]}, confidences {[round(s.vote.confidence or 0, 3) for s in traj.steps]}, score {score}")
+
+
+@pytest.mark.slow
+def test_the_langgraph_agent_with_a_real_local_teacher_and_then_the_cascade(tmp_path):
+    """The teacher is Qwen2.5-Coder-1.5B run by the gateway itself (`--teacher gguf/...`), its tool calls read from its
+    chat template's format; the cascade's student is the 0.5B model, deferring to it."""
+    from agentkd.store.build import IndexJob
+
+    run = tmp_path / "run"
+    scores = {}
+    with gateway(None, "--teacher", "gguf/qwen2.5-coder-1.5b", "--run", str(run)) as base:
+        for seed in ("lt-0", "lt-1"):
+            db, task, wanted = payment_task(seed)
+            before = len(db["payments"])
+            _, episode = run_agent(base, db, task)
+            scores[episode] = grade(db, before, wanted)
+            httpx.post(f"{base}/feedback", json={"episode_id": episode, "score": scores[episode]}).raise_for_status()
+    recorded = {t.task.id: t for t in RunFolder(run).iter_trajectories()}
+    assert sorted(recorded) == sorted(scores)
+    for episode, traj in recorded.items():
+        assert traj.graded and traj.score == scores[episode] and traj.policy == "gateway:gguf/qwen2.5-coder-1.5b"
+        assert traj.steps[0].tool_calls, traj.steps[0].output  # the real teacher called a tool
+    print(f"teacher: {[[c.name for s in t.steps for c in s.tool_calls or []] for t in recorded.values()]}, "
+          f"scores {list(scores.values())}")
+    if any(scores.values()):
+        IndexJob(run=run).execute()
+    with gateway(None, "--cascade", str(run), "--student", STUDENT, "--threshold", "0.9") as base:
+        db, task, wanted = payment_task("lt-9")
+        before = len(db["payments"])
+        _, episode = run_agent(base, db, task)
+        score = grade(db, before, wanted)
+    layout = RunLayout(run)
+    (traj,) = RunFolder(run, trajectories=layout.eval_trajectories("gateway-cascade"),
+                        config=layout.eval_settings("gateway-cascade")).iter_trajectories()
+    assert traj.task.id == episode and all(s.vote is not None and s.vote.mode == "confidence" for s in traj.steps)
+    assert all(s.model == ("gguf/qwen2.5-coder-1.5b" if s.role == "teacher" else STUDENT) for s in traj.steps)
+    print(f"cascade: {[(s.role, [c.name for c in s.tool_calls or []]) for s in traj.steps]}, "
+          f"confidences {[round(s.vote.confidence or 0, 3) for s in traj.steps]}, score {score}")

@@ -19,7 +19,8 @@ KEY_VARIABLE = "AGENTKD_GATEWAY_API_KEY"
 def gateway_command(
     teacher: Annotated[Optional[str], typer.Option(
         "--teacher", help="The model that answers: a litellm model string (openai/gpt-4o-mini, hosted_vllm/NAME "
-                          "with --api-base) or a local alias. Its API key comes from the provider's usual "
+                          "with --api-base) or a local GGUF model (gguf/qwen2.5-coder-1.5b: run in this process, tool calls "
+                          "read from its chat template's format). Its API key comes from the provider's usual "
                           "environment variable and is never written anywhere. With --cascade: the model the "
                           "student defers to (default: the teacher RUN recorded, with its --api-base).")] = None,
     run: Annotated[Optional[Path], typer.Option(

@@ -8,13 +8,12 @@ Either way the outcome is an `Answer`: the OpenAI `chat.completion` body for the
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentkd.errors import ModelError
 from agentkd.gateway.protocol import ChatRequest, RequestRefused
-from agentkd.gateway.student import StudentAnswer, ToolStudent
+from agentkd.gateway.student import StudentAnswer, ToolStudent, new_completion_id
 from agentkd.gateway.upstream import UpstreamError
 from agentkd.models.client import ChatReply
 from agentkd.records import Role, Usage, Vote
@@ -67,7 +66,7 @@ class TeacherAnswerer:
         if not reply.response.get("choices"):
             raise RequestRefused(502, f"the teacher {self.client.model!r} returned no choice", type="upstream_error",
                                  code="teacher_error")
-        body = {**reply.response, "id": reply.response.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+        body = {**reply.response, "id": reply.response.get("id") or new_completion_id(),
                 "created": reply.response.get("created") or int(time.time())}
         return Answer(response=body, role="teacher", model=reply.model, role_usage={"teacher": reply.usage},
                       latency_s=reply.latency_s)
@@ -105,7 +104,7 @@ class CascadeAnswerer:
         if accepted:
             assert said is not None
             self.counts["student"] += 1
-            return Answer(response=student_response(said), role="student", model=said.model, role_usage=spent,
+            return Answer(response=said.response_body(), role="student", model=said.model, role_usage=spent,
                           latency_s=time.perf_counter() - started, vote=vote, candidates=candidates)
         answer = await self.teacher.answer(request)
         self.counts["teacher"] += 1
@@ -141,20 +140,6 @@ def unusable(said: StudentAnswer, request: ChatRequest) -> str | None:
     if not reply.calls and not reply.content:
         return "an empty reply"
     return None
-
-
-def student_response(said: StudentAnswer) -> dict[str, Any]:
-    """The student's reply as an OpenAI `chat.completion` body."""
-    usage = said.usage
-    shaped: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                              "total_tokens": usage.total_tokens}
-    if usage.cached_prompt_tokens:
-        shaped["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": said.model, "system_fingerprint": None,
-            "choices": [{"index": 0, "message": said.reply.message(), "logprobs": None,
-                         "finish_reason": "tool_calls" if said.reply.calls else "stop"}],
-            "usage": shaped}
 
 
 def _max_tokens(request: ChatRequest) -> int | None:

@@ -37,7 +37,7 @@ from agentkd.gateway.protocol import (
 from agentkd.gateway.redact import Redactor
 from agentkd.gateway.settings import GatewaySettings
 from agentkd.gateway.student import ToolStudent
-from agentkd.gateway.upstream import HttpUpstream
+from agentkd.gateway.upstream import HttpUpstream, LocalToolUpstream
 from agentkd.models.client import ModelClient
 from agentkd.records import Trajectory, Usage
 from agentkd.run.folder import RunFolder
@@ -86,7 +86,11 @@ class Gateway:
                                 {"teacher": settings.teacher_price} if settings.teacher_price else None,
                                 roles=("teacher",))
         self.price = prices.price("teacher")
-        self.upstream = HttpUpstream.for_client(self.client) if settings.direct_upstream else None
+        self.upstream: HttpUpstream | LocalToolUpstream | None = None
+        if self.client.model.startswith("gguf/"):
+            self.upstream = LocalToolUpstream(self.client.model)
+        elif settings.direct_upstream:
+            self.upstream = HttpUpstream.for_client(self.client)
         if self.upstream is not None:
             self.redact = Redactor([key, self.client.api_key, self.upstream.api_key])
         self.teacher = TeacherAnswerer(self.upstream or self.client)
@@ -109,6 +113,8 @@ class Gateway:
         student."""
         self.folder.start(self.settings.identity(), self.settings.details())
         loaded = self.book.load()
+        if isinstance(self.upstream, LocalToolUpstream):
+            self.upstream.speaker.load()
         if self.settings.cascade is not None and self.student is not None:
             if self.student.store is None:
                 self.student.store = open_store(self.settings.run, self.settings.cascade.online)

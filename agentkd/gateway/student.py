@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,23 @@ class StudentAnswer:
     """How many retrieved steps the prompt showed."""
     finish_reason: str = "stop"
     """`length` when the reply was cut at max_tokens."""
+
+    def response_body(self) -> dict[str, Any]:
+        """The reply as an OpenAI `chat.completion` body."""
+        usage = self.usage
+        shaped: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                                  "total_tokens": usage.total_tokens}
+        if usage.cached_prompt_tokens:
+            shaped["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
+        finish = "tool_calls" if self.reply.calls else ("length" if self.finish_reason == "length" else "stop")
+        return {"id": new_completion_id(), "object": "chat.completion", "created": int(time.time()),
+                "model": self.model, "system_fingerprint": None,
+                "choices": [{"index": 0, "message": self.reply.message(), "logprobs": None, "finish_reason": finish}],
+                "usage": shaped}
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
 
 
 def conversation_state(messages: list[dict[str, Any]]) -> tuple[str, str]:

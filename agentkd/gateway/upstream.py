@@ -148,3 +148,22 @@ def _error_message(answer: httpx.Response) -> str:
     except (ValueError, AttributeError):
         pass
     return answer.text[:300]
+
+
+class LocalToolUpstream:
+    """A GGUF teacher run in this process (`gguf/NAME`) that answers chat requests with tool calls, as the cascade's
+    student does (`ToolStudent`, without demonstrations): its chat template is given the tools and its
+    `<tool_call>` blocks are read back as `tool_calls`. Greedy; `max_tokens` is honoured."""
+
+    def __init__(self, model: str, max_tokens: int = 1024) -> None:
+        from agentkd.gateway.student import ToolStudent
+
+        self.speaker = ToolStudent(model, store=None, k=0, max_tokens=max_tokens)
+        self.model = self.speaker.model
+        self.api_key: str | None = None
+
+    async def chat(self, request: dict[str, Any]) -> ChatReply:
+        wanted = request.get("max_completion_tokens") or request.get("max_tokens")
+        said = await self.speaker.answer(request["messages"], request.get("tools"),
+                                         int(wanted) if isinstance(wanted, int) and wanted > 0 else None)
+        return ChatReply(response=said.response_body(), usage=said.usage, latency_s=said.latency_s, model=self.model)
