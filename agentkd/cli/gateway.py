@@ -54,8 +54,9 @@ def gateway_command(
                           "when set, else no key.")] = None,
     api_base: ApiBaseOption = None,
     teacher_price: Annotated[Optional[str], typer.Option(
-        "--teacher-price", help="The teacher's $ per 1M prompt,completion[,cached-read[,cache-write]] tokens, e.g. "
-                                "3,15,0.3 (default: litellm's cost map, else the stated default pair).")] = None,
+        "--teacher-price", help="The teacher's $ per 1M prompt,completion and optionally cached-read and cache-write "
+                                "tokens, e.g. 3,15,0.3 (default: litellm's cost map, else the stated default "
+                                "pair).")] = None,
     max_body_mb: Annotated[float, typer.Option(
         "--max-body-mb", min=0.01, help="Larger request bodies are refused with 413.")] = 8.0,
     success_threshold: Annotated[float, typer.Option(
