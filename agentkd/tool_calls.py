@@ -75,3 +75,37 @@ def message_text(content: Any) -> str:
                 parts.append(json.dumps(part, sort_keys=True, ensure_ascii=False))
         return "".join(parts)
     return json.dumps(content, sort_keys=True, ensure_ascii=False)
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI chat messages as Hugging Face chat templates expect them: text contents, `developer` as `system`, the
+    assistant's tool calls with their arguments as objects, tool results with their call ids and names."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        item: dict[str, Any] = {"role": "system" if role == "developer" else role,
+                                "content": message_text(message.get("content"))}
+        calls = message.get("tool_calls") or []
+        if role == "assistant" and calls:
+            item["tool_calls"] = [template_call(call) for call in calls if isinstance(call, dict)]
+        if role == "tool" and message.get("tool_call_id"):
+            item["tool_call_id"] = message["tool_call_id"]
+        if message.get("name") and role == "tool":
+            item["name"] = message["name"]
+        out.append(item)
+    return out
+
+
+def template_call(call: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAI tool call for a chat template: arguments parsed into an object when they are JSON."""
+    function = call.get("function") or {}
+    arguments: Any = function.get("arguments") or "{}"
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass  # kept as written
+    out: dict[str, Any] = {"type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
+    if call.get("id"):
+        out["id"] = call["id"]
+    return out

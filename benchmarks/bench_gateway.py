@@ -1,10 +1,11 @@
 """Benchmark `agentkd gateway`'s overhead per request against calling its teacher directly.
 
 The teacher is the labelled fake OpenAI-compatible API of the tests (tests/fake_openai.py: it stands in for a paid
-API and answers at once), on loopback. In one run the script starts the fake and a real `agentkd gateway` process in
-front of it (recording into a temporary run folder), then sends the same first-turn request with tools alternately
-to the fake and to the gateway, and prints the median (p50) and p95 latency of each, the gateway's overhead at the
-median (goal: <= 5 ms) and the ratio of the medians.
+API and answers at once), on loopback. In one run the script starts the fake and two real `agentkd gateway`
+processes in front of it (each recording into a temporary run folder): one posting to the fake over plain HTTP (the
+default for an OpenAI-compatible teacher) and one through litellm (`--via-litellm`). It sends the same first-turn
+request with tools to the fake and to each gateway in turn, and prints the median (p50) and p95 latency of each, each
+gateway's overhead at the median (goal: <= 5 ms) and the ratio of the medians.
 
     python benchmarks/bench_gateway.py [--requests 200]
 """
@@ -58,17 +59,22 @@ def main() -> None:
     args = parser.parse_args()
     body = {"model": "fake-teacher", "messages": [{"role": "user", "content": "What is the weather in Oslo?"}],
             "tools": TOOLS, "temperature": 0}
+    gateways = {"gateway": [], "litellm": ["--via-litellm"]}
     with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as scratch:
-        port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": FAKE_KEY}
-        gateway = subprocess.Popen([sys.executable, "-m", "agentkd.cli", "gateway", "--teacher", "openai/fake-teacher",
-                                    "--api-base", fake.base, "--run", str(Path(scratch) / "run"), "--port", str(port)],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        base = f"http://127.0.0.1:{port}/v1"
+        targets = {"direct": (fake.base, {"Authorization": f"Bearer {FAKE_KEY}"})}
+        processes = []
         try:
-            wait_until_up(base, gateway)
-            timings: dict[str, list[float]] = {"direct": [], "gateway": []}
-            targets = {"direct": (fake.base, {"Authorization": f"Bearer {FAKE_KEY}"}), "gateway": (base, {})}
+            for name, extra in gateways.items():
+                port = free_port()
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "agentkd.cli", "gateway", "--teacher", "openai/fake-teacher", "--api-base",
+                     fake.base, "--run", str(Path(scratch) / name), "--port", str(port), *extra],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                processes.append(process)
+                targets[name] = (f"http://127.0.0.1:{port}/v1", {})
+                wait_until_up(targets[name][0], process)
+            timings: dict[str, list[float]] = {name: [] for name in targets}
             with httpx.Client(timeout=30) as client:
                 for i in range(10 + args.requests):
                     for name, (url, headers) in targets.items():
@@ -79,14 +85,19 @@ def main() -> None:
                         if i >= 10:
                             timings[name].append(elapsed)
         finally:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(timeout=30)
-    direct, through = (percentile(timings[k], 0.5) for k in ("direct", "gateway"))
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    labels = {"direct": "the fake API directly", "gateway": "gateway (HTTP upstream)",
+              "litellm": "gateway (--via-litellm)"}
     for name, values in timings.items():
-        print(f"{name:8s} p50 {percentile(values, 0.5):7.2f} ms   p95 {percentile(values, 0.95):7.2f} ms   "
+        print(f"{labels[name]:26s} p50 {percentile(values, 0.5):7.2f} ms   p95 {percentile(values, 0.95):7.2f} ms   "
               f"({len(values)} requests)")
-    print(f"gateway overhead at p50: {through - direct:.2f} ms per request (goal <= 5 ms); "
-          f"ratio of medians {through / direct:.2f}x")
+    direct = percentile(timings["direct"], 0.5)
+    for name in gateways:
+        through = percentile(timings[name], 0.5)
+        print(f"{labels[name]} overhead at p50: {through - direct:.2f} ms per request (goal <= 5 ms); "
+              f"ratio of medians {through / direct:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ It stands in for a paid API (OpenAI, Anthropic behind an OpenAI-compatible proxy
 results. It checks the bearer key like a real API (401 otherwise), reports usage with cached prompt tokens, and keeps
 every request body it received so that tests can check what the gateway forwarded.
 
+Offered a tool named `search_contacts` (the apiworld payment agent of tests/test_gateway_langgraph.py), it follows
+another script instead: for "Send $AMOUNT to NAME with the note 'NOTE'", search_contacts(NAME), then
+send_payment(the id found, AMOUNT, NOTE), then a plain answer.
+
 Triggers in the last user message: `slow` delays the answer by `SLOW_S` seconds (a request in flight at SIGTERM);
 `leak` makes it refuse with a 400 whose message quotes the key it was sent (the gateway must redact it).
 """
@@ -13,6 +17,7 @@ Triggers in the last user message: `slow` delays the answer by `SLOW_S` seconds 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +37,38 @@ TOOLS = [
 ]
 
 
-def scripted_reply(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The fake agent's next message: get_weather, then get_time, then the answer."""
+PAYMENT = re.compile(r"Send \$(?P<amount>[0-9.]+) to (?P<name>.+?) with the note '(?P<note>[^']*)'")
+
+
+def payment_reply(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fake payment agent's next message: search_contacts, then send_payment, then the answer."""
+    user = next(m for m in messages if m["role"] == "user")
+    task = PAYMENT.search(str(user.get("content") or ""))
+    if task is None:
+        return {"role": "assistant", "content": "I can only send payments."}
+    results = [str(m.get("content")) for m in messages if m["role"] == "tool"]
+    if not results:
+        return _call("search_contacts", {"name": task["name"]}, len(messages))
+    if len(results) == 1:
+        found = json.loads(results[0])
+        if not found:
+            return {"role": "assistant", "content": f"No contact is called {task['name']}."}
+        return _call("send_payment", {"to": found[0]["id"], "amount": float(task["amount"]), "note": task["note"]},
+                     len(messages))
+    return {"role": "assistant", "content": f"Sent ${task['amount']} to {task['name']}."}
+
+
+def _call(name: str, arguments: dict[str, Any], turn: int) -> dict[str, Any]:
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": f"call_{name}_{turn}", "type": "function",
+         "function": {"name": name, "arguments": json.dumps(arguments)}}]}
+
+
+def scripted_reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The fake agent's next message: get_weather, then get_time, then the answer (the payment script when it is
+    offered `search_contacts`)."""
+    if any((t.get("function") or {}).get("name") == "search_contacts" for t in tools or []):
+        return payment_reply(messages)
     user = next(m for m in reversed(messages) if m["role"] == "user")
     city = str(user.get("content") or "").split(" in ")[-1].strip(" ?.") or "Paris"
     results = [str(m.get("content")) for m in messages if m["role"] == "tool"]
@@ -79,7 +114,7 @@ class FakeOpenAI:
                     return
                 if "slow" in last_user:
                     time.sleep(SLOW_S)
-                message = scripted_reply(body["messages"])
+                message = scripted_reply(body["messages"], body.get("tools"))
                 prompt = sum(len(json.dumps(m)) for m in body["messages"]) // 4
                 self._send(200, {
                     "id": f"chatcmpl-fake-{len(fake.requests)}", "object": "chat.completion", "created": 1_700_000_000,

@@ -21,7 +21,7 @@ from typing import Any
 from agentkd.errors import GatewayError
 from agentkd.evaluate.prices import Price
 from agentkd.gateway.conversation import prefix_digests
-from agentkd.records import Step, Task, Trajectory, Usage
+from agentkd.records import Role, Step, Task, Trajectory, Usage, Vote
 from agentkd.run.folder import RunFolder
 from agentkd.tool_calls import message_text, tool_calls_of
 from agentkd.version import __version__
@@ -58,10 +58,15 @@ class EpisodeBook:
 
     Not thread-safe: the gateway calls it from its event loop only, between awaits."""
 
-    def __init__(self, folder: RunFolder, teacher: str, price: Price, success_threshold: float = 0.5) -> None:
+    def __init__(self, folder: RunFolder, teacher: str, price: Price, success_threshold: float = 0.5,
+                 policy: str | None = None, prices: dict[str, Price] | None = None) -> None:
         self.folder = folder
         self.teacher = teacher
         self.price = price
+        self.prices = {"teacher": price, **(prices or {})}
+        """role -> price of the tokens spent in it (a role left out costs $0)."""
+        self.policy = policy or f"gateway:{teacher}"
+        """`Trajectory.policy` of new episodes."""
         self.success_threshold = success_threshold
         self.episodes: dict[str, Episode] = {}
         self._index: dict[str, tuple[str, int]] = {}
@@ -90,19 +95,25 @@ class EpisodeBook:
     # recording ----------------------------------------------------------------------
     def record(self, messages: list[dict[str, Any]], reply: dict[str, Any], usage: Usage, latency_s: float,
                tools: list[dict[str, Any]] | None = None, episode_id: str | None = None,
-               model: str | None = None) -> Trajectory:
-        """Add one exchange (the request's `messages`, the teacher's `reply` message) as a step of its episode, and
-        append the episode to the run. The episode is `episode_id` when given (created when new), else the one
-        whose conversation `messages` continues, else a new one."""
+               model: str | None = None, role: Role = "teacher", vote: Vote | None = None,
+               candidates: list[str] | None = None, role_usage: dict[str, Usage] | None = None) -> Trajectory:
+        """Add one exchange (the request's `messages`, the `reply` message that answered it) as a step of its
+        episode, and append the episode to the run. The episode is `episode_id` when given (created when new), else
+        the one whose conversation `messages` continues, else a new one.
+
+        `role` answered; a cascade step also gives its `vote`, the student's `candidates` and the usage of each
+        role (`role_usage`, which then replaces `usage`). Each role's tokens are priced at its price."""
         episode, prior = self._episode_for(messages, episode_id)
         trajectory = episode.trajectory
         if trajectory.steps and prior is not None:
-            trajectory.steps[-1].observation = _observation(messages[prior:])
-        usage = usage.model_copy(update={"cost_usd": self.price.dollars(usage)})
+            trajectory.steps[-1].observation = observation_text(messages[prior:])
+        split = {name: self._priced(name, spent) for name, spent in (role_usage or {role: usage}).items()}
+        usage = sum(split.values(), Usage())
         calls = tool_calls_of(reply)
         text = message_text(reply.get("content"))
-        step = Step(index=len(trajectory.steps), role="teacher", model=model or self.teacher, output=text,
-                    thought=text if calls else "", tool_calls=calls, usage=usage, latency_s=latency_s)
+        step = Step(index=len(trajectory.steps), role=role, model=model or self.teacher, output=text,
+                    thought=text if calls else "", tool_calls=calls, usage=usage, latency_s=latency_s,
+                    vote=vote, candidates=candidates, role_usage=split if len(split) > 1 else {})
         if trajectory.steps and prior is None:  # named episode, conversation not continued: earlier replies unplaced
             episode.positions = [-1] * len(episode.positions)
         trajectory.steps.append(step)
@@ -118,6 +129,10 @@ class EpisodeBook:
         self._write(episode)
         self._index[prefix_digests(trajectory.messages)[-1]] = (episode.id, step.index)
         return trajectory
+
+    def _priced(self, role: str, usage: Usage) -> Usage:
+        price = self.prices.get(role)
+        return usage.model_copy(update={"cost_usd": price.dollars(usage) if price is not None else 0.0})
 
     def _episode_for(self, messages: list[dict[str, Any]], episode_id: str | None) -> tuple[Episode, int | None]:
         """The episode of a request, and how many of its messages the episode's conversation already holds."""
@@ -144,7 +159,7 @@ class EpisodeBook:
         first_user = next((message_text(m.get("content")) for m in messages if m.get("role") == "user"), "")
         episode_id = episode_id or f"ep-{uuid.uuid4().hex[:16]}"
         trajectory = Trajectory(task=Task(id=episode_id, prompt=first_user, metadata={"source": SOURCE}),
-                                policy=f"gateway:{self.teacher}", versions={"agentkd": __version__}, graded=False)
+                                policy=self.policy, versions={"agentkd": __version__}, graded=False)
         episode = Episode(trajectory=trajectory)
         self.episodes[episode_id] = episode
         return episode
@@ -185,7 +200,7 @@ class EpisodeBook:
         episode.written = True
 
 
-def _observation(messages: list[dict[str, Any]]) -> str:
+def observation_text(messages: list[dict[str, Any]]) -> str:
     """What followed a reply, as text: the tool results (and any user turn) the next request brought."""
     parts = []
     for message in messages:

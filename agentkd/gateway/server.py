@@ -8,20 +8,22 @@ reply is complete and recorded. Errors are OpenAI-style bodies; secrets are reda
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
-import time
-import uuid
-from typing import Any, AsyncIterator
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agentkd.errors import GatewayError, ModelError
+from agentkd.errors import GatewayError
 from agentkd.evaluate.prices import resolve_prices
+from agentkd.gateway.answer import CascadeAnswerer, TeacherAnswerer
 from agentkd.gateway.episodes import EpisodeBook, UnknownEpisodeError
 from agentkd.gateway.protocol import (
     EPISODE_HEADER,
@@ -34,20 +36,49 @@ from agentkd.gateway.protocol import (
 )
 from agentkd.gateway.redact import Redactor
 from agentkd.gateway.settings import GatewaySettings
+from agentkd.gateway.student import ToolStudent
+from agentkd.gateway.upstream import HttpUpstream, LocalToolUpstream
 from agentkd.models.client import ModelClient
+from agentkd.records import Trajectory, Usage
 from agentkd.run.folder import RunFolder
+from agentkd.run.layout import RunLayout
+from agentkd.store.records import tool_records
 
 log = logging.getLogger("agentkd.gateway")
+ANSWERED_HEADER = "X-Agentkd-Answered-By"
+"""Response header of the cascade gateway: `student` or `teacher`."""
+
+
+def record_folder(settings: GatewaySettings) -> RunFolder:
+    """Where the episodes go: the run itself, or for a cascade the evaluation RUN/eval/<name>.jsonl (with its
+    settings in RUN/eval/settings/<name>.json)."""
+    if settings.cascade is None:
+        return RunFolder(settings.run)
+    layout = RunLayout(settings.run)
+    name = settings.cascade.name
+    return RunFolder(settings.run, trajectories=layout.eval_trajectories(name), config=layout.eval_settings(name))
+
+
+def open_store(run: Path, online: bool) -> Any:
+    """RUN's demonstration store; when RUN has none, an empty one with `online` (the teacher's answers fill it),
+    else None (the student answers without demonstrations)."""
+    from agentkd.store.demo_store import DemoStore
+
+    index = RunLayout(run).index_dir
+    if (index / "meta.json").is_file():
+        return DemoStore.load(index)
+    return DemoStore() if online else None
 
 
 class Gateway:
     """The gateway as an object: `open()` takes the run folder (and re-reads its episodes), `app()` is the ASGI
     application, `close()` releases the folder. `serve()` does all three around uvicorn."""
 
-    def __init__(self, settings: GatewaySettings, client: ModelClient | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, client: ModelClient | None = None,
+                 student: ToolStudent | None = None) -> None:
         self.settings = settings
         self.client = client or ModelClient(settings.teacher, api_base=settings.api_base, timeout_s=settings.timeout_s)
-        self.folder = RunFolder(settings.run)
+        self.folder = record_folder(settings)
         key = settings.api_key.get_secret_value() if settings.api_key else None
         self._key = key
         self.redact = Redactor([key, self.client.api_key])
@@ -55,16 +86,50 @@ class Gateway:
                                 {"teacher": settings.teacher_price} if settings.teacher_price else None,
                                 roles=("teacher",))
         self.price = prices.price("teacher")
-        self.book = EpisodeBook(self.folder, self.client.model, self.price, settings.success_threshold)
+        self.upstream: HttpUpstream | LocalToolUpstream | None = None
+        if self.client.model.startswith("gguf/"):
+            self.upstream = LocalToolUpstream(self.client.model)
+        elif settings.direct_upstream:
+            self.upstream = HttpUpstream.for_client(self.client)
+        if self.upstream is not None:
+            self.redact = Redactor([key, self.client.api_key, self.upstream.api_key])
+        self.teacher = TeacherAnswerer(self.upstream or self.client)
+        self.answerer: TeacherAnswerer | CascadeAnswerer = self.teacher
+        self.student = student
+        cascade = settings.cascade
+        policy = None
+        if cascade is not None:
+            self.student = student or ToolStudent(cascade.student, k=cascade.k, goal_weight=cascade.goal_weight,
+                                                  max_tokens=cascade.max_tokens)
+            self.answerer = CascadeAnswerer(self.student, self.teacher, cascade.threshold)
+            policy = f"gateway-cascade:{self.student.model}+teacher:{self.client.model}"
+        self.book = EpisodeBook(self.folder, self.client.model, self.price, settings.success_threshold, policy=policy)
+        self._learned = 0
 
     def open(self) -> int:
         """Take the run folder's writer lock, record this session in run.json and re-read the episodes recorded
-        before (returns how many). RunFolderError when the folder holds another job or another writer has it."""
+        before (returns how many). RunFolderError when the folder holds another job or another writer has it.
+        A cascade also loads RUN's demonstration store (an empty one with `online` when RUN has none) and the
+        student."""
         self.folder.start(self.settings.identity(), self.settings.details())
-        return self.book.load()
+        loaded = self.book.load()
+        if isinstance(self.upstream, LocalToolUpstream):
+            self.upstream.speaker.load()
+        if self.settings.cascade is not None and self.student is not None:
+            if self.student.store is None:
+                self.student.store = open_store(self.settings.run, self.settings.cascade.online)
+            self.student.load()
+        return loaded
 
     def close(self) -> None:
-        self.folder.close()
+        """Save the store when the teacher's answers joined it (`online`), then release the run folder. Idempotent."""
+        try:
+            if self._learned and self.student is not None:
+                with self.student.lock:
+                    self.student.store.save(RunLayout(self.settings.run).index_dir)
+                self._learned = 0
+        finally:
+            self.folder.close()
 
     def app(self) -> Starlette:
         """The ASGI application."""
@@ -92,25 +157,26 @@ class Gateway:
                                                 type="server_error", code="gateway_error"))
 
     async def _answer(self, parsed: ChatRequest) -> Response:
-        try:
-            reply = await self.client.chat(parsed.forwarded)
-        except ModelError as exc:
-            status = 400 if _is_bad_request(exc) else 502
-            raise RequestRefused(status, f"the teacher {self.client.model!r} failed: {exc}",
-                                 type="invalid_request_error" if status == 400 else "upstream_error",
-                                 code="teacher_error") from None
-        choices = reply.response.get("choices") or []
-        if not choices:
-            raise RequestRefused(502, f"the teacher {self.client.model!r} returned no choice", type="upstream_error",
-                                 code="teacher_error")
-        trajectory = self.book.record(parsed.messages, choices[0]["message"], reply.usage, reply.latency_s,
-                                      tools=parsed.tools, episode_id=parsed.episode_id, model=reply.model)
+        answer = await self.answerer.answer(parsed)
+        trajectory = self.book.record(parsed.messages, answer.message, Usage(), answer.latency_s,
+                                      tools=parsed.tools, episode_id=parsed.episode_id, model=answer.model,
+                                      role=answer.role, vote=answer.vote, candidates=answer.candidates,
+                                      role_usage=answer.role_usage)
+        if answer.role == "teacher" and self.settings.cascade is not None and self.settings.cascade.online:
+            await self._learn(trajectory)
         headers = {EPISODE_HEADER: trajectory.task.id}
-        body = {**reply.response, "id": reply.response.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
-                "created": reply.response.get("created") or int(time.time())}
+        if answer.vote is not None:
+            headers[ANSWERED_HEADER] = answer.role
         if parsed.stream:
-            return StreamingResponse(_sse(body, parsed.extra_usage), media_type="text/event-stream", headers=headers)
-        return JSONResponse(body, headers=headers)
+            return StreamingResponse(_sse(answer.response, parsed.extra_usage), media_type="text/event-stream",
+                                     headers=headers)
+        return JSONResponse(answer.response, headers=headers)
+
+    async def _learn(self, trajectory: Trajectory) -> None:
+        """Add the teacher's last step of an episode to the student's store (`--online`)."""
+        records = tool_records(trajectory, steps=[len(trajectory.steps) - 1])
+        if self.student is not None and records:
+            self._learned += await asyncio.to_thread(self.student.learn, records)
 
     async def _models(self, request: Request) -> Response:
         try:
@@ -169,13 +235,6 @@ class Gateway:
         return JSONResponse(body, status_code=exc.status)
 
 
-def _is_bad_request(exc: ModelError) -> bool:
-    """Whether the teacher refused the request itself (so the client's request is at fault: 400)."""
-    import litellm
-
-    return isinstance(exc.__cause__, (litellm.BadRequestError, litellm.UnsupportedParamsError))
-
-
 async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(f"no route {request.url.path}: the gateway serves /v1/chat/completions, "
                                    "/v1/models and /v1/feedback", code="not_found"), status_code=404)
@@ -208,6 +267,28 @@ def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _uvicorn_server() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, calling `on_stop` once requests have finished and before the signal that stopped it is
+        raised again (uvicorn ends the process with it, so code after `run()` would not run)."""
+
+        def __init__(self, config: Any, on_stop: Any) -> None:
+            super().__init__(config)
+            self.on_stop = on_stop
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self.on_stop()
+
+    return Server
+
+
 def serve(settings: GatewaySettings, on_ready: Any = None) -> None:
     """Run the gateway until SIGTERM or Ctrl-C: requests in flight get `settings.grace_s` to finish, then the run
     folder is released. `on_ready(gateway, episodes_loaded)` is called once the folder is open, before binding."""
@@ -220,7 +301,7 @@ def serve(settings: GatewaySettings, on_ready: Any = None) -> None:
             on_ready(gateway, loaded)
         config = uvicorn.Config(gateway.app(), host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=settings.grace_s, lifespan="off")
-        server = uvicorn.Server(config)
+        server = _uvicorn_server()(config, on_stop=gateway.close)
         server.run()
         if not server.started:
             raise GatewayError(f"the gateway could not listen on {settings.host}:{settings.port} (in use?)")

@@ -11,6 +11,30 @@ from agentkd.evaluate.prices import Price
 
 DEFAULT_PORT = 8300
 MAX_BODY_BYTES = 8 * 1024 * 1024
+CASCADE_EVAL = "gateway-cascade"
+"""The evaluation name the cascade gateway records under: RUN/eval/gateway-cascade.jsonl."""
+
+
+class CascadeGatewaySettings(BaseModel):
+    """How `agentkd gateway --cascade RUN` answers: the student first, the teacher when the student is unsure."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    student: str
+    """A GGUF model run in this process (`gguf/qwen2.5-coder-0.5b`, an alias, or a .gguf path)."""
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    """The confidence (geometric mean probability of the reply's action tokens) the student's reply needs to be
+    sent; below it the teacher answers."""
+    online: bool = False
+    """Add the teacher's answers to RUN's demonstration store as they come (saved to RUN/index on exit)."""
+    k: int = Field(3, ge=0)
+    """Demonstrations shown to the student (0: none)."""
+    goal_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """Retrieval: weight of the conversation's goal against its latest state."""
+    max_tokens: int = Field(512, ge=1)
+    """Longest student reply."""
+    name: str = Field(CASCADE_EVAL, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """The episodes are recorded in RUN/eval/<name>.jsonl, where the preference machinery reads deferred steps."""
 
 
 class GatewaySettings(BaseModel):
@@ -41,16 +65,26 @@ class GatewaySettings(BaseModel):
     """On SIGTERM or Ctrl-C: how long requests in flight may take to finish before they are cut."""
     timeout_s: float = Field(600.0, gt=0.0)
     """Per teacher call."""
+    direct_upstream: bool = True
+    """Post requests for an `openai/` or `hosted_vllm/` teacher with an `api_base` straight to that server over HTTP
+    (False: through litellm, as every other teacher)."""
+    cascade: CascadeGatewaySettings | None = None
+    """When set, requests are answered by the cascade over `run`'s demonstration store and recorded as an
+    evaluation of `run` (RUN/eval/<name>.jsonl); None: the teacher answers and episodes go to `run` itself."""
 
     def identity(self) -> dict[str, str]:
-        """What a run folder records to tell this job from another (run.json `identity`)."""
+        """What a run folder records to tell this job from another (run.json `identity`; the evaluation's settings
+        file for a cascade)."""
+        if self.cascade is not None:
+            return {"command": "gateway-cascade", "teacher": self.teacher, "student": self.cascade.student}
         return {"command": "gateway", "teacher": self.teacher}
 
     def details(self) -> dict[str, object]:
         """What run.json records of this session: no secret (whether an API key is required, not the key)."""
         return {"host": self.host, "port": self.port, "api_base": _without_credentials(self.api_base), "requires_api_key":
                 self.api_key is not None, "teacher_price": str(self.teacher_price) if self.teacher_price else None,
-                "max_body_bytes": self.max_body_bytes, "success_threshold": self.success_threshold}
+                "max_body_bytes": self.max_body_bytes, "success_threshold": self.success_threshold,
+                **({"cascade": self.cascade.model_dump(mode="json")} if self.cascade else {})}
 
 
 def _without_credentials(url: str | None) -> str | None:

@@ -53,9 +53,13 @@ def _pair(traj: Trajectory, index: int, chosen: str, rejected: str, source: str,
 
 
 def deferral_pairs(trajectories: Iterable[Trajectory], origin: str) -> list[PreferencePair]:
-    """Pairs at every deferred cascade step: the teacher's step against each disagreeing student candidate."""
+    """Pairs at every deferred cascade step: the teacher's step against each disagreeing student candidate (tool-call
+    episodes of the cascade gateway too, see `tool_deferral_pairs`)."""
     out = []
     for traj in trajectories:
+        if traj.tools is not None or any(step.tool_calls for step in traj.steps):
+            out += tool_deferral_pairs(traj, origin)
+            continue
         for step in traj.steps:
             if not step.deferred or not step.candidates or step.action is None:
                 continue
@@ -65,6 +69,36 @@ def deferral_pairs(trajectories: Iterable[Trajectory], origin: str) -> list[Pref
                     out.append(_pair(traj, step.index, step.output, candidate, "deferral", {
                         "eval": origin, "sample_index": traj.sample_index, "candidate": number,
                         "vote": step.vote.model_dump(mode="json") if step.vote else None}))
+    return out
+
+
+def tool_deferral_pairs(traj: Trajectory, origin: str) -> list[PreferencePair]:
+    """Pairs at the deferred steps of a tool-call episode (`agentkd gateway --cascade`): the prompt is the
+    conversation the step answered (tools in `provenance["tools"]`), the chosen reply the teacher's and the rejected
+    one the student's, both written as the student writes replies (`<tool_call>` blocks, or the text)."""
+    from agentkd.models.tool_text import parse_tool_reply, render_tool_reply
+    from agentkd.tool_calls import same_tool_calls
+
+    positions = [int(p) for p in traj.task.metadata.get("reply_positions", [])]
+    out = []
+    for step in traj.steps:
+        if not step.deferred or not step.candidates or step.index >= len(positions) or positions[step.index] < 0:
+            continue
+        chosen = render_tool_reply(step.output, step.tool_calls)
+        prompt = [dict(m) for m in traj.messages[: positions[step.index]]]
+        for number, candidate in enumerate(step.candidates):
+            said = parse_tool_reply(candidate)
+            same = (same_tool_calls(said.calls, step.tool_calls) if step.tool_calls and said.calls
+                    else not step.tool_calls and not said.calls and squash(said.content) == squash(step.output))
+            if same:
+                continue
+            digest = hashlib.sha1(json.dumps([traj.task.id, step.index, chosen, candidate]).encode()).hexdigest()[:16]
+            out.append(PreferencePair(
+                id=digest, task_id=traj.task.id, split=traj.task.split, step_index=step.index, prompt=prompt,
+                chosen=chosen, rejected=candidate, source="deferral",
+                provenance={"eval": origin, "sample_index": traj.sample_index, "candidate": number,
+                            "vote": step.vote.model_dump(mode="json") if step.vote else None,
+                            "tools": traj.tools}))
     return out
 
 
@@ -95,7 +129,10 @@ def build_preferences(run: str | Path, include_test: bool = False) -> tuple[list
     from agentkd.evaluate.runner import eval_folder
 
     layout = RunLayout(run)
-    evals = {name: list(eval_folder(run, name).iter_trajectories()) for name in layout.eval_reports()}
+    names = set(layout.eval_reports())
+    if layout.eval_dir.is_dir():  # an evaluation still being recorded (the cascade gateway's) has no report
+        names |= {p.stem for p in layout.eval_dir.glob("*.jsonl")}
+    evals = {name: list(eval_folder(run, name).iter_trajectories()) for name in sorted(names)}
     solved = _teacher_solved(RunFolder(run).iter_trajectories())
     for trajectories in evals.values():
         solved.update(_teacher_solved(trajectories))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,7 +10,7 @@ from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
 from agentkd.errors import AgentKDError
 from agentkd.records import Trajectory
-from agentkd.tool_calls import message_text
+from agentkd.tool_calls import template_messages
 
 
 class ChatTemplateError(AgentKDError):
@@ -66,35 +65,7 @@ def tool_conversation(traj: Trajectory) -> list[dict[str, Any]]:
     """A tool-call episode as chat-template messages: text contents, the assistant's tool calls with their arguments
     as objects (what Hugging Face chat templates expect), tool results with their call ids. Render it with the
     episode's tool definitions (`tokenize_conversation(..., tools=traj.tools)`)."""
-    out: list[dict[str, Any]] = []
-    for message in traj.messages:
-        role = message.get("role")
-        item: dict[str, Any] = {"role": "system" if role == "developer" else role,
-                                "content": message_text(message.get("content"))}
-        calls = message.get("tool_calls") or []
-        if role == "assistant" and calls:
-            item["tool_calls"] = [_template_call(call) for call in calls]
-        if role == "tool" and message.get("tool_call_id"):
-            item["tool_call_id"] = message["tool_call_id"]
-        if message.get("name") and role == "tool":
-            item["name"] = message["name"]
-        out.append(item)
-    return out
-
-
-def _template_call(call: dict[str, Any]) -> dict[str, Any]:
-    """One OpenAI tool call for a chat template: arguments parsed into an object when they are JSON."""
-    function = call.get("function") or {}
-    arguments: Any = function.get("arguments") or "{}"
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            pass  # kept as written
-    out: dict[str, Any] = {"type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
-    if call.get("id"):
-        out["id"] = call["id"]
-    return out
+    return template_messages(traj.messages)
 
 
 def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False,

@@ -131,19 +131,26 @@ class LlamaDoor:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {self.path}: {exc}", fatal=True) from exc
 
-    def prompt_tokens(self, messages: list[dict[str, Any]]) -> list[int]:
-        """The chat template applied; a trailing assistant message is left open to be continued."""
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        """The chat template applied; a trailing assistant message is left open to be continued. `tools`: OpenAI
+        tool definitions, rendered by the template (with the conversation's tool calls and tool results)."""
         continue_final = bool(messages) and messages[-1].get("role") == "assistant"
-        plain = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+        if tools:
+            from agentkd.tool_calls import template_messages
+
+            plain = template_messages(messages)
+        else:
+            plain = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+        offered = {"tools": tools} if tools else {}
         if continue_final:
-            text = self._formatters[False](messages=plain).prompt
+            text = self._formatters[False](messages=plain, **offered).prompt
             final = plain[-1]["content"]
             cut = text.rfind(final) if final else -1
             if cut < 0:
                 raise ModelError("the chat template dropped the partial assistant message; it cannot be continued here")
             text = text[:cut + len(final)]
         else:
-            text = self._formatters[True](messages=plain).prompt
+            text = self._formatters[True](messages=plain, **offered).prompt
         llama = self._slots[0].llama
         tokens = llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         bos = llama.token_bos()
@@ -153,14 +160,16 @@ class LlamaDoor:
 
     def generate(self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, max_tokens: int = TEACHER_MAX_TOKENS,
                  stop: list[str] | None = None, top_p: float = 1.0, seed: int | None = None,
-                 end_only_after: str | None = None, together: bool = True, logprobs: bool = False) -> LlamaGeneration:
+                 end_only_after: str | None = None, together: bool = True, logprobs: bool = False,
+                 tools: list[dict[str, Any]] | None = None) -> LlamaGeneration:
         """n completions of a chat (greedy when temperature is 0: one decode, repeated). With `end_only_after`, the
         end-of-turn tokens cannot be sampled until the completion contains that text (it still ends at a stop
         string or max_tokens). `together`: decode the n samples as one batch (False: one after another).
         `logprobs`: also return each generated token's log-probability (decoded by the batch loop, which reads
-        every row of logits; a call whose samples cannot fit the context that way returns none)."""
+        every row of logits; a call whose samples cannot fit the context that way returns none). `tools`: OpenAI
+        tool definitions the chat template shows the model (see `prompt_tokens`)."""
         started = time.perf_counter()
-        tokens = self.prompt_tokens(messages)
+        tokens = self.prompt_tokens(messages, tools)
         room = self.n_ctx - len(tokens)
         if room <= 1:
             raise ModelError(f"the prompt has {len(tokens)} tokens and the context window {self.n_ctx}: "
