@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from agentkd.cli.common import ApiBaseOption, console, exit_on_error, parse_price, run_folder
+from agentkd.cli.common import ApiBaseOption, console, exit_on_error, field_option, parse_price, run_folder
+from agentkd.gateway.settings import CascadeGatewaySettings
 
 KEY_VARIABLE = "AGENTKD_GATEWAY_API_KEY"
 """Environment variable read for the gateway's own key when --api-key is not given (keeps it out of `ps`)."""
@@ -33,18 +34,14 @@ def gateway_command(
     student: Annotated[Optional[str], typer.Option(
         "--student", help="With --cascade: the student, a GGUF model run in this process (gguf/qwen2.5-coder-0.5b, "
                           "an alias, or a .gguf path).")] = None,
-    threshold: Annotated[float, typer.Option(
-        "--threshold", min=0.0, max=1.0, help="With --cascade: the confidence (geometric mean probability of the "
-                                             "reply's action tokens) a student reply needs; below it the teacher "
-                                             "answers.")] = 0.9,
+    threshold: float = field_option(CascadeGatewaySettings, "threshold", scope="With --cascade"),
     online: Annotated[bool, typer.Option(
         "--online", help="With --cascade: the teacher's answers join RUN's demonstration store as they come "
                          "(saved to RUN/index on exit).")] = False,
     via_litellm: Annotated[bool, typer.Option(
         "--via-litellm", help="Send requests for an openai/ or hosted_vllm/ teacher with --api-base through litellm "
                               "too (default: posted straight to that server, which costs less per request).")] = False,
-    demos: Annotated[int, typer.Option(
-        "--demos", min=0, help="With --cascade: retrieved teacher steps shown to the student.")] = 3,
+    demos: int = field_option(CascadeGatewaySettings, "k", "--demos", scope="With --cascade"),
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8300,
     host: Annotated[str, typer.Option(
         "--host", help="Address to bind: 127.0.0.1 serves this machine only; 0.0.0.0 serves every network "

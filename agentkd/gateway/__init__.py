@@ -4,12 +4,24 @@ Point an agent written for OpenAI's chat-completions API at the gateway; it forw
 answers with the teacher's reply, and records each conversation as an episode (one step per exchange) in a run
 folder. Feedback (`POST /v1/feedback`) grades an episode. With `GatewaySettings.cascade` a local student answers
 first and the teacher only when the student is unsure (`agentkd gateway --cascade`).
+
+Names are imported on first use, so that `agentkd.gateway.settings` loads without the server (the command line reads
+it while it parses its arguments).
 """
 
-from agentkd.gateway.episodes import EpisodeBook, UnknownEpisodeError
-from agentkd.gateway.protocol import RequestRefused
-from agentkd.gateway.server import Gateway, serve
-from agentkd.gateway.settings import CascadeGatewaySettings, GatewaySettings
+from __future__ import annotations
 
-__all__ = ["CascadeGatewaySettings", "EpisodeBook", "Gateway", "GatewaySettings", "RequestRefused",
-           "UnknownEpisodeError", "serve"]
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "CascadeGatewaySettings": "settings", "GatewaySettings": "settings", "EpisodeBook": "episodes",
+    "UnknownEpisodeError": "episodes", "RequestRefused": "protocol", "Gateway": "server", "serve": "server",
+}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'agentkd.gateway' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agentkd.gateway.{_MODULE_OF[name]}"), name)

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agentkd.evaluate.prices import Price
+from agentkd.policies.settings import CascadeOptions
+from agentkd.sampling import TEACHER_MAX_TOKENS, copy_field, sampling_field
 
 DEFAULT_PORT = 8300
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -22,17 +24,17 @@ class CascadeGatewaySettings(BaseModel):
 
     student: str
     """A GGUF model run in this process (`gguf/qwen2.5-coder-0.5b`, an alias, or a .gguf path)."""
-    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    threshold: float = copy_field(CascadeOptions, "threshold")
     """The confidence (geometric mean probability of the reply's action tokens) the student's reply needs to be
     sent; below it the teacher answers."""
     online: bool = False
     """Add the teacher's answers to RUN's demonstration store as they come (saved to RUN/index on exit)."""
     k: int = Field(3, ge=0)
-    """Demonstrations shown to the student (0: none)."""
+    """Retrieved teacher replies shown to the student (0: none)."""
     goal_weight: float = Field(0.5, ge=0.0, le=1.0)
     """Retrieval: weight of the conversation's goal against its latest state."""
-    max_tokens: int = Field(512, ge=1)
-    """Longest student reply."""
+    max_tokens: int = sampling_field("max_tokens", TEACHER_MAX_TOKENS)
+    """Longest student reply (a reply cut there goes to the teacher)."""
     name: str = Field(CASCADE_EVAL, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """The episodes are recorded in RUN/eval/<name>.jsonl, where the preference machinery reads deferred steps."""
 

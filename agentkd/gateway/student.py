@@ -20,6 +20,7 @@ from agentkd.errors import ModelError
 from agentkd.gateway.episodes import observation_text
 from agentkd.models.tool_text import ToolReply, parse_tool_reply, reply_confidence
 from agentkd.records import Usage
+from agentkd.sampling import TEACHER_MAX_TOKENS
 from agentkd.tool_calls import message_text
 
 DEMO_HEADER = ("Replies an expert gave in similar situations of other conversations (follow the approach; their "
@@ -88,7 +89,7 @@ class ToolStudent:
     the caller's lock (see `CascadeAnswerer`)."""
 
     def __init__(self, model: str, store: Any = None, k: int = 3, goal_weight: float = 0.5,
-                 max_tokens: int = 512, temperature: float = 0.0) -> None:
+                 max_tokens: int = TEACHER_MAX_TOKENS, temperature: float = 0.0) -> None:
         from agentkd.models.client import canonical_model
 
         name = canonical_model(model)
