@@ -220,3 +220,18 @@ def test_the_report_imports_nothing_heavy(run):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_viewer_gets_tool_calls_and_confidence_votes():
+    from agentkd.records import Step, Task, ToolCall, Trajectory, Vote
+    from agentkd.report.data import detail
+
+    vote = Vote(mode="confidence", accepted=False, winner_index=0, winner_count=1, needed=1, group_sizes=[1],
+                unusable=0, confidence=0.91, threshold=0.99)
+    step = Step(index=0, role="teacher", output="", observation="paid",
+                tool_calls=[ToolCall(name="send_payment", arguments='{"to": "Ann", "amount": 5}')],
+                candidates=["<tool_call>{...}</tool_call>"], vote=vote)
+    shown = detail(Trajectory(task=Task(id="t", prompt="pay Ann"), policy="gateway", steps=[step]))["steps"][0]
+    assert shown["tool_calls"] == [{"name": "send_payment", "arguments": '{"to": "Ann", "amount": 5}'}]
+    assert "output" not in shown and shown["observation"] == "paid"
+    assert shown["deferred"] and shown["vote"]["confidence"] == 0.91 and shown["vote"]["threshold"] == 0.99

@@ -259,8 +259,10 @@ def _step(step: Step) -> dict[str, Any]:
         "observation": _clip(step.observation), "usage": _usage(step.usage),
         "latency": round(step.latency_s, 3), "exec": round(step.execution_s, 3),
     }
-    if step.action is None:
-        out["output"] = _clip(step.output)  # nothing could be parsed: show what the model wrote
+    if step.tool_calls:
+        out["tool_calls"] = [{"name": call.name, "arguments": _clip(call.arguments)} for call in step.tool_calls]
+    elif step.action is None:
+        out["output"] = _clip(step.output)  # nothing could be parsed (or a plain reply): show what the model wrote
     if step.parse_error:
         out["parse_error"] = _clip(step.parse_error)
     if step.execution_error:

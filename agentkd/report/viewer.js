@@ -117,22 +117,36 @@
     var box = el("div", "step role-" + s.role);
     var head = el("div", "head");
     add(head, el("span", "badge role-" + s.role, s.role), document.createTextNode("step " + (s.i + 1) + " "));
-    if (s.deferred) add(head, el("span", "badge deferred", "deferred: the student's samples disagreed"));
+    if (s.deferred) {
+      var why = (s.vote && s.vote.mode === "confidence")
+        ? "deferred: the student was unsure (confidence " + show(s.vote.confidence) + " < " + show(s.vote.threshold) + ")"
+        : "deferred: the student's samples disagreed";
+      add(head, el("span", "badge deferred", why));
+    }
     if (s.resampled) add(head, el("span", "badge", "resampled (a repeated reply)"));
     var parts = [s.model, usage(s.usage), "model " + s.latency + " s", "code " + s.exec + " s"];
     add(head, el("span", "meta", parts.filter(Boolean).join(" · ")));
     add(box, head);
     if (s.thought) add(box, el("div", "thought", s.thought));
-    add(box, block("code", s.code, "code"), block("output (no code could be parsed)", s.output, null),
-        block("parse error", s.parse_error, "err"), block("observation", s.observation, "obs"),
+    var calls = s.tool_calls ? s.tool_calls.map(function (c) { return c.name + "(" + c.arguments + ")"; }).join("\n")
+      : null;
+    add(box, block("code", s.code, "code"), block("tool calls", calls, "code"),
+        block(s.tool_calls ? "reply" : "output (no code could be parsed)", s.output, null),
+        block("parse error", s.parse_error, "err"),
+        block(s.tool_calls ? "tool results" : "observation", s.observation, "obs"),
         block("execution error", s.execution_error, "err"));
     if (s.candidates) {
       var vote = s.vote || {};
       var details = el("details", "candidates");
       if (s.deferred) details.open = true;
-      var summary = s.candidates.length + " student candidates · vote (" + (vote.mode || "?") + "): " +
-        (vote.accepted ? "accepted" : "rejected") + ", groups " + JSON.stringify(vote.group_sizes || []) +
-        ", needed " + show(vote.needed) + (vote.unusable ? ", unusable " + vote.unusable : "");
+      var summary = vote.mode === "confidence"
+        ? "the student's candidate · confidence " + show(vote.confidence) + (vote.threshold !== undefined
+          ? " against " + show(vote.threshold) : "") + ": " + (vote.accepted ? "accepted" : "rejected") +
+          (vote.matches_teacher !== undefined ? ", " + (vote.matches_teacher ? "matches" : "misses") +
+           " the teacher's result" : "")
+        : s.candidates.length + " student candidates · vote (" + (vote.mode || "?") + "): " +
+          (vote.accepted ? "accepted" : "rejected") + ", groups " + JSON.stringify(vote.group_sizes || []) +
+          ", needed " + show(vote.needed) + (vote.unusable ? ", unusable " + vote.unusable : "");
       add(details, el("summary", null, summary));
       s.candidates.forEach(function (text, k) {
         var item = el("div", "candidate" + (k === vote.winner_index ? " winner" : ""));
