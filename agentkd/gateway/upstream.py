@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from agentkd.errors import ModelError, TransientModelError
-from agentkd.models.client import ChatReply, ModelClient
+from agentkd.models.client import ChatReply, ModelClient, openai_choices
 from agentkd.records import Usage
 
 OPENAI_COMPATIBLE = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
@@ -113,19 +113,7 @@ class HttpUpstream:
 
 def _openai_body(data: dict[str, Any]) -> dict[str, Any]:
     """The server's reply with OpenAI's `chat.completion` fields only (as `ModelClient.chat` shapes litellm's)."""
-    choices = []
-    for choice in data.get("choices") or []:
-        message = choice.get("message") or {}
-        out: dict[str, Any] = {"role": message.get("role") or "assistant", "content": message.get("content")}
-        if message.get("tool_calls"):
-            out["tool_calls"] = [{"id": c.get("id"), "type": c.get("type") or "function",
-                                  "function": {"name": (c.get("function") or {}).get("name"),
-                                               "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
-                                 for c in message["tool_calls"]]
-        if message.get("refusal") is not None:
-            out["refusal"] = message["refusal"]
-        choices.append({"index": choice.get("index", len(choices)), "message": out,
-                        "finish_reason": choice.get("finish_reason"), "logprobs": choice.get("logprobs")})
+    choices = openai_choices(data.get("choices") or [])
     usage = data.get("usage") or {}
     shaped: dict[str, Any] = {key: int(usage.get(key) or 0)
                               for key in ("prompt_tokens", "completion_tokens", "total_tokens")}

@@ -335,14 +335,13 @@ class ModelClient:
             return 0.0
 
 
-def _openai_response(response: Any) -> dict[str, Any]:
-    """litellm's response as a plain OpenAI `chat.completion` object: the standard fields only (litellm adds its own
-    bookkeeping to messages and usage)."""
-    data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
-    choices = []
-    for choice in data.get("choices") or []:
+def openai_choices(choices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat-completion choices (as dicts) with OpenAI's standard fields only: role, content, tool calls, refusal,
+    finish reason and logprobs."""
+    shaped = []
+    for choice in choices:
         message = choice.get("message") or {}
-        out = {"role": message.get("role") or "assistant", "content": message.get("content")}
+        out: dict[str, Any] = {"role": message.get("role") or "assistant", "content": message.get("content")}
         if message.get("tool_calls"):
             out["tool_calls"] = [{"id": c.get("id"), "type": c.get("type") or "function",
                                   "function": {"name": (c.get("function") or {}).get("name"),
@@ -350,8 +349,16 @@ def _openai_response(response: Any) -> dict[str, Any]:
                                  for c in message["tool_calls"]]
         if message.get("refusal") is not None:
             out["refusal"] = message["refusal"]
-        choices.append({"index": choice.get("index", len(choices)), "message": out,
-                        "finish_reason": choice.get("finish_reason"), "logprobs": choice.get("logprobs")})
+        shaped.append({"index": choice.get("index", len(shaped)), "message": out,
+                       "finish_reason": choice.get("finish_reason"), "logprobs": choice.get("logprobs")})
+    return shaped
+
+
+def _openai_response(response: Any) -> dict[str, Any]:
+    """litellm's response as a plain OpenAI `chat.completion` object: the standard fields only (litellm adds its own
+    bookkeeping to messages and usage)."""
+    data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+    choices = openai_choices(data.get("choices") or [])
     usage = data.get("usage") or {}
     shaped_usage: dict[str, Any] = {key: int(usage.get(key) or 0)
                                     for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
