@@ -82,3 +82,24 @@ def test_the_loss_falls_on_the_assistant_turns_of_a_tool_conversation(tokenizer)
     assert trained_turns[1].count("<tool_call>") == 2 and "get_time" in trained_turns[1]
     assert trained_turns[2] == "Oslo: sunny, 10:00. Rome: rain.<|im_end|>\n"
     assert "<tool_response>" not in "".join(trained_turns)
+
+
+def test_a_gateway_run_trains_without_an_environment(tokenizer, tmp_path):
+    from agentkd.run.folder import RunFolder
+    from agentkd.train import TrainConfig, TrainingError
+    from agentkd.train.job import TrainJob
+    from agentkd.train.trainer import prepare_data
+
+    folder = RunFolder(tmp_path)
+    folder.start(identity={"command": "gateway", "teacher": "openai/gpt-4o-mini"}, details={})
+    graded = tool_episode().model_copy(update={"score": 1.0, "success": True})
+    folder.append(graded)
+    folder.append(tool_episode().model_copy(update={"task": Task(id="later", prompt="p"), "graded": False}))
+    folder.close()
+    assert TrainJob(run=tmp_path).prepare() is None  # the episodes bring their own tools
+    with pytest.raises(TrainingError, match="preference stage"):
+        TrainJob(run=tmp_path, stage="dpo").prepare()
+    examples, report, too_long = prepare_data(None, list(RunFolder(tmp_path).iter_trajectories()), tokenizer,
+                                              TrainConfig(), context=4096)
+    assert [e.task_id for e in examples] == ["ep"] and examples[0].trained_tokens > 0 and too_long == 0
+    assert report.dropped == {"ungraded (no outcome yet: send feedback for them)": 1}

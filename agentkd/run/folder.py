@@ -150,6 +150,11 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is not a run folder (no {self.config_path.name}); run `agentkd collect` first")
         return dict(config.get("identity", {}))
 
+    def records_environment(self) -> bool:
+        """Whether the run was collected on an environment (a gateway run records an agent's own tools instead)."""
+        record = self.read_config() or {}
+        return bool(record.get("specs", {}).get("env")) or "env" in record.get("identity", {})
+
     def env_spec(self) -> EnvSpec:
         """The environment this run was collected on (runs of agentkd 0.1 recorded only the spec as typed)."""
         identity = self.identity()

@@ -146,7 +146,7 @@ def windows(
 
 
 def build_examples(
-    env: Environment, trajectories: list[Trajectory], tokenizer: Any, max_tokens: int, context: int = 4,
+    env: Environment | None, trajectories: list[Trajectory], tokenizer: Any, max_tokens: int, context: int = 4,
 ) -> tuple[list[SFTExample], list[Trajectory], int]:
     """SFT examples for `trajectories`: one per conversation, or windows (see `windows`) for one longer than
     `max_tokens`. Returns (examples, trajectories with a step too long for any window, number windowed)."""

@@ -109,7 +109,7 @@ def context_length(model_path: str | Path, tokenizer: Any = None) -> int:
 
 
 def prepare_data(
-    env: Environment, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig, context: int = 2048,
+    env: Environment | None, trajectories: list[Trajectory], tokenizer: Any, config: TrainConfig, context: int = 2048,
 ) -> tuple[list[SFTExample], FilterReport, int]:
     """Filter, cap and tokenise: (examples, filter report, trajectories dropped as too long). Examples are at most
     `filters.max_tokens` long, or `context` (the student's context length) when that is None."""
@@ -260,7 +260,7 @@ def progress_callback(on_progress: ProgressFn) -> Any:
 
 def train_student(
     run: str | Path,
-    env: Environment,
+    env: Environment | None,
     config: TrainConfig,
     resume: bool = False,
     overwrite: bool = False,
@@ -269,7 +269,8 @@ def train_student(
     dataset: str | Path | None = None,
 ) -> TrainResult:
     """Train RUN's student from RUN/trajectories.jsonl (or from the `train` split of an `agentkd export` at
-    `dataset`: trajectories, or SFT conversations) and write RUN/student/.
+    `dataset`: trajectories, or SFT conversations) and write RUN/student/. `env` None: a gateway run, whose tool-call
+    episodes carry their own tool definitions.
 
     Under `accelerate launch` (several processes, one per GPU, or CPU processes over gloo) every process builds
     the same data (deterministically, from the same files) and trains its shard; only the main process checks
@@ -341,7 +342,7 @@ def distributed_state() -> Any:
 
 
 def load_examples(
-    run: str | Path, env: Environment, tokenizer: Any, config: TrainConfig, context: int,
+    run: str | Path, env: Environment | None, tokenizer: Any, config: TrainConfig, context: int,
     dataset: str | Path | None = None,
 ) -> tuple[list[SFTExample], FilterReport, int]:
     """(examples, filter report, trajectories too long) from RUN/trajectories.jsonl, or from an export's train split:
