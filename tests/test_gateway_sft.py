@@ -86,7 +86,7 @@ def test_the_loss_falls_on_the_assistant_turns_of_a_tool_conversation(tokenizer)
 
 def test_a_gateway_run_trains_without_an_environment(tokenizer, tmp_path):
     from agentkd.run.folder import RunFolder
-    from agentkd.train import TrainConfig, TrainingError
+    from agentkd.train import TrainConfig
     from agentkd.train.job import TrainJob
     from agentkd.train.trainer import prepare_data
 
@@ -97,9 +97,38 @@ def test_a_gateway_run_trains_without_an_environment(tokenizer, tmp_path):
     folder.append(tool_episode().model_copy(update={"task": Task(id="later", prompt="p"), "graded": False}))
     folder.close()
     assert TrainJob(run=tmp_path).prepare() is None  # the episodes bring their own tools
-    with pytest.raises(TrainingError, match="preference stage"):
-        TrainJob(run=tmp_path, stage="dpo").prepare()
     examples, report, too_long = prepare_data(None, list(RunFolder(tmp_path).iter_trajectories()), tokenizer,
                                               TrainConfig(), context=4096)
     assert [e.task_id for e in examples] == ["ep"] and examples[0].trained_tokens > 0 and too_long == 0
     assert report.dropped == {"ungraded (no outcome yet: send feedback for them)": 1}
+
+
+def test_dpo_rows_of_tool_call_pairs_render_their_tools(tokenizer):
+    import json
+
+    from datasets import Dataset
+
+    from agentkd.train import TrainingError
+    from agentkd.train.dpo import dpo_rows
+    from agentkd.train.preferences import PreferencePair
+
+    episode = tool_episode()
+    tool_pair = PreferencePair(id="t", task_id="ep", split="train", step_index=1, prompt=episode.messages[:4],
+                               chosen='<tool_call>\n{"name": "get_time", "arguments": {"city": "Oslo"}}\n</tool_call>',
+                               rejected="It is noon.", source="deferral", provenance={"tools": episode.tools})
+    codeact = PreferencePair(id="c", task_id="x", split="train", step_index=0,
+                             prompt=[{"role": "user", "content": "q"}], chosen="a", rejected="b", source="deferral")
+    (row,) = dpo_rows(None, [tool_pair])
+    assert json.loads(row["tools"]) == episode.tools
+    with pytest.raises(TrainingError, match="CodeAct pair"):
+        dpo_rows(None, [codeact])
+    from agentkd.env import load_environment
+
+    mixed = Dataset.from_list(dpo_rows(load_environment("factqa"), [codeact, tool_pair]))  # one schema for both
+    back = mixed[1]
+    call = back["prompt"][2]["tool_calls"][0]["function"]
+    assert call == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}  # JSON text kept as written
+    text = tokenizer.apply_chat_template(back["prompt"] + back["chosen"], tools=json.loads(back["tools"]),
+                                         tokenize=False)
+    assert '"name": "get_weather"' in text.split("<|im_end|>")[0]  # the tool definitions in the system turn
+    assert '{"city": "Oslo"}' in text and "null" not in text

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from agentkd.codeact.prompts import with_student_prompt
 from agentkd.env.environment import Environment
 from agentkd.run.layout import STUDENT_MARKER, TRAINED_DPO, RunLayout
+from agentkd.tool_calls import message_text
 from agentkd.train.config import TrainConfig
 from agentkd.train.filters import FilterReport
 from agentkd.train.preferences import PreferencePair, build_preferences, write_preferences
@@ -30,10 +31,40 @@ from agentkd.train.trainer import (
 )
 
 
-def dpo_rows(env: Environment, pairs: list[PreferencePair]) -> list[dict[str, Any]]:
-    """Conversational DPO rows in the student's own view (short system prompt): TRL scores the completions only."""
-    return [{"prompt": with_student_prompt(env, p.prompt), "chosen": [{"role": "assistant", "content": p.chosen}],
-             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+def dpo_rows(env: Environment | None, pairs: list[PreferencePair]) -> list[dict[str, Any]]:
+    """Conversational DPO rows in the student's own view: TRL scores the completions only. A CodeAct pair gets the
+    environment's short student prompt; a tool-call pair (`agentkd gateway --cascade`) keeps its own conversation and
+    carries its tool definitions in `tools` (JSON, as TRL reads them), so the chat template renders them."""
+    return [_row(env, p) for p in pairs]
+
+
+def _row(env: Environment | None, pair: PreferencePair) -> dict[str, Any]:
+    tools = pair.provenance.get("tools")
+    row: dict[str, Any] = {"chosen": [{"role": "assistant", "content": pair.chosen}],
+                           "rejected": [{"role": "assistant", "content": pair.rejected}],
+                           "tools": json.dumps(tools) if tools else None}
+    if tools:
+        row["prompt"] = [_plain(m) for m in pair.prompt]
+    elif env is None:
+        raise TrainingError(f"preference pair {pair.id} is a CodeAct pair: its prompt needs the environment's student "
+                            "prompt, and this run records no environment")
+    else:
+        row["prompt"] = with_student_prompt(env, pair.prompt)
+    return row
+
+
+def _plain(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message with the fields every row of a DPO dataset can hold alike (tool-call arguments stay JSON text,
+    as chat templates accept them, so rows with other arguments share one schema)."""
+    out: dict[str, Any] = {"role": message.get("role"), "content": message_text(message.get("content"))}
+    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    if calls:
+        out["tool_calls"] = [{"type": "function", "function": {
+            "name": (c.get("function") or {}).get("name"),
+            "arguments": (c.get("function") or {}).get("arguments") or "{}"}} for c in calls]
+    if message.get("tool_call_id"):
+        out["tool_call_id"] = message["tool_call_id"]
+    return out
 
 
 def build_dpo_trainer(base: Path, rows: list[dict[str, Any]], config: TrainConfig, checkpoints: Path,
@@ -67,7 +98,7 @@ def build_dpo_trainer(base: Path, rows: list[dict[str, Any]], config: TrainConfi
 
 
 def train_dpo(
-    run: str | Path, env: Environment, config: TrainConfig, overwrite: bool = False,
+    run: str | Path, env: Environment | None, config: TrainConfig, overwrite: bool = False,
     on_progress: ProgressFn | None = None, on_pairs: Callable[[dict[str, int]], None] | None = None,
 ) -> TrainResult:
     """Build RUN/preferences.jsonl and train the SFT student on it with DPO; writes RUN/student-dpo/."""

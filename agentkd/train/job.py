@@ -40,11 +40,6 @@ class TrainJob(BaseModel):
         if self.dataset is None:
             folder = RunFolder(self.run)
             if not folder.records_environment() and folder.read_config() is not None:
-                if self.stage == "dpo":
-                    from agentkd.train.trainer import TrainingError
-
-                    raise TrainingError(f"{self.run} records no environment (a gateway run): the preference stage "
-                                        "trains CodeAct pairs of an environment; train its SFT stage only")
                 return None
             return load_environment(folder.env_spec())
         from agentkd.train.dataset_export import DatasetExportError, read_meta
@@ -77,7 +72,6 @@ class TrainJob(BaseModel):
         with stopping_cleanly(shown, "", f"continue from the last checkpoint with `agentkd train --run {self.run} "
                                          "--resume`"):
             if self.stage == "dpo":
-                assert environment is not None  # prepare refuses the preference stage of a run without one
                 result = train_dpo(self.run, environment, self.config, overwrite=self.overwrite, on_progress=update,
                                    on_pairs=lambda counts: progress.note(
                                        "preference pairs: " + ", ".join(f"{n} {k}" for k, n in counts.items())))
