@@ -63,11 +63,13 @@ def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(
     assert [s.title for s in planned][:2] == ["collect teacher trajectories", "index the teacher's steps"]
     assert not any(s.title == "fine-tune the student" for s in planned)
     assert [s.report for s in planned if s.report] == ["teacher", "student", "icd", "cascade"]
-    specs = {s.report: s.job.policy for s in planned if s.report}
+    specs = {s.report: getattr(s.job, "evaluation", s.job).policy for s in planned if s.report}
     assert specs["icd"].kind == "icd" and specs["icd"].settings["model"] == "gguf/qwen2.5-coder-0.5b"
     assert specs["student"].kind == "student" and specs["icd"].settings["max_tokens"] == 256
     cascade = specs["cascade"].settings
     assert cascade["student"]["kind"] == "icd" and cascade["teacher"]["kind"] == specs["teacher"].kind
+    assert cascade["agreement"] == "confidence" and "calibrate the cascade's deferral on train[50:70]" in [
+        s.title for s in planned]
     chosen = stages(tmp_path / "r", PipelineSettings(route="icd", student="smollm2-135m"))
     assert {s.job.policy.settings.get("model") for s in chosen if s.report in ("student", "icd")} == {"smollm2-135m"}
 

@@ -27,6 +27,7 @@ from agentkd import (
 )
 from agentkd.cli import app
 from agentkd.policies.registry import BuildContext, UnknownPolicyError
+from agentkd.records import SCHEMA_VERSION
 from agentkd.specs import parse_env_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def test_trajectory_schema_1_lines_still_read():
           "steps": [{"index": 0, "role": "teacher", "output": "x"}]}
     traj = Trajectory.model_validate_json(json.dumps(v1))
     assert traj.schema_version == 1 and traj.policy_spec is None and traj.steps[0].output == "x"
-    assert Trajectory(task=traj.task, policy="p").schema_version == 3
+    assert Trajectory(task=traj.task, policy="p").schema_version == SCHEMA_VERSION
 
 
 # environment specs ------------------------------------------------------------------------------
