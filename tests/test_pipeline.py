@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
     run = tmp_path / "demo"
     args = ["--run", str(run), "--train-tasks", "8", "--epochs", "1", "--eval-tasks", "2", "--samples", "2",
-            "--max-steps", "3"]
+            "--max-steps", "3", "--set", "calibrate_tasks=4"]
     done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", *args], capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -33,6 +33,9 @@ def test_pipeline_runs_every_stage_and_prints_one_table(tmp_path):
     assert 0 < teacher["cost_per_episode_usd"] < teacher["list_cost_per_episode_usd"]  # the reference, priced
     cascade = json.loads((run / "eval" / "cascade-sft.json").read_text())
     assert cascade["deferral_rate"] is not None
+    calibration = json.loads((run / "calibration" / "cascade.json").read_text())
+    assert calibration["split"] == "train[8:12]" and cascade["details"]["policy_spec"]["settings"]["threshold"] == (
+        calibration["chosen"]["threshold"])  # the cascade was evaluated at the calibrated threshold
     assert (run / "report.html").is_file() and f"report: {run / 'report.html'}" in done.stderr
 
     # Re-running keeps the trained student and resumes the finished evaluations.
@@ -89,11 +92,12 @@ def test_icd_route_end_to_end_with_the_real_frozen_student(tmp_path):
         pytest.skip("qwen2.5-coder-0.5b is not installed (agentkd models install qwen2.5-coder-0.5b)")
     run = tmp_path / "icd"
     args = ["--run", str(run), "--route", "icd", "--train-tasks", "4", "--eval-tasks", "1", "--samples", "2",
-            "--max-steps", "2"]
+            "--max-steps", "2", "--set", "calibrate_tasks=2"]
     done = subprocess.run([sys.executable, "-m", "agentkd.cli", "pipeline", *args], capture_output=True, text=True,
                           timeout=900, env={**os.environ, "AGENTKD_LLAMA_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (run / "student").exists()
+    assert json.loads((run / "calibration" / "cascade.json").read_text())["split"] == "train[4:6]"
     for name in ("teacher", "student", "icd", "cascade"):
         report = json.loads((run / "eval" / f"{name}.json").read_text())
         assert report["episodes"] == 1, name
