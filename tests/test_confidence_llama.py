@@ -59,6 +59,14 @@ def test_calibrate_end_to_end(tmp_path):
     assert record["steps"] >= 2 and record["policy"]["settings"]["agreement"] == "confidence"
     assert record["policy"]["settings"]["threshold"] == record["chosen"]["threshold"]
     assert record["chosen"]["step_accuracy"] >= 0.9
-    assert "chosen threshold" in done.output
+    assert "chosen threshold" in done.output and "--calibrated cascade-confidence-k1" in done.output
+    evaluated = runner.invoke(app, ["eval", "--run", run, "--policy", "cascade", "--calibrated", "cascade-confidence-k1",
+                                    "--n", "1", "--name", "calibrated"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((tmp_path / "run" / "eval" / "calibrated.json").read_text())
+    assert report["details"]["policy_spec"]["settings"]["threshold"] == record["chosen"]["threshold"]
+    assert report["details"]["policy_spec"]["settings"]["student"]["settings"]["model"] == "gguf/smollm2-135m"
+    missing = runner.invoke(app, ["eval", "--run", run, "--policy", "cascade", "--calibrated", "nope"])
+    assert missing.exit_code != 0 and "there is cascade-confidence-k1" in missing.output
     refused = runner.invoke(app, [*args[:4], "train[0:2]", *args[5:]])  # tasks the run collected
     assert refused.exit_code != 0 and "collected" in refused.output

@@ -84,6 +84,4 @@ def print_calibration(c: Calibration, run: object) -> None:
     console.print(table)
     console.print(f"chosen threshold {c.chosen.threshold:g}: the student takes {c.chosen.student_share:.0%} of the "
                   f"steps at an estimated step accuracy of {c.chosen.step_accuracy:.1%}.")
-    named = f"policy name {c.policy_name}; " if c.policy_name else ""
-    console.print(f"evaluate it: agentkd eval --run {run} --policy cascade --agreement confidence --threshold "
-                  f"{c.chosen.threshold:g} ({named}the spec is in the calibration file)")
+    console.print(f"evaluate it: agentkd eval --run {run} --policy cascade --calibrated {c.name}")

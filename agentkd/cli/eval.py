@@ -33,6 +33,7 @@ from agentkd.policies.settings import CascadeOptions, ICDSettings, StudentSettin
 
 if TYPE_CHECKING:
     from agentkd.evaluate import EvalReport
+    from agentkd.specs import PolicySpec
 
 POLICY_HELP = ("teacher | student | icd (student + retrieved demos) | sc (student with self-consistent action "
                "generation) | cascade")
@@ -73,6 +74,10 @@ def eval_command(
         "--name", help="Report name: RUN/eval/<name>.json (default: the policy, with -sft or -dpo appended for a "
                        "fine-tuned student).")] = None,
     settings: SetOption = None,
+    calibrated: Annotated[Optional[str], typer.Option(
+        "--calibrated", metavar="NAME", help="Evaluate the cascade `agentkd calibrate` wrote to "
+                                             "RUN/calibration/<NAME>.json, as it is (its student, teacher and threshold; "
+                                             "the policy options are not used).")] = None,
     sandbox: SandboxOption = None,
     backend: BackendOption = "local",
     ray_address: RayAddressOption = None,
@@ -96,6 +101,8 @@ def eval_command(
                                  temperature=temperature, agreement=agreement, min_agree=min_agree, online=online,
                                  threshold=threshold, k=k,
                                  max_tokens=max_tokens, history_steps=history_steps, api_base=student_api_base)
+        if calibrated:
+            spec = calibrated_spec(run, calibrated)
         if settings:
             spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))
         job = EvalJob(run=run, policy=spec, name=name or default_eval_name(spec, run), split=split, n=n,
@@ -103,6 +110,21 @@ def eval_command(
                       prices=prices, backend=where, rate_limit=rate_limit_config(rpm, tpm))
         report = job.execute(RichProgress())
     print_report(report)
+
+
+def calibrated_spec(run: object, name: str) -> PolicySpec:
+    """The cascade spec a calibration of the run recorded (CalibrationError naming what exists when there is none)."""
+    from agentkd.calibrate import calibration_of
+    from agentkd.errors import CalibrationError
+    from agentkd.run.layout import RunLayout
+
+    found = calibration_of(run, name)  # type: ignore[arg-type]
+    if found is None:
+        folder = RunLayout(run).calibration_dir  # type: ignore[arg-type]
+        known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        raise CalibrationError(f"no calibration {name!r} in {folder}" + (f" (there is {', '.join(known)})" if known
+                               else "; run `agentkd calibrate` first"))
+    return found.policy
 
 
 def print_report(r: EvalReport) -> None:
