@@ -98,19 +98,26 @@ def records_from_trajectory(traj: Trajectory, window: int = 1) -> list[StepRecor
             continue
         earlier = [s for s in traj.steps[:i] if s.action is not None]
         history = [(s.action or "", s.observation) for s in earlier[-window:]] if window else []
-        records.append(StepRecord(
-            id=f"{traj.task.id}:{traj.sample_index}:{step.index}",
-            task_id=traj.task.id,
-            sample_index=traj.sample_index,
-            step_index=step.index,
-            goal=traj.task.prompt,
-            context=clip(traj.steps[i - 1].observation, CONTEXT_CHARS) if i else "",
-            thought=step.thought,
-            action=step.action,
-            demo=render_demo(step.thought, step.action, history),
-            metadata={**meta, **({"model": step.model} if step.model else {})},
-        ))
+        records.append(_record(traj, i, step.thought, step.action, render_demo(step.thought, step.action, history),
+                               meta))
     return records
+
+
+def _record(traj: Trajectory, i: int, thought: str, action: str, demo: str, meta: dict[str, Any]) -> StepRecord:
+    """The record of step `i` of `traj`: its context is the observation it answered; `meta` plus the step's model."""
+    step = traj.steps[i]
+    return StepRecord(
+        id=f"{traj.task.id}:{traj.sample_index}:{step.index}",
+        task_id=traj.task.id,
+        sample_index=traj.sample_index,
+        step_index=step.index,
+        goal=traj.task.prompt,
+        context=clip(traj.steps[i - 1].observation, CONTEXT_CHARS) if i else "",
+        thought=thought,
+        action=action,
+        demo=demo,
+        metadata={**meta, **({"model": step.model} if step.model else {})},
+    )
 
 
 def tool_records(traj: Trajectory, window: int = 1, steps: list[int] | None = None) -> list[StepRecord]:
@@ -127,17 +134,7 @@ def tool_records(traj: Trajectory, window: int = 1, steps: list[int] | None = No
             continue
         earlier = [(tool_action(s) or "", s.observation) for s in traj.steps[:i]]
         history = earlier[-window:] if window else []
-        records.append(StepRecord(
-            id=f"{traj.task.id}:{traj.sample_index}:{step.index}",
-            task_id=traj.task.id,
-            sample_index=traj.sample_index,
-            step_index=step.index,
-            goal=traj.task.prompt,
-            context=clip(traj.steps[i - 1].observation, CONTEXT_CHARS) if i else "",
-            thought=step.output if step.tool_calls else "",
-            action=action,
-            demo=render_tool_demo(action, history),
-            metadata={**meta, "action_kind": "tool_calls" if step.tool_calls else "text",
-                      **({"model": step.model} if step.model else {})},
-        ))
+        records.append(_record(traj, i, step.output if step.tool_calls else "", action,
+                               render_tool_demo(action, history),
+                               {**meta, "action_kind": "tool_calls" if step.tool_calls else "text"}))
     return records
