@@ -1,17 +1,17 @@
 """Training throughput of agentkd's setup vs a plain TRL default on the same data, in one process.
 
-Both train SmolLM2-135M with the same LoRA (r=32, all linear layers), learning rate, batch size (8
+Both train the same student (SmolLM2-135M unless --student names another) with the same LoRA (r=32, all linear layers), learning rate, batch size (8
 conversations per step) and the same pre-tokenised factqa reference conversations (labels on
 assistant tokens). They differ only in how the batch is run:
 
 - baseline: `SFTConfig` defaults: padded batches, no packing, gradient checkpointing on (TRL's default);
   bf16 is TRL's default on CUDA, but on a CPU that default refuses to start, so the baseline runs fp32 there;
 - agentkd: `TrainConfig` defaults: on a CPU one conversation per micro-batch with gradients accumulated
-  to the same batch of 8 (no padding at all), no gradient checkpointing, bf16 where the CPU has AMX,
+  to the same batch of 8 (no padding at all), no gradient checkpointing, bf16 autocast where the CPU has native bf16 units (AMX or AVX-512 BF16),
   glibc told to keep freed memory.
 
 Throughput counts real tokens only (pad tokens are work, not data). Usage:
-    python benchmarks/bench_train.py [--trajectories 96] [--steps 8] [--repeats 1]
+    python benchmarks/bench_train.py [--student smollm2-135m] [--trajectories 96] [--steps 8]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", type=int, default=96)
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per setup (batch 8)")
+    parser.add_argument("--student", default="smollm2-135m", help="a packaged student alias (e.g. qwen2.5-coder-0.5b)")
     args = parser.parse_args()
 
     import torch
@@ -62,7 +63,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
     collect(work / "run", args.trajectories)
     env = load_environment("factqa")
-    model_path = resolve_local_model("smollm2-135m")
+    model_path = resolve_local_model(args.student)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     config = TrainConfig()
     examples, _report, _ = prepare_data(env, list(RunFolder(work / "run").iter_trajectories()), tokenizer, config)
@@ -71,7 +72,7 @@ def main() -> None:
     examples = (examples * (needed // len(examples) + 1))[:needed]
     real_per_step = sum(len(e.input_ids) for e in examples) / args.steps
     rows = [{"input_ids": e.input_ids, "assistant_masks": e.assistant_masks} for e in examples]
-    print(f"data: {needed} factqa conversations, {real_per_step / batch:.0f} tokens each on average; "
+    print(f"student {args.student}; data: {needed} factqa conversations, {real_per_step / batch:.0f} tokens each on average; "
           f"{args.steps} steps of batch {batch}; torch threads {torch.get_num_threads()}")
 
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.alpha, target_modules="all-linear", task_type="CAUSAL_LM")
