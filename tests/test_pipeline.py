@@ -124,3 +124,14 @@ def test_a_confidence_cascade_is_calibrated_on_the_train_tasks_after_the_collect
     fixed = stages(tmp_path / "r", PipelineSettings(agreement="confidence", calibrate_tasks=0, threshold=0.8))
     assert not any(isinstance(s.job, (CalibrateJob, CalibratedEvalJob)) for s in fixed)
     assert next(s for s in fixed if s.report == "cascade-sft").job.policy.settings["threshold"] == 0.8
+
+
+def test_the_main_jobs_student_trains_in_the_pipelines_batches(tmp_path):
+    from agentkd.train.config import TrainConfig
+
+    def trained(settings: PipelineSettings) -> TrainConfig:
+        return next(s.job for s in stages(tmp_path / "r", settings) if s.title == "fine-tune the student").config
+
+    assert trained(PipelineSettings()).batch_size == 4 != TrainConfig().batch_size
+    assert trained(PipelineSettings(batch_size=2, epochs=1)).model_dump(include={"batch_size", "epochs"}) == {
+        "batch_size": 2, "epochs": 1}

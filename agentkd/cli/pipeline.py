@@ -48,7 +48,7 @@ def pipeline_command(
     student: Annotated[Optional[str], typer.Option("--student", help=(
         f"sft: the base model fine-tuned (default {TrainConfig.model_fields['student'].default}); icd: the frozen "
         f"student (default {ICD_STUDENT})."))] = None,
-    train_tasks: Annotated[int, typer.Option("--train-tasks", min=1, help="Teacher episodes collected and trained on.")] = 50,
+    train_tasks: Annotated[int, typer.Option("--train-tasks", min=1, help="Teacher episodes collected and trained on.")] = 100,
     epochs: float = field_option(TrainConfig, "epochs"),
     eval_tasks: Annotated[int, typer.Option("--eval-tasks", min=1, help="Held-out test tasks per evaluated policy.")] = 10,
     samples: int = field_option(CascadeOptions, "samples", scope="Cascade"),
@@ -65,7 +65,7 @@ def pipeline_command(
     """The main job end to end: collect → index → train → eval teacher, fine-tuned student and cascade; one table
     and RUN/report.html. `--route icd`: collect → index → eval teacher, frozen student, ICD student and cascade.
 
-    Example: agentkd pipeline --run runs/demo --train-tasks 50 --eval-tasks 10"""
+    Example: agentkd pipeline --run runs/demo --train-tasks 100 --eval-tasks 10"""
     from agentkd.errors import AgentKDError
     from agentkd.pipeline import PipelineSettings, check_splits, stages
     from agentkd.specs import EnvSpec, parse_env_args, with_settings
