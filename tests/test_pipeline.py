@@ -71,7 +71,7 @@ def test_icd_route_plans_no_training_and_four_evaluations_of_the_frozen_student(
     assert specs["student"].kind == "student" and specs["icd"].settings["max_tokens"] == 256
     cascade = specs["cascade"].settings
     assert cascade["student"]["kind"] == "icd" and cascade["teacher"]["kind"] == specs["teacher"].kind
-    assert cascade["agreement"] == "confidence" and "calibrate the cascade's deferral on train[50:70]" in [
+    assert cascade["agreement"] == "confidence" and "calibrate the cascade's deferral on train[100:120]" in [
         s.title for s in planned]
     chosen = stages(tmp_path / "r", PipelineSettings(route="icd", student="smollm2-135m"))
     assert {s.job.policy.settings.get("model") for s in chosen if s.report in ("student", "icd")} == {"smollm2-135m"}

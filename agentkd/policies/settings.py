@@ -183,8 +183,8 @@ class CascadeOptions(CandidateOptions):
     threshold: float = Field(0.99, ge=0.0, le=1.0)
     """Confidence mode: the confidence (geometric mean probability of the action's tokens) a step needs to be taken
     by the student; `agentkd calibrate` picks it on a dev slice (for a 0.95 target on factqa it chose 0.9924 for the
-    frozen Qwen2.5-Coder-0.5B with 2 demonstrations on train[36:56], 0.99 for the main job's fine-tuned SmolLM2 on
-    train[50:70]). Recorded only in confidence mode."""
+    frozen Qwen2.5-Coder-0.5B with 2 demonstrations on train[36:56], 0.85 for the main job's fine-tuned SmolLM2 on
+    train[100:120]). Recorded only in confidence mode."""
 
     @model_serializer(mode="wrap")
     def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
