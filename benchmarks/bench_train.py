@@ -1,14 +1,14 @@
 """Training throughput of agentkd's setup vs a plain TRL default on the same data, in one process.
 
-Both train the same student (SmolLM2-135M unless --student names another) with the same LoRA (r=32, all linear layers), learning rate, batch size (8
-conversations per step) and the same pre-tokenised factqa reference conversations (labels on
-assistant tokens). They differ only in how the batch is run:
+Both train the same student (SmolLM2-135M unless --student names another) with the same LoRA (r=32, all
+linear layers), learning rate, batch size (8 conversations per step) and the same pre-tokenised factqa reference
+conversations (labels on assistant tokens). They differ only in how the batch is run:
 
 - baseline: `SFTConfig` defaults: padded batches, no packing, gradient checkpointing on (TRL's default);
   bf16 is TRL's default on CUDA, but on a CPU that default refuses to start, so the baseline runs fp32 there;
 - agentkd: `TrainConfig` defaults: on a CPU one conversation per micro-batch with gradients accumulated
-  to the same batch of 8 (no padding at all), no gradient checkpointing, bf16 autocast where the CPU has native bf16 units (AMX or AVX-512 BF16),
-  glibc told to keep freed memory.
+  to the same batch of 8 (no padding at all), no gradient checkpointing, bf16 autocast where the CPU has native
+  bf16 units (AMX or AVX-512 BF16), glibc told to keep freed memory.
 
 Throughput counts real tokens only (pad tokens are work, not data). Usage:
     python benchmarks/bench_train.py [--student smollm2-135m] [--trajectories 96] [--steps 8]
@@ -72,8 +72,8 @@ def main() -> None:
     examples = (examples * (needed // len(examples) + 1))[:needed]
     real_per_step = sum(len(e.input_ids) for e in examples) / args.steps
     rows = [{"input_ids": e.input_ids, "assistant_masks": e.assistant_masks} for e in examples]
-    print(f"student {args.student}; data: {needed} factqa conversations, {real_per_step / batch:.0f} tokens each on average; "
-          f"{args.steps} steps of batch {batch}; torch threads {torch.get_num_threads()}")
+    print(f"student {args.student}; data: {needed} factqa conversations, {real_per_step / batch:.0f} tokens each "
+          f"on average; {args.steps} steps of batch {batch}; torch threads {torch.get_num_threads()}")
 
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     baseline_args = SFTConfig(output_dir=str(work / "baseline"), learning_rate=config.lr, lr_scheduler_type="cosine",
