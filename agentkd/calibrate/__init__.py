@@ -10,7 +10,7 @@ from typing import Any
 
 _MODULE_OF = {
     "CalibrateJob": "job", "CalibratedEvalJob": "job", "Calibration": "job", "calibrate": "job", "calibration_of": "job",
-    "calibration_points": "job", "ConfidenceProbe": "probe", "same_result": "probe",
+    "require_calibration": "job", "calibration_points": "job", "ConfidenceProbe": "probe", "same_result": "probe",
     "CalibrationPoint": "threshold", "ThresholdChoice": "threshold", "choose_threshold": "threshold",
     "threshold_curve": "threshold", "CalibrationSettings": "settings",
 }

@@ -183,6 +183,18 @@ def calibration_of(run: str | Path, name: str) -> Calibration | None:
     return Calibration.model_validate_json(path.read_text()) if path.is_file() else None
 
 
+def require_calibration(run: str | Path, name: str) -> Calibration:
+    """The calibration RUN/calibration/<name>.json holds; CalibrationError naming the run's calibrations (or saying
+    to run `agentkd calibrate` first) when there is none."""
+    found = calibration_of(run, name)
+    if found is None:
+        folder = RunLayout(run).calibration_dir
+        known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        raise CalibrationError(f"no calibration {name!r} in {folder}" + (f" (there is {', '.join(known)})" if known
+                               else "; run `agentkd calibrate` first"))
+    return found
+
+
 class CalibratedEvalJob(BaseModel):
     """An evaluation of a confidence cascade whose threshold a calibration of the same run chose (read when it runs,
     so a plan can hold it before the calibration has run)."""
@@ -193,10 +205,7 @@ class CalibratedEvalJob(BaseModel):
 
     def execute(self, progress: Progress = SILENT) -> EvalReport:
         """The evaluation with the calibrated threshold (CalibrationError when the calibration has not run)."""
-        found = calibration_of(self.evaluation.run, self.calibration)
-        if found is None:
-            raise CalibrationError(f"no calibration {self.calibration!r} in {self.evaluation.run}: run `agentkd "
-                                   "calibrate` first")
+        found = require_calibration(self.evaluation.run, self.calibration)
         policy = self.evaluation.policy
         calibrated = PolicySpec(kind=policy.kind, settings={**policy.settings, "threshold": found.chosen.threshold})
         progress.note(f"the cascade defers below confidence {found.chosen.threshold:g} (calibrated on {found.split}: "

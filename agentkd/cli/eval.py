@@ -114,17 +114,9 @@ def eval_command(
 
 def calibrated_spec(run: object, name: str) -> PolicySpec:
     """The cascade spec a calibration of the run recorded (CalibrationError naming what exists when there is none)."""
-    from agentkd.calibrate import calibration_of
-    from agentkd.errors import CalibrationError
-    from agentkd.run.layout import RunLayout
+    from agentkd.calibrate import require_calibration
 
-    found = calibration_of(run, name)  # type: ignore[arg-type]
-    if found is None:
-        folder = RunLayout(run).calibration_dir  # type: ignore[arg-type]
-        known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-        raise CalibrationError(f"no calibration {name!r} in {folder}" + (f" (there is {', '.join(known)})" if known
-                               else "; run `agentkd calibrate` first"))
-    return found.policy
+    return require_calibration(run, name).policy  # type: ignore[arg-type]
 
 
 def print_report(r: EvalReport) -> None:
