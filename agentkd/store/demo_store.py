@@ -226,10 +226,13 @@ class DemoStore:
         near = {key: self._keys[key].nearest(query[key], fetch).tolist() for key in KEYS}
         candidates = np.unique(np.fromiter(self._candidate_rows(near, k, 4 * fetch), dtype=np.int64))
         scores = np.zeros(len(candidates), dtype="float32")
+        query64 = {key: vector.astype(np.float64) for key, vector in query.items()}
         for key, weight in (("goal", goal_weight), ("context", 1.0 - goal_weight)):
             if weight:
                 entries, inverse = np.unique(self._entry_array(key)[candidates], return_inverse=True)
-                cosines = self._keys[key].vectors.array[entries] @ query[key]
+                # float64 sums round to the same float32 whatever order BLAS picks for this row count,
+                # memory layout or CPU, so a saved-and-loaded (or HNSW) store scores exactly alike.
+                cosines = (self._keys[key].vectors.array[entries].astype(np.float64) @ query64[key]).astype("float32")
                 scores += np.float32(weight) * cosines[inverse]
         order = np.lexsort((candidates, -scores))[:k]
         return candidates[order], scores[order]
