@@ -8,9 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agentkd import CodeActAgent, ReferencePolicy
+from agentkd import CodeActAgent, ReferencePolicy, Step, Trajectory, Vote
 from agentkd.cli import app
 from agentkd.collect import collect
+from agentkd.evaluate import eval_folder
 from agentkd.models.distribution.catalog import QWEN_05B, status
 from agentkd.models.hf.local import resolve_local_model
 from agentkd.run import RunFolder, RunLayout
@@ -99,30 +100,35 @@ def test_bf16_autocast_gives_the_fp32_loss_on_a_fixed_batch(tokenizer, conversat
 
 @pytest.fixture(scope="module")
 def qwen_run(factqa, tmp_path_factory):
+    """A run of 4 reference episodes and a 0.5B student trained on it for two optimizer steps of one conversation
+    each: enough to check the whole path, not to learn."""
     path = tmp_path_factory.mktemp("qwen_run")
     folder = RunFolder(path)
     folder.start({"command": "collect", "env": "factqa", "teacher": "reference", "split": "train"}, {})
     asyncio.run(collect(factqa, ReferencePolicy(), factqa.tasks("train", 4), folder, concurrency=2))
-    return path
-
-
-def test_a_trained_qwen_student_runs_through_llama_cpp_in_the_cascade(qwen_run, factqa):
-    """Two optimizer steps of one conversation each: enough to check the whole path, not to learn."""
-    import gguf
-
     config = TrainConfig(student=QWEN, lora_r=4, batch_size=1, max_steps=2, warmup_steps=0, logging_steps=1,
                          max_trajectories=2)
-    result = train_student(qwen_run, factqa, config)
-    layout = RunLayout(qwen_run)
-    assert result.final_loss is not None and result.gguf == layout.student_gguf and result.gguf_error is None
-    merged = json.loads((layout.student_merged / "config.json").read_text())
-    assert merged["model_type"] == "qwen2"
-    reader = gguf.GGUFReader(str(layout.student_gguf))
+    return path, train_student(path, factqa, config)
+
+
+def _qwen2_gguf(path) -> None:
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
     assert reader.fields["general.architecture"].contents() == "qwen2"
     assert "<|im_start|>assistant" in reader.fields["tokenizer.chat_template"].contents()
     assert len(reader.tensors) == 291  # 24 layers of 12 (q/k/v biases included), embeddings, norm, output
 
-    result = CliRunner().invoke(app, ["eval", "--run", str(qwen_run), "--policy", "cascade", "--student", "trained",
+
+def test_a_trained_qwen_student_runs_through_llama_cpp_in_the_cascade(qwen_run):
+    run, result = qwen_run
+    layout = RunLayout(run)
+    assert result.final_loss is not None and result.gguf == layout.student_gguf and result.gguf_error is None
+    merged = json.loads((layout.student_merged / "config.json").read_text())
+    assert merged["model_type"] == "qwen2"
+    _qwen2_gguf(layout.student_gguf)
+
+    result = CliRunner().invoke(app, ["eval", "--run", str(run), "--policy", "cascade", "--student", "trained",
                                       "--n", "1", "--max-steps", "1", "--samples", "2", "--max-tokens", "48",
                                       "--concurrency", "1"])
     assert result.exit_code == 0, result.output
@@ -130,3 +136,44 @@ def test_a_trained_qwen_student_runs_through_llama_cpp_in_the_cascade(qwen_run, 
     assert trajectory["policy"] == f"cascade:gguf/{layout.student_gguf.resolve()}+teacher:reference"
     step = trajectory["steps"][0]
     assert len(step["candidates"]) == 2 and step["usage"]["completion_tokens"] > 0
+
+
+def test_the_preference_stage_trains_exports_and_runs_the_qwen_student(qwen_run, factqa, tmp_path):
+    """DPO on the trained 0.5B (one optimizer step over one pair), exported to GGUF and evaluated through llama.cpp
+    as `trained-dpo`. The pair comes from a scripted deferred cascade step on a train task (how pairs are drawn from
+    real evaluations is tested in test_preferences.py)."""
+    run, _ = qwen_run
+    layout = RunLayout(run)
+    task = factqa.tasks("train", 5)[-1]
+    teacher_step = CodeActAgent(factqa, ReferencePolicy()).run(task).steps[0]
+    student_text = 'Thought: I will answer now.\n```python\nfinal_answer("nobody")\n```'
+    deferred = Step(index=0, role="teacher", output=teacher_step.output, action=teacher_step.action,
+                    observation=teacher_step.observation, candidates=[student_text, student_text],
+                    vote=Vote(mode="code", accepted=False, winner_index=0, winner_count=2, needed=3, group_sizes=[2],
+                              unusable=0))
+    messages = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": task.prompt},
+                {"role": "assistant", "content": teacher_step.output},
+                {"role": "user", "content": f"Observation:\n{teacher_step.observation}"}]
+    folder = eval_folder(run, "cascade-dpo-probe")
+    folder.start({"policy": "cascade-dpo-probe"}, {})
+    folder.append(Trajectory(task=task, policy="cascade", steps=[deferred], success=False, messages=messages))
+    folder.close()
+    layout.eval_report("cascade-dpo-probe").write_text("{}")
+    config = tmp_path / "dpo.yaml"
+    config.write_text(f"student: {QWEN}\nlora_r: 4\nmax_steps: 1\ndpo: {{batch_size: 1}}\n")
+
+    result = CliRunner().invoke(app, ["train", "--run", str(run), "--stage", "dpo", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "preference pairs:" in result.output and ", 1 kept" in result.output  # the scripted pair (the cascade
+    # evaluation above, if it ran first, deferred on test tasks: left out)
+    log = [json.loads(x) for x in layout.dpo_train_log.read_text().splitlines()]
+    assert [e["step"] for e in log if "loss" in e] == [1]
+    assert json.loads((layout.dpo_merged / "config.json").read_text())["model_type"] == "qwen2"
+    _qwen2_gguf(layout.dpo_gguf)
+
+    result = CliRunner().invoke(app, ["eval", "--run", str(run), "--policy", "student", "--student", "trained-dpo",
+                                      "--n", "1", "--max-steps", "1", "--max-tokens", "32", "--concurrency", "1"])
+    assert result.exit_code == 0, result.output
+    trajectory = json.loads(layout.eval_trajectories("student-dpo").read_text().splitlines()[0])
+    assert trajectory["policy"] == f"sft:gguf/{layout.dpo_gguf.resolve()}"  # a fine-tuned student acting alone
+    assert trajectory["steps"][0]["usage"]["completion_tokens"] > 0

@@ -69,7 +69,8 @@ class TrainConfig(BaseModel):
     max_trajectories: int | None = Field(None, ge=1)
     """Train on at most this many filtered trajectories."""
     max_steps: int | None = Field(None, ge=1)
-    """Stop after this many optimizer steps (overrides epochs; for smoke tests of a setup, e.g. multi-GPU)."""
+    """Stop after this many optimizer steps, in either stage (overrides epochs; for smoke tests of a setup, e.g.
+    multi-GPU)."""
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(20, ge=1)

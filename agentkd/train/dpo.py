@@ -84,7 +84,8 @@ def build_dpo_trainer(base: Path, rows: list[dict[str, Any]], config: TrainConfi
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     settings = config.dpo
     args = DPOConfig(
-        output_dir=str(checkpoints), num_train_epochs=settings.epochs, learning_rate=settings.lr,
+        output_dir=str(checkpoints), num_train_epochs=settings.epochs, max_steps=config.max_steps or -1,
+        learning_rate=settings.lr,
         per_device_train_batch_size=1, gradient_accumulation_steps=settings.batch_size, beta=settings.beta,
         loss_type=[settings.loss_type], max_length=config.filters.max_tokens or context_length(base, tokenizer),
         lr_scheduler_type=config.scheduler, warmup_steps=0, bf16=use_bf16(config.precision) and cuda,
