@@ -11,6 +11,7 @@ from agentkd.bench.settings import IcdBenchSettings
 from agentkd.cli import app
 from agentkd.policies.names import PolicyNameError
 from agentkd.policies.registry import teacher_spec
+from agentkd.train.config import TrainConfigError
 
 TEACHER = teacher_spec("hosted_vllm/qwen2.5-coder-1.5b")
 STUDENT = "gguf/qwen2.5-coder-0.5b"
@@ -43,6 +44,22 @@ def test_an_unknown_policy_name_stops_the_command_before_any_stage(tmp_path):
                                     "--policies", "teacher,cascade-vote"])
     assert done.exit_code == 1 and "unknown policy 'cascade-vote'" in done.output
     assert not run.exists()
+
+
+def test_sft_fine_tunes_the_frozen_students_model(tmp_path):
+    def train_config(student: str):
+        settings = IcdBenchSettings(teacher="reference", student=student, sft=True, epochs=1, policies="sft")
+        (stage,) = [s for s in IcdBench(tmp_path / "r", settings).stages() if s.title == "fine-tune the student"]
+        return stage.job.config
+
+    config = train_config(STUDENT)
+    assert (config.student, config.epochs) == ("qwen2.5-coder-0.5b", 1)
+    assert train_config("gguf/smollm2-135m").student == "smollm2-135m"
+    with pytest.raises(TrainConfigError, match="'openai/gpt-4.1-mini' is not one agentkd can train.*qwen2.5-coder-0.5b"):
+        train_config("openai/gpt-4.1-mini")
+    done = CliRunner().invoke(app, ["bench", "icd", "--run", str(tmp_path / "cli"), "--teacher", "reference", "--sft",
+                                    "--student", "openai/gpt-4.1-mini", "--policies", "teacher"])
+    assert done.exit_code == 1 and "not one agentkd can train" in done.output and not (tmp_path / "cli").exists()
 
 
 def test_a_dev_slice_gets_a_file_name_of_its_own():

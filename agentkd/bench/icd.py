@@ -23,6 +23,7 @@ from agentkd.evaluate.costs import CostTable, PriceSettings, cost_table
 from agentkd.evaluate.job import EvalJob
 from agentkd.evaluate.runner import eval_folder
 from agentkd.jobs import Stage
+from agentkd.models.hf.materialize import TRAINABLE, trainable
 from agentkd.policies.names import parse_policy_name
 from agentkd.policies.registry import teacher_spec
 from agentkd.records import Trajectory
@@ -30,7 +31,7 @@ from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
 from agentkd.specs import EnvSpec, PolicySpec
 from agentkd.store.build import IndexJob
-from agentkd.train.config import TrainConfig
+from agentkd.train.config import TrainConfig, TrainConfigError
 from agentkd.train.job import TrainJob
 
 PARAMS = {"qwen2.5-coder-1.5b": 1.54e9, "qwen2.5-coder-0.5b": 0.49e9, "smollm2-135m": 0.135e9, "reference": 0.0}
@@ -47,6 +48,16 @@ def eval_name(policy: str, split: str) -> str:
 def model_alias(model: str) -> str:
     """`gguf/qwen2.5-coder-0.5b` -> `qwen2.5-coder-0.5b`: the key of PARAMS."""
     return model.split("/", 1)[-1]
+
+
+def sft_base(student: str) -> str:
+    """The trainable alias `--sft` fine-tunes for the frozen student `student` (`gguf/qwen2.5-coder-0.5b` ->
+    `qwen2.5-coder-0.5b`), so the sft rows train the model the icd rows run."""
+    model = trainable(model_alias(student))
+    if model is None:
+        raise TrainConfigError(f"--sft fine-tunes the frozen student, and {student!r} is not one agentkd can train: "
+                               f"use --student gguf/ALIAS with ALIAS one of {', '.join(TRAINABLE)}")
+    return model.alias
 
 
 @dataclass
@@ -91,7 +102,8 @@ class IcdBench:
         if s.sft:
             trained = self.layout.has_trained_student()
             planned.append(Stage("fine-tune the student", None if trained else TrainJob(
-                run=self.run, config=TrainConfig(epochs=s.epochs), resume=self.layout.has_checkpoint())))
+                run=self.run, config=TrainConfig(student=sft_base(s.student), epochs=s.epochs),
+                resume=self.layout.has_checkpoint())))
         for name, spec in policies.items():
             report = eval_name(name, s.split)
             planned.append(Stage(f"evaluate {name} on {s.split}", EvalJob(
