@@ -23,7 +23,7 @@ from agentkd.cli.progress import RichProgress
 from agentkd.policies.settings import ICDSettings, StudentSettings
 
 if TYPE_CHECKING:
-    from agentkd.calibrate import Calibration
+    from agentkd.calibrate import Calibration, ThresholdChoice
 
 CURVE_ROWS = 12
 """Rows of the threshold curve printed (the chosen one always among them)."""
@@ -31,8 +31,12 @@ CURVE_ROWS = 12
 
 def calibrate_command(
     run: RunOption,
-    split: Annotated[str, typer.Option(
-        "--split", help="Dev slice to calibrate on: tasks the run has not collected, e.g. 'train[50:70]'.")],
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="Dev slice to calibrate on: tasks the run has not collected, e.g. 'train[50:70]'.")] = None,
+    traffic: Annotated[bool, typer.Option(
+        "--traffic", help="Instead of a dev slice: choose the threshold of `agentkd gateway --cascade RUN` from RUN's "
+                          "graded gateway episodes (writes RUN/calibration/gateway/traffic.json; start the gateway "
+                          "with --calibrated to use it).")] = False,
     target: float = field_option(CalibrationSettings, "target"),
     policy: str = field_option(CalibrationSettings, "policy"),
     student: str = field_option(StudentSettings, "model", "--student"),
@@ -52,6 +56,21 @@ def calibrate_command(
     confidence threshold for --target: writes RUN/calibration/<name>.json with the calibrated policy.
 
     Example: agentkd calibrate --run runs/demo --split 'train[50:60]' --student trained --target 0.95"""
+    if traffic == (split is not None):
+        raise typer.BadParameter("give --split 'train[a:b]' (a dev slice the teacher runs) or --traffic (the graded "
+                                 "episodes the cascade gateway recorded in RUN), one of them", param_hint="--split")
+    if traffic:
+        from agentkd.gateway.calibration import calibrate_traffic
+
+        with exit_on_error():
+            found = calibrate_traffic(run, target)
+        print_curve(f"calibrate the cascade gateway: {found.steps} steps of {found.episodes} graded episodes "
+                    f"({found.ungraded} ungraded left out), target {found.target:.0%}", found.curve, found.chosen)
+        in_use = ", ".join(f"{t:g}" for t in found.thresholds_in_use) or "none recorded"
+        Console().print(f"(the traffic ran under threshold {in_use}) start the gateway with it: agentkd gateway "
+                        f"--cascade {run} --student MODEL --calibrated", soft_wrap=True)
+        return
+    assert split is not None
     from agentkd.calibrate import CalibrateJob
     from agentkd.evaluate.job import run_teacher_spec
     from agentkd.policies.names import parse_policy_name
@@ -71,17 +90,23 @@ def calibrate_command(
 
 def print_calibration(c: Calibration, run: object) -> None:
     """The threshold curve around the chosen threshold, and how to use it."""
-    table = Table(title=f"calibrate {c.name}: {c.steps} steps of {c.tasks} tasks on {c.split}, target {c.target:.0%}")
+    print_curve(f"calibrate {c.name}: {c.steps} steps of {c.tasks} tasks on {c.split}, target {c.target:.0%}", c.curve,
+                c.chosen)
+    Console().print(f"evaluate it: agentkd eval --run {run} --policy cascade --calibrated {c.name}")
+
+
+def print_curve(title: str, curve: list[ThresholdChoice], chosen: ThresholdChoice) -> None:
+    """The rows of a threshold curve around the chosen threshold, and what it does."""
+    table = Table(title=title)
     for column in ("threshold", "student share", "est. step accuracy", "student-taken steps right"):
         table.add_column(column, justify="right")
-    chosen = c.curve.index(c.chosen) if c.chosen in c.curve else 0
-    start = max(0, min(chosen - CURVE_ROWS // 2, len(c.curve) - CURVE_ROWS))
-    for i, row in enumerate(c.curve[start:start + CURVE_ROWS], start):
+    at = curve.index(chosen) if chosen in curve else 0
+    start = max(0, min(at - CURVE_ROWS // 2, len(curve) - CURVE_ROWS))
+    for i, row in enumerate(curve[start:start + CURVE_ROWS], start):
         right = "—" if row.student_accuracy is None else f"{row.student_accuracy:.0%}"
         cells = [f"{row.threshold:g}", f"{row.student_share:.0%}", f"{row.step_accuracy:.1%}", right]
-        table.add_row(*(f"[bold]{v}[/bold]" for v in cells) if i == chosen else cells)
+        table.add_row(*(f"[bold]{v}[/bold]" for v in cells) if i == at else cells)
     console = Console()
     console.print(table)
-    console.print(f"chosen threshold {c.chosen.threshold:g}: the student takes {c.chosen.student_share:.0%} of the "
-                  f"steps at an estimated step accuracy of {c.chosen.step_accuracy:.1%}.")
-    console.print(f"evaluate it: agentkd eval --run {run} --policy cascade --calibrated {c.name}")
+    console.print(f"chosen threshold {chosen.threshold:g}: the student takes {chosen.student_share:.0%} of the "
+                  f"steps at an estimated step accuracy of {chosen.step_accuracy:.1%}.")

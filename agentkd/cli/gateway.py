@@ -35,6 +35,9 @@ def gateway_command(
         "--student", help="With --cascade: the student, a GGUF model run in this process (gguf/qwen2.5-coder-0.5b, "
                           "an alias, or a .gguf path).")] = None,
     threshold: float = field_option(CascadeGatewaySettings, "threshold", scope="With --cascade"),
+    calibrated: Annotated[bool, typer.Option(
+        "--calibrated", help="With --cascade: use the threshold `agentkd calibrate --run RUN --traffic` chose from "
+                             "RUN's graded gateway episodes (instead of --threshold).")] = False,
     online: Annotated[bool, typer.Option(
         "--online", help="With --cascade: the teacher's answers join RUN's demonstration store as they come "
                          "(saved to RUN/index on exit).")] = False,
@@ -78,6 +81,13 @@ def gateway_command(
                                  param_hint="--student")
     if cascade is None and student is not None:
         raise typer.BadParameter("--student is for --cascade RUN", param_hint="--student")
+    if calibrated:
+        if cascade is None:
+            raise typer.BadParameter("--calibrated is for --cascade RUN", param_hint="--calibrated")
+        from agentkd.gateway.calibration import traffic_threshold
+
+        with exit_on_error():
+            threshold = traffic_threshold(cascade)
     if cascade is not None and teacher is None:
         with exit_on_error():
             teacher, api_base = recorded_teacher(cascade, api_base)

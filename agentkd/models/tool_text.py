@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkd.records import ToolCall
-from agentkd.tool_calls import canonical_arguments
+from agentkd.tool_calls import canonical_arguments, same_tool_calls
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _BLOCK = re.compile(re.escape(OPEN) + r"(.*?)(?:" + re.escape(CLOSE) + r"|$)", re.S)
@@ -178,3 +178,13 @@ def render_tool_reply(content: str, calls: list[ToolCall] | None) -> str:
         body = json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
         parts.append(f"{OPEN}\n{body}\n{CLOSE}")
     return "\n".join(parts)
+
+
+def same_reply(candidate: str, output: str, calls: list[ToolCall] | None) -> bool:
+    """Whether a reply written as the student writes them (`candidate`) does what a recorded reply did: the same calls
+    (names and arguments, any order), or, where neither calls a tool, the same text up to whitespace."""
+    said = parse_tool_reply(candidate)
+    if calls and said.calls:
+        return same_tool_calls(said.calls, calls)
+    return not calls and not said.calls and " ".join(said.content.split()) == " ".join(output.split())
+

@@ -215,6 +215,11 @@ class RunLayout:
     def calibration_settings(self, name: str) -> Path:
         return self.calibration_dir / "settings" / f"{_checked(name)}.json"
 
+    @property
+    def traffic_calibration(self) -> Path:
+        """The cascade gateway's threshold chosen from its graded traffic (`agentkd calibrate --traffic`)."""
+        return self.calibration_dir / "gateway" / "traffic.json"
+
     def calibration_report(self, name: str) -> Path:
         """The chosen threshold, the curve it was chosen on and the calibrated policy spec."""
         return self.calibration_dir / f"{_checked(name)}.json"

@@ -76,8 +76,7 @@ def tool_deferral_pairs(traj: Trajectory, origin: str) -> list[PreferencePair]:
     """Pairs at the deferred steps of a tool-call episode (`agentkd gateway --cascade`): the prompt is the
     conversation the step answered (tools in `provenance["tools"]`), the chosen reply the teacher's and the rejected
     one the student's, both written as the student writes replies (`<tool_call>` blocks, or the text)."""
-    from agentkd.models.tool_text import parse_tool_reply, render_tool_reply
-    from agentkd.tool_calls import same_tool_calls
+    from agentkd.models.tool_text import render_tool_reply, same_reply
 
     positions = [int(p) for p in traj.task.metadata.get("reply_positions", [])]
     out = []
@@ -87,10 +86,7 @@ def tool_deferral_pairs(traj: Trajectory, origin: str) -> list[PreferencePair]:
         chosen = render_tool_reply(step.output, step.tool_calls)
         prompt = [dict(m) for m in traj.messages[: positions[step.index]]]
         for number, candidate in enumerate(step.candidates):
-            said = parse_tool_reply(candidate)
-            same = (same_tool_calls(said.calls, step.tool_calls) if step.tool_calls and said.calls
-                    else not step.tool_calls and not said.calls and squash(said.content) == squash(step.output))
-            if same:
+            if same_reply(candidate, step.output, step.tool_calls):
                 continue
             digest = hashlib.sha1(json.dumps([traj.task.id, step.index, chosen, candidate]).encode()).hexdigest()[:16]
             out.append(PreferencePair(
