@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from agentkd.cli import app
 from agentkd.gateway.answer import unusable
+from agentkd.gateway.calibration import calibrate_traffic
 from agentkd.gateway.protocol import chat_request
 from agentkd.gateway.student import StudentAnswer, conversation_state, with_demonstrations
 from agentkd.models.tool_text import parse_tool_reply
@@ -239,3 +240,7 @@ def test_the_cascade_answers_learns_online_and_its_deferrals_are_preference_pair
     assert settings["details"]["cascade"]["student"] == student and FAKE_KEY not in json.dumps(settings)
     pairs, counts = build_preferences(run)
     assert pairs and all(p.task_id == oslo.task.id and p.source == "deferral" for p in pairs), counts
+    # the graded Oslo episode is the traffic a threshold is chosen from; Rome, ungraded, is left out
+    found = calibrate_traffic(run, 0.95)
+    assert (found.episodes, found.steps, found.ungraded, found.thresholds_in_use) == (1, 3, 1, [1.0])
+    assert found.chosen in found.curve and found.chosen.step_accuracy >= 0.95
