@@ -23,7 +23,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                        "SandboxError", "SandboxStartError", "SandboxUnavailableError",
                        "ToolDefinitionError",
                        "TransientModelError", "UnknownSplitError", "StateNotBranchableError"),
-    "agentkd.gateway": ("EpisodeBook", "Gateway", "GatewaySettings"),
+    "agentkd.gateway": ("EpisodeBook", "Gateway", "GatewaySettings", "TrafficCalibration", "calibrate_traffic"),
     "agentkd.models.client": ("ChatReply", "Completion", "ModelClient"),
     "agentkd.models.rate_limit": ("LocalRateLimiter", "RateLimit", "rate_limited"),
     "agentkd.scale": ("Backend", "BackendError", "run_episodes"),
@@ -109,7 +109,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         UnknownSplitError,
     )
     from agentkd.evaluate import EvalReport, evaluate
-    from agentkd.gateway import EpisodeBook, Gateway, GatewaySettings
+    from agentkd.gateway import EpisodeBook, Gateway, GatewaySettings, TrafficCalibration, calibrate_traffic
     from agentkd.models.client import ChatReply, Completion, ModelClient
     from agentkd.models.rate_limit import LocalRateLimiter, RateLimit, rate_limited
     from agentkd.policies import (

@@ -17,6 +17,7 @@ from typing import Any
 _MODULE_OF = {
     "CascadeGatewaySettings": "settings", "GatewaySettings": "settings", "EpisodeBook": "episodes",
     "UnknownEpisodeError": "episodes", "RequestRefused": "protocol", "Gateway": "server", "serve": "server",
+    "TrafficCalibration": "calibration", "calibrate_traffic": "calibration", "traffic_threshold": "calibration",
 }
 __all__ = list(_MODULE_OF)
 
