@@ -230,8 +230,8 @@ class DemoStore:
         for key, weight in (("goal", goal_weight), ("context", 1.0 - goal_weight)):
             if weight:
                 entries, inverse = np.unique(self._entry_array(key)[candidates], return_inverse=True)
-                # float64 sums round to the same float32 whatever order BLAS picks for this row count,
-                # memory layout or CPU, so a saved-and-loaded (or HNSW) store scores exactly alike.
+                # float64 sums round to the same float32 whatever order BLAS picks for this row count or
+                # memory layout: the same query vectors score alike in a loaded (or HNSW) copy of the store.
                 cosines = (self._keys[key].vectors.array[entries].astype(np.float64) @ query64[key]).astype("float32")
                 scores += np.float32(weight) * cosines[inverse]
         order = np.lexsort((candidates, -scores))[:k]
