@@ -15,7 +15,7 @@ from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.confidence import ScoredSample, Segment, action_confidence, action_logprobs
 from agentkd.policies.names import PolicyNameError, parse_policy_name, policy_name
 from agentkd.policies.settings import CascadeOptions
-from agentkd.records import Vote
+from agentkd.records import Step, Task, Trajectory, Vote
 from agentkd.scale import run_episodes
 from agentkd.specs import PolicySpec
 
@@ -157,6 +157,30 @@ def test_calibration_scores_each_teacher_state_and_picks_the_threshold(tmp_path)
     assert 0.95 < result.chosen.threshold <= 0.99 and result.policy.settings["threshold"] == result.chosen.threshold
     named = parse_policy_name(result.policy_name, PolicySpec(kind="reference", settings={}), "gguf/x.gguf")
     assert named.settings["threshold"] == result.chosen.threshold  # the name says the threshold (or its default)
+
+
+def _scored(task_id: str, success: bool, steps: list[tuple[float, bool]]) -> Trajectory:
+    """A calibration episode of the teacher whose steps hold the student's (confidence, matches the teacher)."""
+    votes = [Vote(mode="confidence", accepted=False, winner_index=0, winner_count=1, needed=1, group_sizes=[1],
+                  unusable=0, confidence=c, matches_teacher=m) for c, m in steps]
+    return Trajectory(task=Task(id=task_id, prompt="q"), policy="calibrate", success=success,
+                      steps=[Step(index=i, role="teacher", output="", vote=v) for i, v in enumerate(votes)])
+
+
+def test_calibration_scores_the_teachers_solved_tasks_unless_told_all():
+    """Where the teacher failed, a student that leaves its path is no miss: by default those steps do not count."""
+    spec = PolicySpec(kind="cascade", settings={"student": {"kind": "icd", "settings": {"model": "gguf/x.gguf"}},
+                                                "teacher": {"kind": "reference", "settings": {}},
+                                                "agreement": "confidence"})
+    trajs = [_scored("solved", True, [(0.99, True), (0.97, True)]), _scored("failed", False, [(0.995, False)])]
+    solved = calibrate(trajs, spec, "c", "train", target=0.99, reference="solved")
+    assert (solved.reference, solved.tasks, solved.steps, solved.chosen.student_share) == ("solved", 1, 2, 1.0)
+    assert solved.chosen.threshold <= 0.97
+    every = calibrate(trajs, spec, "c", "train", target=0.99, reference="all")
+    assert (every.reference, every.tasks, every.steps) == ("all", 2, 3)
+    assert (every.chosen.threshold, every.chosen.student_share) == (1.0, 0.0)  # the confident miss defers everything
+    with pytest.raises(CalibrationError, match="solved none of the 1 calibration tasks.*--reference all"):
+        calibrate(trajs[1:], spec, "c", "train", target=0.99, reference="solved")
 
 
 def test_calibrating_on_collected_tasks_is_refused(tmp_path):

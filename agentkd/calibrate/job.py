@@ -9,7 +9,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from agentkd.calibrate.probe import ConfidenceProbe
-from agentkd.calibrate.settings import CalibrationSettings
+from agentkd.calibrate.settings import CalibrationReference, CalibrationSettings
 from agentkd.calibrate.threshold import CalibrationPoint, ThresholdChoice, choose_threshold, threshold_curve
 from agentkd.collect.job import EpisodesJob
 from agentkd.env.environment import Environment
@@ -45,6 +45,8 @@ class Calibration(BaseModel):
     """The cascade with the chosen threshold: evaluate or deploy it as it is."""
     policy_name: str | None
     """Its name (None when no policy name describes it: give the spec itself)."""
+    reference: CalibrationReference = "all"
+    """Whose steps scored the student: the teacher's `solved` episodes, or `all` of them."""
 
 
 class CalibrateJob(EpisodesJob):
@@ -55,6 +57,7 @@ class CalibrateJob(EpisodesJob):
     """A cascade (its agreement is set to confidence)."""
     split: str = "train"
     target: float = copy_field(CalibrationSettings, "target")
+    reference: CalibrationReference = copy_field(CalibrationSettings, "reference")
     name: str | None = None
     """RUN/calibration/<name>.json; default: the confidence cascade's name without its threshold."""
     concurrency: int = Field(1, ge=1)
@@ -75,7 +78,7 @@ class CalibrateJob(EpisodesJob):
 
     def identity(self) -> dict[str, Any]:
         """What makes existing calibration episodes this job's: the policy less its threshold, the split, the step
-        limit (the target only chooses among the scored steps)."""
+        limit (the target and the reference only choose among the scored steps)."""
         settings = {k: v for k, v in self.confidence_spec().settings.items() if k != "threshold"}
         return {"policy": without_addresses({"kind": "cascade", "settings": settings}), "split": self.split,
                 "max_steps": self.max_steps}
@@ -94,21 +97,28 @@ class CalibrateJob(EpisodesJob):
             trajs = run_interruptibly(prepared.run(update))
         progress.update(len(prepared.tasks))
         progress.done()
-        calibration = calibrate(trajs, prepared.spec, prepared.name, self.split, self.target)
+        calibration = calibrate(trajs, prepared.spec, prepared.name, self.split, self.target, self.reference)
         layout.calibration_report(prepared.name).write_text(calibration.model_dump_json(indent=2))
         return calibration
 
 
-def calibration_points(trajs: list[Trajectory]) -> list[CalibrationPoint]:
-    """The scored steps of calibration episodes."""
+def calibration_points(trajs: list[Trajectory], reference: CalibrationReference = "all") -> list[CalibrationPoint]:
+    """The scored steps of calibration episodes (`solved`: of the episodes the teacher solved only)."""
     return [CalibrationPoint(task_id=t.task.id, step=s.index, confidence=s.vote.confidence,
                              matches_teacher=bool(s.vote.matches_teacher))
-            for t in trajs for s in t.steps if s.vote is not None and s.vote.matches_teacher is not None]
+            for t in trajs if reference == "all" or t.success
+            for s in t.steps if s.vote is not None and s.vote.matches_teacher is not None]
 
 
-def calibrate(trajs: list[Trajectory], spec: PolicySpec, name: str, split: str, target: float) -> Calibration:
-    """The threshold for `target` chosen on the scored steps of `trajs`, and the cascade spec that holds it."""
-    points = calibration_points(trajs)
+def calibrate(trajs: list[Trajectory], spec: PolicySpec, name: str, split: str, target: float,
+              reference: CalibrationReference = "all") -> Calibration:
+    """The threshold for `target` chosen on the scored steps of `trajs` (those of the teacher's solved episodes, or
+    all), and the cascade spec that holds it."""
+    points = calibration_points(trajs, reference)
+    if not points and reference == "solved" and calibration_points(trajs, "all"):
+        raise CalibrationError(f"the teacher solved none of the {len(trajs)} calibration tasks on {split}, so no step "
+                               "is a reference worth matching: calibrate on more tasks, or score every step with "
+                               "--reference all")
     if not points:
         raise CalibrationError(f"the calibration episodes on {split} hold no scored step (every episode failed "
                                "before its first step?): see the errors in the calibration's episodes")
@@ -117,7 +127,7 @@ def calibrate(trajs: list[Trajectory], spec: PolicySpec, name: str, split: str, 
                                                                            "threshold": chosen.threshold}))
     return Calibration(name=name, split=split, target=target, tasks=len({p.task_id for p in points}),
                        steps=len(points), chosen=chosen, curve=threshold_curve(points), policy=calibrated,
-                       policy_name=_name_or_none(calibrated))
+                       policy_name=_name_or_none(calibrated), reference=reference)
 
 
 def _name_or_none(spec: PolicySpec) -> str | None:

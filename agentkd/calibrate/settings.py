@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+CalibrationReference = Literal["solved", "all"]
 
 
 class CalibrationSettings(BaseModel):
@@ -17,3 +21,7 @@ class CalibrationSettings(BaseModel):
     """Estimated step accuracy the cascade must keep: the threshold with the largest student share at or above it
     is chosen (a deferred step counts as the teacher's, a student-taken one as right when it gives the teacher's
     result)."""
+    reference: CalibrationReference = "solved"
+    """Which of the teacher's dev episodes score the student: `solved` (the tasks the teacher solved; where it failed,
+    its steps are no reference worth matching and the cascade cannot do worse than the teacher there) or `all`."""
+

@@ -38,6 +38,7 @@ def calibrate_command(
                           "graded gateway episodes (writes RUN/calibration/gateway/traffic.json; start the gateway "
                           "with --calibrated to use it).")] = False,
     target: float = field_option(CalibrationSettings, "target"),
+    reference: str = field_option(CalibrationSettings, "reference", scope="With --split"),
     policy: str = field_option(CalibrationSettings, "policy"),
     student: str = field_option(StudentSettings, "model", "--student"),
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
@@ -82,16 +83,17 @@ def calibrate_command(
                                  k=k, max_tokens=max_tokens, api_base=student_api_base)
         if settings:
             spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))
-        job = CalibrateJob(run=run, policy=spec, split=split, n=n, target=target, name=name, max_steps=max_steps,
-                           sandbox=sandbox_config(sandbox))
+        job = CalibrateJob(run=run, policy=spec, split=split, n=n, target=target, reference=reference, name=name,
+                           max_steps=max_steps, sandbox=sandbox_config(sandbox))
         calibration = job.execute(RichProgress())
     print_calibration(calibration, run)
 
 
 def print_calibration(c: Calibration, run: object) -> None:
     """The threshold curve around the chosen threshold, and how to use it."""
-    print_curve(f"calibrate {c.name}: {c.steps} steps of {c.tasks} tasks on {c.split}, target {c.target:.0%}", c.curve,
-                c.chosen)
+    whose = "the teacher's solved tasks" if c.reference == "solved" else "tasks"
+    print_curve(f"calibrate {c.name}: {c.steps} steps of {c.tasks} {whose} on {c.split}, target {c.target:.0%}",
+                c.curve, c.chosen)
     Console().print(f"evaluate it: agentkd eval --run {run} --policy cascade --calibrated {c.name}")
 
 
