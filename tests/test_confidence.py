@@ -179,8 +179,8 @@ def test_calibration_scores_the_teachers_solved_tasks_unless_told_all():
     every = calibrate(trajs, spec, "c", "train", target=0.99, reference="all")
     assert (every.reference, every.tasks, every.steps) == ("all", 2, 3)
     assert (every.chosen.threshold, every.chosen.student_share) == (1.0, 0.0)  # the confident miss defers everything
-    with pytest.raises(CalibrationError, match="solved none of the 1 calibration tasks.*--reference all"):
-        calibrate(trajs[1:], spec, "c", "train", target=0.99, reference="solved")
+    unsolved = calibrate(trajs[1:], spec, "c", "train", target=0.99, reference="solved")
+    assert (unsolved.reference, unsolved.steps) == ("all", 1)  # the teacher solved nothing: every step counts
 
 
 def test_calibrating_on_collected_tasks_is_refused(tmp_path):

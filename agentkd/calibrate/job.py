@@ -115,10 +115,9 @@ def calibrate(trajs: list[Trajectory], spec: PolicySpec, name: str, split: str, 
     """The threshold for `target` chosen on the scored steps of `trajs` (those of the teacher's solved episodes, or
     all), and the cascade spec that holds it."""
     points = calibration_points(trajs, reference)
-    if not points and reference == "solved" and calibration_points(trajs, "all"):
-        raise CalibrationError(f"the teacher solved none of the {len(trajs)} calibration tasks on {split}, so no step "
-                               "is a reference worth matching: calibrate on more tasks, or score every step with "
-                               "--reference all")
+    if not points and reference == "solved":
+        reference = "all"  # the teacher solved no dev task: its steps are all there is to match
+        points = calibration_points(trajs, reference)
     if not points:
         raise CalibrationError(f"the calibration episodes on {split} hold no scored step (every episode failed "
                                "before its first step?): see the errors in the calibration's episodes")

@@ -23,4 +23,5 @@ class CalibrationSettings(BaseModel):
     result)."""
     reference: CalibrationReference = "solved"
     """Which of the teacher's dev episodes score the student: `solved` (the tasks the teacher solved; where it failed,
-    its steps are no reference worth matching and the cascade cannot do worse than the teacher there) or `all`."""
+    its steps are no reference worth matching and the cascade cannot do worse than the teacher there; every task
+    when it solved none) or `all`."""
