@@ -44,10 +44,10 @@ TRAFFIC = [
 ]
 
 
-def gateway_run(path):
+def gateway_run(path, traffic=TRAFFIC):
     folder = RunFolder(path, trajectories=RunLayout(path).eval_trajectories(CASCADE_EVAL))
     folder.start({"command": "gateway-cascade"}, {})
-    for trajectory in TRAFFIC:
+    for trajectory in traffic:
         folder.append(trajectory)
     folder.close()
     return path
@@ -95,10 +95,6 @@ def test_calibrate_traffic_and_the_gateway_read_it(tmp_path):
 
 
 def test_traffic_with_no_graded_episode_is_refused(tmp_path):
-    run = tmp_path / "r"
-    folder = RunFolder(run, trajectories=RunLayout(run).eval_trajectories(CASCADE_EVAL))
-    folder.start({"command": "gateway-cascade"}, {})
-    folder.append(TRAFFIC[-1])
-    folder.close()
+    run = gateway_run(tmp_path / "r", TRAFFIC[-1:])
     with pytest.raises(CalibrationError, match="none of the 1 cascade episodes.*is graded.*/v1/feedback"):
         calibrate_traffic(run, 0.95)

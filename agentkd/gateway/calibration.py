@@ -17,10 +17,10 @@ from pydantic import BaseModel
 
 from agentkd.calibrate.threshold import CalibrationPoint, ThresholdChoice, choose_threshold, threshold_curve
 from agentkd.errors import CalibrationError
+from agentkd.evaluate.runner import eval_folder
 from agentkd.gateway.settings import CASCADE_EVAL
 from agentkd.models.tool_text import same_reply
 from agentkd.records import Step, Trajectory
-from agentkd.run.folder import RunFolder
 from agentkd.run.layout import RunLayout
 
 
@@ -72,7 +72,7 @@ def calibrate_traffic(run: str | Path, target: float) -> TrafficCalibration:
         raise CalibrationError(f"{run} has no cascade gateway traffic ({path} is missing): serve with "
                                f"`agentkd gateway --cascade {run} --student MODEL` and grade episodes through "
                                "POST /v1/feedback first")
-    trajectories = list(RunFolder(run, trajectories=path).iter_trajectories())
+    trajectories = list(eval_folder(run, CASCADE_EVAL).iter_trajectories())
     points, ungraded = traffic_points(trajectories)
     if not points:
         raise CalibrationError(

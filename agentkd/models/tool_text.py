@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkd.codeact.parsing import squash
 from agentkd.records import ToolCall
 from agentkd.tool_calls import canonical_arguments, same_tool_calls
 
@@ -186,5 +187,4 @@ def same_reply(candidate: str, output: str, calls: list[ToolCall] | None) -> boo
     said = parse_tool_reply(candidate)
     if calls and said.calls:
         return same_tool_calls(said.calls, calls)
-    return not calls and not said.calls and " ".join(said.content.split()) == " ".join(output.split())
-
+    return not calls and not said.calls and squash(said.content) == squash(output)
