@@ -110,11 +110,14 @@ class Vote(BaseModel):
     matches_teacher: bool | None = None
     """Calibration steps: whether the student's action gave the same result as the teacher's on the same state.
     Recorded only when set."""
+    repeated: bool | None = None
+    """Cascade steps: the student's chosen action repeated its earlier reply to the same state, so the step went to
+    the teacher however the candidates agreed. Recorded only when set."""
 
     @model_serializer(mode="wrap")
     def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        for name in ("confidence", "threshold", "matches_teacher"):  # recorded as before these fields existed
+        for name in ("confidence", "threshold", "matches_teacher", "repeated"):  # recorded as before these fields existed
             if data.get(name) is None:
                 data.pop(name, None)
         return data

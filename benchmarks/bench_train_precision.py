@@ -1,13 +1,16 @@
-"""Training throughput of a student in fp32 against bf16 autocast, in one process, on the same data.
+"""Training throughput of a student in fp32 against bf16 autocast (or, with --compare head, with the LM head scoring
+every position against the trained positions only), in one process, on the same data.
 
 Both runs use the trainer `agentkd train` builds (LoRA on all linear layers, one conversation per micro-batch,
 gradients accumulated to the batch) on the same factqa reference conversations in the same order; they differ
-only in `precision`. Tokens/s counts the tokens fed to the model in every optimizer step after the first (the
+only in `precision` (or in `head_positions`, both at `precision: auto`). Tokens/s counts the tokens fed to the model in every optimizer step after the first (the
 first pays one-off set-up), per second of wall time and per second of this process's CPU time (on a shared
 machine the second shows the work done whatever share of the cores the run got). Also prints the loss of one fixed conversation in each precision, every step's
 training loss, and the load average before and after (the machine may be shared). With --repeats N the two
-alternate (fp32 first in odd rounds, bf16 first in even ones) so that a change of load hits both. Usage:
+alternate (the first variant first in odd rounds, the second first in even ones) so that a change of load hits
+both. Usage:
     python benchmarks/bench_train_precision.py [--student qwen2.5-coder-0.5b] [--steps 4] [--batch-size 2] [--repeats 1]
+        [--compare precision|head]
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def main() -> None:
     parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of both precisions, alternating their order")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compare", choices=("precision", "head"), default="precision",
+                        help="precision: fp32 against bf16 autocast; head: the LM head over every position against "
+                             "the trained positions only")
     args = parser.parse_args()
 
     import torch
@@ -65,25 +71,31 @@ def main() -> None:
           f"{fp32_loss:.4f}, bf16 autocast {bf16_loss:.4f} (relative difference "
           f"{abs(bf16_loss - fp32_loss) / fp32_loss:.2%})")
 
-    rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    cpu_rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    # variant name -> (config, precision); the first is the baseline of the ratio
+    variants = ({"fp32": (config, "fp32"), "bf16": (config, "bf16")} if args.compare == "precision" else
+                {f"head {mode}": (config.model_copy(update={"head_positions": mode}), "auto")
+                 for mode in ("all", "trained")})
+    names = list(variants)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.repeats):
-        for precision in ("fp32", "bf16") if round_ % 2 == 0 else ("bf16", "fp32"):
-            result = training_speed(model_path, examples, config, args.steps, precision)
-            rates[precision].append(result.tokens_per_s)
-            cpu_rates[precision].append(result.tokens_per_cpu_s)
-            print(f"{precision}: {result.tokens_per_s:.1f} tokens/s ({result.timed_tokens} tokens in "
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            variant, precision = variants[name]
+            result = training_speed(model_path, examples, variant, args.steps, precision)
+            rates[name].append(result.tokens_per_s)
+            cpu_rates[name].append(result.tokens_per_cpu_s)
+            print(f"{name}: {result.tokens_per_s:.1f} tokens/s ({result.timed_tokens} tokens in "
                   f"{result.timed_seconds:.1f} s over steps 2-{args.steps}; {result.tokens_per_cpu_s:.1f} tokens per "
                   f"CPU-second, {result.timed_cpu_seconds:.0f} CPU-s); step losses "
                   f"{', '.join(f'{loss:.3f}' for loss in result.losses)}; load "
                   f"{os.getloadavg()[0]:.2f}", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    fp32, bf16 = (sum(rates[p]) / len(rates[p]) for p in ("fp32", "bf16"))
-    cpu_fp32, cpu_bf16 = (sum(cpu_rates[p]) / len(cpu_rates[p]) for p in ("fp32", "bf16"))
-    print(f"mean tokens/s: fp32 {fp32:.1f}, bf16 {bf16:.1f}; bf16 / fp32: {bf16 / fp32:.2f}x")
-    print(f"mean tokens per CPU-second: fp32 {cpu_fp32:.1f}, bf16 {cpu_bf16:.1f}; bf16 / fp32: "
-          f"{cpu_bf16 / cpu_fp32:.2f}x")
-
+    base, other = names
+    wall, cpu = ({n: sum(r[n]) / len(r[n]) for n in names} for r in (rates, cpu_rates))
+    print(f"mean tokens/s: {base} {wall[base]:.1f}, {other} {wall[other]:.1f}; {other} / {base}: "
+          f"{wall[other] / wall[base]:.2f}x")
+    print(f"mean tokens per CPU-second: {base} {cpu[base]:.1f}, {other} {cpu[other]:.1f}; {other} / {base}: "
+          f"{cpu[other] / cpu[base]:.2f}x")
 
 if __name__ == "__main__":
     main()

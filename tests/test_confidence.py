@@ -11,6 +11,7 @@ from agentkd.calibrate import CalibrateJob, ConfidenceProbe, calibrate, choose_t
 from agentkd.calibrate.threshold import CalibrationPoint
 from agentkd.errors import CalibrationError
 from agentkd.models.client import Completion, token_logprobs
+from agentkd.policies.base import PolicyOutput
 from agentkd.policies.cascade import CascadePolicy
 from agentkd.policies.confidence import ScoredSample, Segment, action_confidence, action_logprobs
 from agentkd.policies.names import PolicyNameError, parse_policy_name, policy_name
@@ -117,6 +118,33 @@ def test_confidence_cascade_takes_sure_steps_and_defers_unsure_ones():
     traj = CodeActAgent(ENV, CascadePolicy(no_code, ReferencePolicy(), agreement="confidence", threshold=0.0)).run(
         ENV.tasks("train")[0])
     assert all(s.role == "teacher" for s in traj.steps)  # no code, no confidence: deferred even at threshold 0
+
+
+class Answerer:
+    """A scripted teacher that answers 42 at any step."""
+
+    name = "answerer"
+
+    async def act(self, ctx):
+        return PolicyOutput(text=RIGHT[1], role="teacher", model="scripted", usage=Usage(prompt_tokens=9, calls=1))
+
+
+def test_a_sure_student_repeating_itself_is_deferred_unless_told_to_take_repeats():
+    looping = "Thought: look.\n```python\nprint(w)\n```"  # a NameError, answered the same way again and again
+    student = ScoredScript([looping], [0.999])
+    traj = CodeActAgent(ENV, CascadePolicy(student, Answerer(), agreement="confidence", threshold=0.9)).run(
+        ENV.tasks("train")[0])
+    assert [s.role for s in traj.steps] == ["student", "student", "teacher"] and traj.success
+    third = traj.steps[2]  # it answers the error it answered before the same way
+    assert third.vote.repeated and not third.vote.accepted and third.candidates == [looping]
+    assert third.vote.model_dump()["repeated"] is True and "repeated" not in traj.steps[0].vote.model_dump()
+    taking = CascadePolicy(ScoredScript([looping], [0.999]), Answerer(), agreement="confidence",
+                           threshold=0.9, defer_repeats=False)
+    traj = CodeActAgent(ENV, taking).run(ENV.tasks("train")[0])
+    assert {s.role for s in traj.steps} == {"student"} and traj.status == "step_limit" and not traj.success
+    named = parse_policy_name("cascade-confidence-repeats-c0.9", PolicySpec(kind="reference", settings={}), "x")
+    assert named.settings["defer_repeats"] is False and policy_name(named) == "cascade-confidence-repeats-c0.9"
+    assert "defer_repeats" not in CascadeOptions().model_dump()  # the default is recorded as before it existed
 
 
 def test_names_and_recorded_specs_of_confidence_cascades():

@@ -11,6 +11,7 @@ from agentkd.models.client import Completion
 from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
+from agentkd.policies.repeats import repeats_previous
 from agentkd.policies.self_consistent import build_student_part
 from agentkd.policies.settings import CascadeOptions, CascadeSettings, options_of
 from agentkd.policies.student import StudentPolicy
@@ -29,7 +30,8 @@ class CascadePolicy:
     candidate in a forked copy of the episode's worker: the final answer's value, else stdout;
     erroring candidates are dropped) or "majority" (identical code for at least `min_agree`).
     `min_agree` defaults to all samples for code/result and to more than half for majority.
-    With `online=True`, every step the teacher takes is added to the student's store at once.
+    With `online=True`, every step the teacher takes is added to the student's store at once. With `defer_repeats`
+    (the default), an accepted action that repeats the student's earlier reply to the same state goes to the teacher.
     Settings come as a `CascadeOptions` or as its fields (`CascadePolicy(student, teacher, samples=5)`).
     """
 
@@ -51,6 +53,9 @@ class CascadePolicy:
         else:
             sampled, vote = await self._sample_vote(ctx)
         texts = sampled.texts
+        if (vote.accepted and vote.winner_index is not None and self.options.defer_repeats
+                and repeats_previous(texts[vote.winner_index], ctx.steps)):
+            vote = vote.model_copy(update={"accepted": False, "repeated": True})
         if vote.accepted and vote.winner_index is not None:
             return PolicyOutput(
                 text=texts[vote.winner_index], role="student", model=sampled.model, usage=sampled.usage,

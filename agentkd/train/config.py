@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agentkd.errors import AgentKDError
 from agentkd.policies.settings import DEFAULT_STUDENT
 from agentkd.train.filters import FilterConfig
+from agentkd.train.lm_head import HeadPositions
 
 
 class TrainConfigError(AgentKDError):
@@ -63,6 +64,9 @@ class TrainConfig(BaseModel):
     """With micro_batch_size > 1 and flash-attention: concatenate a micro-batch into one row (no pad tokens,
     attention kept per conversation). Otherwise micro-batches are padded, grouped by length."""
     gradient_checkpointing: bool = False
+    head_positions: HeadPositions = "trained"
+    """trained: the LM head scores only the positions whose next token is trained (1.6x faster steps on a CPU,
+    the same loss); all: every position on a CPU, as TRL does there (agentkd.train.lm_head)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto: bf16 on CUDA; on a CPU, fp32 weights under bf16 autocast where it has native bf16 matrix
     instructions (AMX or AVX-512 BF16), fp32 otherwise. Chosen when training starts."""

@@ -22,6 +22,7 @@ from agentkd.run.folder import RunFolder
 from agentkd.run.layout import STUDENT_MARKER, TRAINED, TRAINED_DPO, RunLayout
 from agentkd.train.config import TrainConfig
 from agentkd.train.filters import FilterReport, filter_trajectories
+from agentkd.train.lm_head import score_positions
 from agentkd.train.sft_data import SFTExample, build_examples
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -139,6 +140,7 @@ def build_trainer(
     from trl import SFTConfig, SFTTrainer
 
     quiet_libraries()
+    score_positions(config.head_positions)
     cuda = torch.cuda.is_available()
     if not cuda:
         keep_freed_memory()
