@@ -111,8 +111,8 @@ class Vote(BaseModel):
     """Calibration steps: whether the student's action gave the same result as the teacher's on the same state.
     Recorded only when set."""
     repeated: bool | None = None
-    """Cascade steps: the student's chosen action repeated its earlier reply to the same state, so the step went to
-    the teacher however the candidates agreed. Recorded only when set."""
+    """Cascade steps: the student's chosen action repeated its reply to the same state, so the step went to the
+    teacher however the candidates agreed (`on_repeat="teacher"`). Recorded only when set."""
 
     @model_serializer(mode="wrap")
     def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

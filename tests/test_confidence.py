@@ -129,22 +129,29 @@ class Answerer:
         return PolicyOutput(text=RIGHT[1], role="teacher", model="scripted", usage=Usage(prompt_tokens=9, calls=1))
 
 
-def test_a_sure_student_repeating_itself_is_deferred_unless_told_to_take_repeats():
+def test_a_sure_student_repeating_itself_stops_the_episode_or_goes_to_the_teacher_as_told():
     looping = "Thought: look.\n```python\nprint(w)\n```"  # a NameError, answered the same way again and again
-    student = ScoredScript([looping], [0.999])
-    traj = CodeActAgent(ENV, CascadePolicy(student, Answerer(), agreement="confidence", threshold=0.9)).run(
-        ENV.tasks("train")[0])
-    assert [s.role for s in traj.steps] == ["student", "student", "teacher"] and traj.success
-    third = traj.steps[2]  # it answers the error it answered before the same way
+
+    def run(**settings):
+        cascade = CascadePolicy(ScoredScript([looping], [0.999]), Answerer(), agreement="confidence", threshold=0.9,
+                                **settings)
+        return CodeActAgent(ENV, cascade).run(ENV.tasks("train")[0])
+
+    stopped = run()  # the 3rd reply answers the error it answered before the same way
+    assert [s.role for s in stopped.steps] == ["student", "student"] and stopped.status == "stuck"
+    assert "repeated" in stopped.error and not stopped.success
+    handed = run(on_repeat="teacher")
+    assert [s.role for s in handed.steps] == ["student", "student", "teacher"] and handed.success
+    third = handed.steps[2]
     assert third.vote.repeated and not third.vote.accepted and third.candidates == [looping]
-    assert third.vote.model_dump()["repeated"] is True and "repeated" not in traj.steps[0].vote.model_dump()
-    taking = CascadePolicy(ScoredScript([looping], [0.999]), Answerer(), agreement="confidence",
-                           threshold=0.9, defer_repeats=False)
-    traj = CodeActAgent(ENV, taking).run(ENV.tasks("train")[0])
-    assert {s.role for s in traj.steps} == {"student"} and traj.status == "step_limit" and not traj.success
-    named = parse_policy_name("cascade-confidence-repeats-c0.9", PolicySpec(kind="reference", settings={}), "x")
-    assert named.settings["defer_repeats"] is False and policy_name(named) == "cascade-confidence-repeats-c0.9"
-    assert "defer_repeats" not in CascadeOptions().model_dump()  # the default is recorded as before it existed
+    assert third.vote.model_dump()["repeated"] is True and "repeated" not in handed.steps[0].vote.model_dump()
+    taken = run(on_repeat="take")
+    assert {s.role for s in taken.steps} == {"student"} and taken.status == "step_limit" and not taken.success
+    teacher = PolicySpec(kind="reference", settings={})
+    for part, action in (("repteacher", "teacher"), ("reptake", "take")):
+        named = parse_policy_name(f"cascade-confidence-{part}-c0.9", teacher, "x")
+        assert named.settings["on_repeat"] == action and policy_name(named) == f"cascade-confidence-{part}-c0.9"
+    assert "on_repeat" not in CascadeOptions().model_dump()  # the default is recorded as before it existed
 
 
 def test_names_and_recorded_specs_of_confidence_cascades():

@@ -11,7 +11,7 @@ from agentkd.models.client import Completion
 from agentkd.policies.agreement import code_keys_instead, tally, trial_keys
 from agentkd.policies.base import Policy, PolicyContext, PolicyOutput
 from agentkd.policies.registry import BuildContext, build_policy, register_policy
-from agentkd.policies.repeats import repeats_previous
+from agentkd.policies.repeats import StuckError, repeats_previous
 from agentkd.policies.self_consistent import build_student_part
 from agentkd.policies.settings import CascadeOptions, CascadeSettings, options_of
 from agentkd.policies.student import StudentPolicy
@@ -30,8 +30,9 @@ class CascadePolicy:
     candidate in a forked copy of the episode's worker: the final answer's value, else stdout;
     erroring candidates are dropped) or "majority" (identical code for at least `min_agree`).
     `min_agree` defaults to all samples for code/result and to more than half for majority.
-    With `online=True`, every step the teacher takes is added to the student's store at once. With `defer_repeats`
-    (the default), an accepted action that repeats the student's earlier reply to the same state goes to the teacher.
+    With `online=True`, every step the teacher takes is added to the student's store at once. An accepted action
+    that repeats the student's reply to the same state ends the episode as stuck (`on_repeat="stop"`, the default),
+    goes to the teacher ("teacher") or is taken ("take").
     Settings come as a `CascadeOptions` or as its fields (`CascadePolicy(student, teacher, samples=5)`).
     """
 
@@ -53,8 +54,11 @@ class CascadePolicy:
         else:
             sampled, vote = await self._sample_vote(ctx)
         texts = sampled.texts
-        if (vote.accepted and vote.winner_index is not None and self.options.defer_repeats
+        if (vote.accepted and vote.winner_index is not None and self.options.on_repeat != "take"
                 and repeats_previous(texts[vote.winner_index], ctx.steps)):
+            if self.options.on_repeat == "stop":
+                raise StuckError("the student repeated its reply to the same state; the episode is stuck (a cascade "
+                                 "with on_repeat 'teacher' hands such a step to the teacher)")
             vote = vote.model_copy(update={"accepted": False, "repeated": True})
         if vote.accepted and vote.winner_index is not None:
             return PolicyOutput(

@@ -12,7 +12,8 @@ A name is a base and parts, each part at most once and in any order:
     tT                    sc, cascade: candidates sampled at temperature T
     mM                    cascade: M candidates must agree
     online                cascade: the teacher's deferred steps join the store at once
-    repeats               cascade: the student's repeated replies to the same state are taken too (default: deferred)
+    repteacher | reptake  cascade: a student action repeating its reply to the same state goes to the teacher |
+                          is taken (default: the episode ends as stuck)
     kK                    icd, cascade with an untrained student: K demonstrations per step
     nofollow              untrained student: a reply without code is not continued from an opened code block
     hold                  untrained student: it may not end its turn before it opens a code block
@@ -76,7 +77,7 @@ PARTS = (
     Part(r"t(\d+(?:\.\d+)?)", "temperature", lambda m: float(m[1]), lambda v: f"t{v:g}", "options"),
     Part(r"m(\d+)", "min_agree", lambda m: int(m[1]), lambda v: f"m{v}", "options"),
     Part(r"online", "online", lambda m: True, lambda v: "online", "options"),
-    Part(r"repeats", "defer_repeats", lambda m: False, lambda v: "repeats", "options"),
+    Part(r"rep(teacher|take)", "on_repeat", lambda m: m[1], lambda v: f"rep{v}", "options"),
     Part(r"c(\d+(?:\.\d+)?)", "threshold", lambda m: float(m[1]), lambda v: f"c{v:g}", "options"),
     Part(r"k(\d+)", "k", lambda m: int(m[1]), lambda v: f"k{v}", "student"),
     Part(r"nofollow", "code_followup", lambda m: False, lambda v: "nofollow", "student"),
@@ -87,7 +88,7 @@ PARTS = (
 GRAMMAR = (f"a name is a base ({', '.join(POLICY_CHOICES)}; sft = student-sft) followed by parts, each at most "
            "once: sft | dpo (the run's fine-tuned student), code | result | majority | confidence (cascade agreement), "
            "nN (sc, cascade: N samples), tT (sc, cascade: temperature T), mM (cascade: M samples must agree), online "
-           "(cascade), repeats (cascade: take repeated replies), cC (cascade-confidence: threshold C), kK (icd, cascade: K demonstrations), nofollow, hold (untrained student); e.g. "
+           "(cascade), repteacher | reptake (cascade: a repeated student action goes to the teacher | is taken), cC (cascade-confidence: threshold C), kK (icd, cascade: K demonstrations), nofollow, hold (untrained student); e.g. "
            "cascade-code-n2-k2-hold")
 
 
