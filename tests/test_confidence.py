@@ -151,6 +151,8 @@ def test_a_sure_student_repeating_itself_stops_the_episode_or_goes_to_the_teache
     for part, action in (("repteacher", "teacher"), ("reptake", "take")):
         named = parse_policy_name(f"cascade-confidence-{part}-c0.9", teacher, "x")
         assert named.settings["on_repeat"] == action and policy_name(named) == f"cascade-confidence-{part}-c0.9"
+    given = parse_policy_name("cascade-confidence", teacher, "x", on_repeat="teacher")  # as `eval --on-repeat` passes it
+    assert given.settings["on_repeat"] == "teacher" and policy_name(given) == "cascade-confidence-repteacher"
     assert "on_repeat" not in CascadeOptions().model_dump()  # the default is recorded as before it existed
 
 

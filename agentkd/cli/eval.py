@@ -58,6 +58,7 @@ def eval_command(
     min_agree: Optional[int] = field_option(CascadeOptions, "min_agree", scope="Cascade"),
     k: int = field_option(ICDSettings, "k", scope="icd, and cascade with an untrained student"),
     online: bool = field_option(CascadeOptions, "online", scope="Cascade"),
+    on_repeat: str = field_option(CascadeOptions, "on_repeat", scope="Cascade"),
     threshold: float = field_option(CascadeOptions, "threshold", scope="Cascade"),
     max_tokens: int = field_option(StudentSettings, "max_tokens", scope="Student"),
     max_steps: MaxStepsOption = None,
@@ -99,7 +100,7 @@ def eval_command(
     with exit_on_error():
         spec = parse_policy_name(policy, run_teacher_spec(run, teacher, api_base), student, samples=samples,
                                  temperature=temperature, agreement=agreement, min_agree=min_agree, online=online,
-                                 threshold=threshold, k=k,
+                                 on_repeat=on_repeat, threshold=threshold, k=k,
                                  max_tokens=max_tokens, history_steps=history_steps, api_base=student_api_base)
         if calibrated:
             spec = calibrated_spec(run, calibrated)
