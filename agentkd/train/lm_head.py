@@ -4,9 +4,9 @@ TRL's fused LM head (SFTTrainer) projects only the positions whose next-token la
 tokens) where Triton runs its kernel (CUDA, XPU). Elsewhere it projects every position, to keep tile shapes fixed
 for compilers that would recompile for each batch; eager CPU training compiles nothing. In a CodeAct conversation
 about 70% of the positions are the prompt and observations, and projecting them through the vocabulary (49k tokens
-for SmolLM2, 152k for Qwen2.5) takes as long as the rest of the model: one LoRA step on a 431-token factqa
-conversation (30% trained) took 1.58x as long with every position scored for SmolLM2-135M, 1.68x for
-Qwen2.5-Coder-0.5B (500 tokens), with the same loss (`benchmarks/bench_train_precision.py --compare head`).
+for SmolLM2, 152k for Qwen2.5) is a large part of a step: scoring only the trained positions trained SmolLM2-135M
+at 1.25x and Qwen2.5-Coder-0.5B at 1.30x the tokens/s on 2 CPU cores, with the same step losses
+(`benchmarks/bench_train_precision.py --compare head`).
 """
 
 from __future__ import annotations
