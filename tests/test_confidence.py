@@ -220,6 +220,21 @@ def test_calibration_scores_the_teachers_solved_tasks_unless_told_all():
     assert (unsolved.reference, unsolved.steps) == ("all", 1)  # the teacher solved nothing: every step counts
 
 
+def test_episode_checks_keep_the_cheapest_threshold_within_the_margin_of_the_teacher():
+    from agentkd.calibrate import EpisodeCheck, choose_by_episodes
+
+    def check(threshold, successes, cost):
+        return EpisodeCheck(threshold=threshold, episodes=20, successes=successes, student_share=1 - threshold,
+                            cost_per_episode_usd=cost, evaluation=f"c{threshold}")
+
+    checks = [check(0.99, 10, 0.0006), check(0.9, 10, 0.0004), check(0.8, 9, 0.0003), check(0.5, 7, 0.0002)]
+    chosen = choose_by_episodes(checks, teacher_successes=10, episodes=20, margin=0.05)
+    assert chosen.chosen.threshold == 0.8  # 45% is within 5 points of the teacher's 50%; 35% is not
+    assert [c.threshold for c in chosen.checks] == [0.5, 0.8, 0.9, 0.99]
+    assert choose_by_episodes(checks, 10, 20, margin=0.03).chosen.threshold == 0.9
+    assert choose_by_episodes(checks, 12, 20, margin=0.03).chosen is None  # none keeps 60% - 3 points
+
+
 def test_calibrating_on_collected_tasks_is_refused(tmp_path):
     from agentkd.collect.job import CollectJob
     from agentkd.specs import EnvSpec

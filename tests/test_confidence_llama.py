@@ -70,3 +70,20 @@ def test_calibrate_end_to_end(tmp_path):
     assert missing.exit_code != 0 and "there is cascade-confidence-k1" in missing.output
     refused = runner.invoke(app, [*args[:4], "train[0:2]", *args[5:]])  # tasks the run collected
     assert refused.exit_code != 0 and "collected" in refused.output
+    checked = runner.invoke(app, [*args, "--name", "checked", "--check-thresholds", "0,1"])
+    assert checked.exit_code == 0, checked.output
+    record = json.loads((tmp_path / "run" / "calibration" / "checked.json").read_text())
+    by = record["episodes"]
+    assert (by["teacher_successes"], by["episodes"]) == (2, 2)  # the reference teacher solves both dev tasks
+    assert [c["threshold"] for c in by["checks"]] == sorted({0.0, 1.0, record["chosen"]["threshold"]})
+    for check in by["checks"]:
+        assert (tmp_path / "run" / "eval" / f"{check['evaluation']}.json").is_file() and check["episodes"] == 2
+    qualifying = [c for c in by["checks"] if c["successes"] >= 2 - 0.03 * 2]
+    if qualifying:
+        cheapest = min(qualifying, key=lambda c: (c["cost_per_episode_usd"], c["threshold"]))
+        assert by["chosen"] == cheapest and record["policy"]["settings"]["threshold"] == cheapest["threshold"]
+    else:
+        assert by["chosen"] is None and record["policy"]["settings"]["threshold"] == record["chosen"]["threshold"]
+    assert "episodes of train[6:8]" in checked.output
+    bad = runner.invoke(app, [*args, "--check-thresholds", "0.5,2"])
+    assert bad.exit_code != 0 and "'2' is not a threshold" in bad.output

@@ -12,7 +12,8 @@ _MODULE_OF = {
     "CalibrateJob": "job", "CalibratedEvalJob": "job", "Calibration": "job", "calibrate": "job", "calibration_of": "job",
     "require_calibration": "job", "calibration_points": "job", "ConfidenceProbe": "probe", "same_result": "probe",
     "CalibrationPoint": "threshold", "ThresholdChoice": "threshold", "choose_threshold": "threshold",
-    "threshold_curve": "threshold", "CalibrationSettings": "settings",
+    "threshold_curve": "threshold", "CalibrationSettings": "settings", "EpisodeCheck": "episodes",
+    "EpisodeChoice": "episodes", "choose_by_episodes": "episodes",
 }
 __all__ = list(_MODULE_OF)
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
+from agentkd.calibrate.episodes import EpisodeCheck, EpisodeChoice, check_name, choose_by_episodes, with_threshold
 from agentkd.calibrate.probe import ConfidenceProbe
 from agentkd.calibrate.settings import CalibrationReference, CalibrationSettings
 from agentkd.calibrate.threshold import CalibrationPoint, ThresholdChoice, choose_threshold, threshold_curve
@@ -47,6 +48,24 @@ class Calibration(BaseModel):
     """Its name (None when no policy name describes it: give the spec itself)."""
     reference: CalibrationReference = "all"
     """Whose steps scored the student: the teacher's `solved` episodes, or `all` of them."""
+    episodes: EpisodeChoice | None = None
+    """The thresholds checked by running the cascade on the dev tasks, when asked (`check_thresholds`); when one
+    qualified, `policy` holds it rather than `chosen`'s."""
+
+    @property
+    def threshold(self) -> float:
+        """The threshold of the calibrated policy."""
+        return float(self.policy.settings["threshold"])
+
+    def describe(self) -> str:
+        """How the threshold was chosen, in one line."""
+        if self.episodes is not None and self.episodes.chosen is not None:
+            found, by = self.episodes.chosen, self.episodes
+            return (f"chosen on {by.episodes} episodes of {self.split}: success {found.successes}/{found.episodes} "
+                    f"against the teacher's {by.teacher_successes}, student share {found.student_share:.0%}, "
+                    f"${found.cost_per_episode_usd:.5f} / episode")
+        return (f"calibrated on {self.split}: student share {self.chosen.student_share:.0%} at an estimated step "
+                f"accuracy of {self.chosen.step_accuracy:.1%}")
 
 
 class CalibrateJob(EpisodesJob):
@@ -58,6 +77,10 @@ class CalibrateJob(EpisodesJob):
     split: str = "train"
     target: float = copy_field(CalibrationSettings, "target")
     reference: CalibrationReference = copy_field(CalibrationSettings, "reference")
+    check_thresholds: list[float] = Field(default_factory=list)
+    """Also run the cascade on the dev tasks at these thresholds and at the step-calibrated one, and choose the
+    cheapest whose success stays within `margin` of the teacher's on the same tasks (`agentkd.calibrate.episodes`)."""
+    margin: float = copy_field(CalibrationSettings, "margin")
     name: str | None = None
     """RUN/calibration/<name>.json; default: the confidence cascade's name without its threshold."""
     concurrency: int = Field(1, ge=1)
@@ -98,8 +121,32 @@ class CalibrateJob(EpisodesJob):
         progress.update(len(prepared.tasks))
         progress.done()
         calibration = calibrate(trajs, prepared.spec, prepared.name, self.split, self.target, self.reference)
+        if self.check_thresholds:
+            calibration = self.check_episodes(calibration, trajs, prepared.tasks, progress)
         layout.calibration_report(prepared.name).write_text(calibration.model_dump_json(indent=2))
         return calibration
+
+    def check_episodes(self, calibration: Calibration, trajs: list[Trajectory], tasks: list[Task],
+                       progress: Progress = SILENT) -> Calibration:
+        """Evaluate the cascade on `tasks` at each checked threshold (resumable evaluations in RUN/eval) and keep
+        the cheapest whose success is within `margin` of the teacher's episodes `trajs`."""
+        episode_options = {k: getattr(self, k) for k in EpisodesJob.model_fields}
+        checks = []
+        for threshold in sorted({*self.check_thresholds, calibration.chosen.threshold}):
+            name = check_name(calibration.name, threshold)
+            job = EvalJob(**{**episode_options, "split": self.split, "n": None, "unseen": False,
+                             "task_ids": [t.id for t in tasks]},
+                          policy=with_threshold(calibration.policy, threshold), name=name)
+            report = job.execute(progress)
+            checks.append(EpisodeCheck(threshold=threshold, episodes=report.episodes, successes=report.successes,
+                                       student_share=report.student_share_of_steps,
+                                       cost_per_episode_usd=report.cost_per_episode_usd, evaluation=name))
+        choice = choose_by_episodes(checks, sum(t.success for t in trajs), len(trajs), self.margin)
+        if choice.chosen is None:
+            return calibration.model_copy(update={"episodes": choice})
+        policy = with_threshold(calibration.policy, choice.chosen.threshold)
+        return calibration.model_copy(update={"episodes": choice, "policy": policy,
+                                              "policy_name": _name_or_none(policy)})
 
 
 def calibration_points(trajs: list[Trajectory], reference: CalibrationReference = "all") -> list[CalibrationPoint]:
@@ -216,8 +263,6 @@ class CalibratedEvalJob(BaseModel):
         """The evaluation with the calibrated threshold (CalibrationError when the calibration has not run)."""
         found = require_calibration(self.evaluation.run, self.calibration)
         policy = self.evaluation.policy
-        calibrated = PolicySpec(kind=policy.kind, settings={**policy.settings, "threshold": found.chosen.threshold})
-        progress.note(f"the cascade defers below confidence {found.chosen.threshold:g} (calibrated on {found.split}: "
-                      f"student share {found.chosen.student_share:.0%} at an estimated step accuracy of "
-                      f"{found.chosen.step_accuracy:.1%})")
+        calibrated = with_threshold(policy, found.threshold)
+        progress.note(f"the cascade defers below confidence {found.threshold:g} ({found.describe()})")
         return self.evaluation.model_copy(update={"policy": calibrated}).execute(progress)

@@ -25,3 +25,6 @@ class CalibrationSettings(BaseModel):
     """Which of the teacher's dev episodes score the student: `solved` (the tasks the teacher solved; where it failed,
     its steps are no reference worth matching and the cascade cannot do worse than the teacher there; every task
     when it solved none) or `all`."""
+    margin: float = Field(0.03, ge=0.0, le=1.0)
+    """Episode checks (`--check-thresholds`): a threshold qualifies when the cascade's success on the dev tasks is at
+    least the teacher's on them minus this; the cheapest qualifying one is chosen."""

@@ -39,6 +39,11 @@ def calibrate_command(
                           "with --calibrated to use it).")] = False,
     target: float = field_option(CalibrationSettings, "target"),
     reference: str = field_option(CalibrationSettings, "reference", scope="With --split"),
+    check_thresholds: Annotated[Optional[str], typer.Option(
+        "--check-thresholds", metavar="T1,T2,...",
+        help="With --split: also run the cascade on the dev tasks at these thresholds (and at the calibrated one) "
+             "and keep the cheapest whose success is within --margin of the teacher's there.")] = None,
+    margin: float = field_option(CalibrationSettings, "margin", scope="With --check-thresholds"),
     policy: str = field_option(CalibrationSettings, "policy"),
     student: str = field_option(StudentSettings, "model", "--student"),
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher (default: the run's teacher).")] = None,
@@ -84,16 +89,47 @@ def calibrate_command(
         if settings:
             spec = validate_policy_spec(PolicySpec(kind=spec.kind, settings=with_settings(spec.settings, settings)))
         job = CalibrateJob(run=run, policy=spec, split=split, n=n, target=target, reference=reference, name=name,
-                           max_steps=max_steps, sandbox=sandbox_config(sandbox))
+                           max_steps=max_steps, sandbox=sandbox_config(sandbox),
+                           check_thresholds=parse_thresholds(check_thresholds), margin=margin)
         calibration = job.execute(RichProgress())
     print_calibration(calibration, run)
 
 
+def parse_thresholds(text: str | None) -> list[float]:
+    """`--check-thresholds 0.9,0.98` as numbers in [0, 1] (BadParameter naming the value that is not)."""
+    if not text:
+        return []
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise typer.BadParameter(f"{part.strip()!r} is not a threshold: give numbers from 0 to 1 separated by "
+                                     "commas, e.g. 0.9,0.98", param_hint="--check-thresholds")
+        values.append(value)
+    return values
+
+
 def print_calibration(c: Calibration, run: object) -> None:
-    """The threshold curve around the chosen threshold, and how to use it."""
+    """The threshold curve around the chosen threshold, the episode checks, and how to use it."""
     whose = "the teacher's solved tasks" if c.reference == "solved" else "tasks"
     print_curve(f"calibrate {c.name}: {c.steps} steps of {c.tasks} {whose} on {c.split}, target {c.target:.0%}",
                 c.curve, c.chosen)
+    if c.episodes is not None:
+        by = c.episodes
+        table = Table(title=f"the cascade on {by.episodes} episodes of {c.split} (the teacher solved "
+                            f"{by.teacher_successes}; a threshold qualifies within {by.margin:.0%} of it)")
+        for column in ("threshold", "success", "student share", "$ / episode"):
+            table.add_column(column, justify="right")
+        for check in by.checks:
+            cells = [f"{check.threshold:g}", f"{check.successes}/{check.episodes}", f"{check.student_share:.0%}",
+                     f"{check.cost_per_episode_usd:.5f}"]
+            table.add_row(*(f"[bold]{v}[/bold]" for v in cells) if check == by.chosen else cells)
+        Console().print(table)
+        Console().print(f"chosen threshold {c.threshold:g}: {c.describe()}" if by.chosen else
+                        f"no threshold checked kept the teacher's success; the calibrated {c.threshold:g} stays")
     Console().print(f"evaluate it: agentkd eval --run {run} --policy cascade --calibrated {c.name}")
 
 
