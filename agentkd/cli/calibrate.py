@@ -120,7 +120,7 @@ def print_calibration(c: Calibration, run: object) -> None:
     if c.episodes is not None:
         by = c.episodes
         table = Table(title=f"the cascade on {by.episodes} episodes of {c.split} (the teacher solved "
-                            f"{by.teacher_successes}; a threshold qualifies within {by.margin:.0%} of it)")
+                            f"{by.teacher_successes}; a threshold qualifies within {by.margin * 100:g} points of it)")
         for column in ("threshold", "success", "student share", "$ / episode"):
             table.add_column(column, justify="right")
         for check in by.checks:
