@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from agentkd.specs import PolicySpec
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2 added `Trajectory.policy_spec`; 3 typed `Step.vote`, `Step.resampled` and `Step.injected` (same keys as the
 dicts versions 1 and 2 wrote, so older lines read as they are); 4 added tool-call actions (`Step.tool_calls`,
-`Trajectory.tools`) and recorded-then-graded episodes (`Trajectory.graded`, `Trajectory.revision`). Each new field
-is written only when set, so a version-3 line reads as it is."""
+`Trajectory.tools`) and recorded-then-graded episodes (`Trajectory.graded`, `Trajectory.revision`); 5 added
+`Vote.repeated` and `Trajectory.stopped_usage` (the priced calls of a stuck episode's last reply). Each new field
+is written only when set, so an older line reads as it is."""
 
 Role = Literal["teacher", "student", "reference", "system"]
 Status = Literal["finished", "step_limit", "error", "stuck"]
@@ -253,6 +254,9 @@ class Trajectory(BaseModel):
     success: bool = False
     parse_errors: int = 0
     usage: Usage = Field(default_factory=Usage)
+    stopped_usage: dict[str, Usage] = Field(default_factory=dict)
+    """By role, the calls that ended the episode without becoming a step (a stuck episode's repeated replies and
+    their resamples): paid for, so counted in `usage` and priced with the steps. Recorded only when set."""
     duration_s: float = 0.0
     started_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     versions: dict[str, str] = Field(default_factory=dict)
@@ -267,7 +271,7 @@ class Trajectory(BaseModel):
     @model_serializer(mode="wrap")
     def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        for name, default in (("tools", None), ("graded", True), ("revision", 0)):
+        for name, default in (("tools", None), ("graded", True), ("revision", 0), ("stopped_usage", {})):
             if data.get(name, default) == default:  # recorded as before these fields existed
                 data.pop(name, None)
         return data
@@ -286,9 +290,9 @@ class Trajectory(BaseModel):
         return (self.task.id, self.sample_index)
 
     def usage_by_role(self) -> dict[str, Usage]:
-        """Usage summed per acting role (teacher / student / reference)."""
+        """Usage summed per acting role (teacher / student / reference), with the calls that stopped the episode."""
         out: dict[str, Usage] = {}
-        for step in self.steps:
-            for role, usage in step.usage_split().items():
+        for split in [*(step.usage_split() for step in self.steps), self.stopped_usage]:
+            for role, usage in split.items():
                 out[role] = out.get(role, Usage()) + usage
         return out

@@ -140,9 +140,15 @@ def test_a_sure_student_repeating_itself_stops_the_episode_or_goes_to_the_teache
     stopped = run()  # the 3rd reply answers the error it answered before the same way
     assert [s.role for s in stopped.steps] == ["student", "student"] and stopped.status == "stuck"
     assert "repeated" in stopped.error and not stopped.success
+    paid = stopped.usage_by_role()["student"]  # the reply that stopped it was paid for, though it is no step
+    assert paid.calls == 3 and stopped.stopped_usage["student"].calls == 1 and stopped.usage.calls == 3
+    assert "stopped_usage" in stopped.model_dump()
+    again = type(stopped).model_validate_json(stopped.model_dump_json())
+    assert again.usage_by_role() == stopped.usage_by_role()
     handed = run(on_repeat="teacher")
     assert [s.role for s in handed.steps] == ["student", "student", "teacher"] and handed.success
     third = handed.steps[2]
+    assert "stopped_usage" not in handed.model_dump()  # recorded only when an episode was stopped
     assert third.vote.repeated and not third.vote.accepted and third.candidates == [looping]
     assert third.vote.model_dump()["repeated"] is True and "repeated" not in handed.steps[0].vote.model_dump()
     taken = run(on_repeat="take")

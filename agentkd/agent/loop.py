@@ -39,6 +39,8 @@ class EpisodeState(TypedDict, total=False):
     final_answer: Any
     status: str
     error: str | None
+    stopped_usage: dict[str, Usage]
+    """By role, the calls that stopped the episode without becoming a step (StuckError's)."""
     trajectory: Trajectory
 
 
@@ -101,7 +103,7 @@ class CodeActAgent:
                 raise
             return self._failed(exc)
         except StuckError as exc:
-            return {"done": True, "status": "stuck", "error": str(exc)}
+            return {"done": True, "status": "stuck", "error": str(exc), "stopped_usage": exc.usage}
         except SandboxUnavailableError:  # a policy that tries candidates met a sandbox that cannot start
             _close_soon(state.get("worker"))
             raise
@@ -166,7 +168,8 @@ class CodeActAgent:
             status=state.get("status", "finished"),  # type: ignore[arg-type]
             error=state.get("error"),
             parse_errors=sum(1 for s in steps if s.parse_error),
-            usage=sum((s.usage for s in steps), Usage()),
+            usage=sum((*(s.usage for s in steps), *state.get("stopped_usage", {}).values()), Usage()),
+            stopped_usage=state.get("stopped_usage", {}),
             duration_s=time.perf_counter() - state["started"],
             versions=versions(self.env),
         )

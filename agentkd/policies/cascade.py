@@ -58,7 +58,8 @@ class CascadePolicy:
                 and repeats_previous(texts[vote.winner_index], ctx.steps)):
             if self.options.on_repeat == "stop":
                 raise StuckError("the student repeated its reply to the same state; the episode is stuck (a cascade "
-                                 "with on_repeat 'teacher' hands such a step to the teacher)")
+                                 "with on_repeat 'teacher' hands such a step to the teacher)",
+                                 usage={"student": sampled.usage})
             vote = vote.model_copy(update={"accepted": False, "repeated": True})
         if vote.accepted and vote.winner_index is not None:
             return PolicyOutput(

@@ -55,7 +55,7 @@ class LLMPolicy:
             completion.texts = [finish_reply(text)]
             return completion
 
-        completion, resampled = await guard_repeats(await complete(), ctx.steps, complete)
+        completion, resampled = await guard_repeats(await complete(), ctx.steps, complete, role=self.role)
         return PolicyOutput(
             text=completion.text,
             role=self.role,

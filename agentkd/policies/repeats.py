@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from agentkd.codeact.normalize import normalize_code
 from agentkd.codeact.parsing import parse_action, squash
 from agentkd.policies.base import PolicyError
-from agentkd.records import Resample, Step
+from agentkd.records import Resample, Step, Usage
 from agentkd.sampling import RESAMPLE_TEMPERATURE
 
 if TYPE_CHECKING:  # the agent loop imports StuckError; litellm need not load with it
@@ -22,7 +22,13 @@ RESAMPLE_ATTEMPTS = 2
 
 
 class StuckError(PolicyError):
-    """The model kept giving the same reply to the same state (the episode ends with status `stuck`)."""
+    """The model kept giving the same reply to the same state (the episode ends with status `stuck`).
+
+    `usage`: by role, what the calls that found it stuck cost (the episode records them as `stopped_usage`)."""
+
+    def __init__(self, message: str, usage: dict[str, Usage] | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or {}
 
 
 def repeats_previous(text: str, steps: list[Step]) -> bool:
@@ -44,12 +50,13 @@ def repeats_previous(text: str, steps: list[Step]) -> bool:
 
 async def guard_repeats(
     first: Completion, steps: list[Step], resample: Callable[[float], Awaitable[Completion]],
-    temperature: float = RESAMPLE_TEMPERATURE, attempts: int = RESAMPLE_ATTEMPTS,
+    temperature: float = RESAMPLE_TEMPERATURE, attempts: int = RESAMPLE_ATTEMPTS, *, role: str,
 ) -> tuple[Completion, Resample | None]:
     """`first`, or a resample at `temperature` when it repeats the previous reply for the same state.
 
     Returns the completion to act on and what was done (None when `first` did not repeat);
-    raises StuckError when every resample repeats too. Usage of discarded samples is added to the result's."""
+    raises StuckError (carrying every sample's usage under `role`) when every resample repeats too. Usage of
+    discarded samples is added to the result's."""
     if not repeats_previous(first.text, steps):
         return first, None
     spent = first.usage
@@ -62,4 +69,4 @@ async def guard_repeats(
             return again, Resample(reason="repeated the previous reply for the same state", temperature=temperature,
                                    attempts=attempt)
     raise StuckError(f"the model repeated its previous reply for the same state, also in {attempts} samples at "
-                     f"temperature {temperature}; the episode is stuck")
+                     f"temperature {temperature}; the episode is stuck", usage={role: spent})

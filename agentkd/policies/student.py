@@ -179,7 +179,8 @@ class StudentPolicy:
 
     async def act(self, ctx: PolicyContext) -> PolicyOutput:
         first = await self.sample(ctx, 1, self.client.temperature)
-        completion, resampled = await guard_repeats(first, ctx.steps, lambda t: self.sample(ctx, 1, t))
+        completion, resampled = await guard_repeats(first, ctx.steps, lambda t: self.sample(ctx, 1, t),
+                                                  role=self.role)
         return PolicyOutput(text=completion.text, role=self.role, model=completion.model,
                             usage=completion.usage, latency_s=completion.latency_s, resampled=resampled)
 
