@@ -157,6 +157,7 @@ class CodeActAgent:
     async def _finish(self, state: EpisodeState) -> dict[str, Any]:
         _close_soon(state.get("worker"))
         task, steps = state["task"], state["steps"]
+        stopped = state.get("stopped_usage", {})
         traj = Trajectory(
             task=task,
             sample_index=state.get("sample_index", 0),
@@ -168,8 +169,8 @@ class CodeActAgent:
             status=state.get("status", "finished"),  # type: ignore[arg-type]
             error=state.get("error"),
             parse_errors=sum(1 for s in steps if s.parse_error),
-            usage=sum((*(s.usage for s in steps), *state.get("stopped_usage", {}).values()), Usage()),
-            stopped_usage=state.get("stopped_usage", {}),
+            usage=sum((*(s.usage for s in steps), *stopped.values()), Usage()),
+            stopped_usage=stopped,
             duration_s=time.perf_counter() - state["started"],
             versions=versions(self.env),
         )
