@@ -66,6 +66,32 @@ def test_a_student_reply_is_sent_only_when_it_does_what_the_request_allows():
     assert "none" in unusable(said(call), none)
 
 
+def test_a_student_reply_repeating_an_earlier_reply_to_the_same_state_goes_to_the_teacher():
+    def turn(call_id: str, city: str) -> dict:
+        return {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'}}]}
+
+    def result(call_id: str, text: str) -> dict:
+        return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+    error = "error: unknown city"
+    looping = [*CONVERSATION, turn("a", "Pariss"), result("a", error)]
+    again = '<tool_call>{"name": "get_weather", "arguments": {"city": "Pariss"}}</tool_call>'
+    fixed = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    request = chat_request({"messages": looping, "tools": TOOLS})
+    assert unusable(said(fixed), request) is None  # the first answer to this state
+    assert unusable(said(again), request) is None  # the call did not answer this state before
+    twice = chat_request({"messages": [*looping, turn("b", "Pariss"), result("b", error)], "tools": TOOLS})
+    assert "repeats an earlier reply" in unusable(said(again), twice)
+    assert unusable(said(fixed), twice) is None
+    moved = chat_request({"messages": [*looping, turn("b", "Pariss"), result("b", "error: try again")], "tools": TOOLS})
+    assert unusable(said(again), moved) is None  # a new state: the same call may be right
+    texts = [*CONVERSATION, {"role": "assistant", "content": "Which city?"}, {"role": "user", "content": "?"}]
+    echoed = chat_request({"messages": [*texts, {"role": "assistant", "content": "Which  city?"},
+                                        {"role": "user", "content": "?"}], "tools": TOOLS})
+    assert "repeats an earlier reply" in unusable(said("Which city?"), echoed)
+
+
 def test_the_student_sees_demonstrations_in_its_system_message_and_is_found_by_goal_and_state():
     assert with_demonstrations(CONVERSATION, []) is CONVERSATION
     shown = with_demonstrations(CONVERSATION, [("Weather in Oslo?", "step one")])

@@ -162,8 +162,9 @@ def test_workers_share_one_rate_limit_per_model(pid_env, tmp_path):
     assert len(set(host_pids(run).values())) == 2  # both workers called the model
     budget = stats.rate_limits["hosted_vllm/reference-stub"]
     assert budget.requests == len(times) == 16
-    # 10 requests a second for the whole job, not for each worker: 16 requests span at least 1.5 s
-    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / 10, times
+    # 10 requests a second for the whole job: the reservations span 1.5 s, the arrivals a little less when the
+    # first request is slow to reach the server; with a budget per worker they would span about 0.75 s
+    assert times[-1] - times[0] >= (len(times) - 1) / 10 - 0.3, times
 
 
 def test_an_episode_that_kills_every_worker_is_recorded_as_an_error_not_retried_forever(tmp_path):

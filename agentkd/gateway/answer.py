@@ -11,12 +11,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentkd.codeact.parsing import squash
 from agentkd.errors import ModelError
+from agentkd.gateway.episodes import observation_text
 from agentkd.gateway.protocol import ChatRequest, RequestRefused
 from agentkd.gateway.student import StudentAnswer, ToolStudent, new_completion_id
 from agentkd.gateway.upstream import UpstreamError
 from agentkd.models.client import ChatReply
+from agentkd.models.tool_text import ToolReply
 from agentkd.records import Role, Usage, Vote
+from agentkd.tool_calls import message_text, same_tool_calls, tool_calls_of
 
 
 @dataclass
@@ -77,7 +81,10 @@ class CascadeAnswerer:
     """The student answers; its reply is accepted when usable and its confidence reaches `threshold`, else the request
     goes to the teacher. A reply is unusable when it was cut at max_tokens, has a malformed call, calls a tool the
     request did not offer, makes the same call twice,
-    or does not do what `tool_choice` asks (a call when it is `required` or names a function; none when `none`)."""
+    or does not do what `tool_choice` asks (a call when it is `required` or names a function; none when `none`), or
+    repeats an earlier reply of the conversation to the same state (the same calls, or the same text, after the same
+    tool results: a student looping on an error; the gateway cannot end the client's episode, so the teacher answers,
+    as a cascade with `on_repeat="teacher"` does)."""
 
     student: ToolStudent
     teacher: TeacherAnswerer
@@ -139,7 +146,28 @@ def unusable(said: StudentAnswer, request: ChatRequest) -> str | None:
             return f"tool_choice names {wanted}"
     if not reply.calls and not reply.content:
         return "an empty reply"
+    if repeats_earlier_reply(reply, request.messages):
+        return "repeats an earlier reply to the same state"
     return None
+
+
+def repeats_earlier_reply(reply: ToolReply, messages: list[dict[str, Any]]) -> bool:
+    """Whether an assistant turn of `messages` answered the state the reply answers now (the messages since the last
+    assistant turn) with the same calls (names and canonical arguments), or, making none, with the same text."""
+    turns = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    if not turns:
+        return False
+    now = observation_text(messages[turns[-1] + 1:])
+    for before, turn in zip([-1, *turns], turns):
+        if before < 0 or observation_text(messages[before + 1:turn]) != now:
+            continue
+        earlier = messages[turn]
+        if reply.calls:
+            if same_tool_calls(reply.calls, tool_calls_of(earlier) or []):
+                return True
+        elif not earlier.get("tool_calls") and squash(message_text(earlier.get("content"))) == squash(reply.content):
+            return True
+    return False
 
 
 def _max_tokens(request: ChatRequest) -> int | None:
