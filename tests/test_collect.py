@@ -88,6 +88,26 @@ def test_run_folder_refuses_a_different_job(tmp_path):
     assert (run / "trajectories.jsonl").read_text() == before
 
 
+def test_slices_of_a_split_add_their_tasks_to_the_same_run(tmp_path):
+    run = tmp_path / "r"
+
+    def collect(split: str):
+        return CliRunner().invoke(app, ["collect", "--env", "factqa", "--teacher", "reference", "--split", split,
+                                        "--run", str(run), "--concurrency", "1"])
+
+    assert collect("train[0:2]").exit_code == 0
+    config = run / "run.json"
+    record = json.loads(config.read_text())
+    record["identity"]["split"] = "train[0:2]"  # as agentkd recorded a slice before
+    config.write_text(json.dumps(record))
+    assert collect("train[0:2]").exit_code == 0  # resumes: nothing to run
+    assert collect("train[5:7]").exit_code == 0  # a later slice, past a dev slice train[2:5]
+    assert [t["task"]["id"] for t in lines(run)] == ["train-00000", "train-00001", "train-00005", "train-00006"]
+    assert json.loads(config.read_text())["identity"]["split"] == "train"
+    other = collect("test[0:2]")
+    assert other.exit_code == 1 and "different job" in other.output and "'train' -> 'test'" in other.output
+
+
 def test_bad_cli_input_is_a_clear_nonzero_exit(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["collect", "--env", "nope_env", "--teacher", "reference", "--run", str(tmp_path / "x")])

@@ -13,6 +13,7 @@ from agentkd.collect.recovery import RecoveryInjector
 from agentkd.collect.targets import GroupBy, TargetingError, TargetPlan, targeted_tasks
 from agentkd.env.environment import Environment
 from agentkd.env.loading import load_environment, resolve_env_spec
+from agentkd.env.tasks import base_split
 from agentkd.errors import AgentKDError, EnvironmentDefinitionError
 from agentkd.jobs import SILENT, Progress, kept_note, run_interruptibly, stopping_cleanly
 from agentkd.models.rate_limit import RateLimit
@@ -89,9 +90,10 @@ class CollectJob(EpisodesJob):
     recovery (agentkd.collect.recovery); None: clean teacher episodes."""
 
     def identity(self) -> dict[str, Any]:
-        """What makes a run folder this job's (compared before the environment is loaded)."""
+        """What makes a run folder this job's (compared before the environment is loaded). A slice of a split is
+        the same job as the split: `--split 'train[170:320]'` adds those tasks to a run collected on `train`."""
         return {"command": "collect", **self.env.identity(), "teacher": teacher_label(self.teacher),
-                "split": self.split, "recovery": self.recovery}
+                "split": base_split(self.split), "recovery": self.recovery}
 
     def prepare(self) -> PreparedCollect:
         """The job checked, its environment, tasks and teacher ready, run.json written (`prepare_collect`)."""
@@ -156,6 +158,7 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
     job = job.model_copy(update={"env": resolve_env_spec(job.env), "teacher": validate_policy_spec(job.teacher)})
     folder = RunFolder(job.run)
     _upgrade_legacy_identity(folder, job.env)
+    _upgrade_sliced_identity(folder, job.split)
     folder.check(job.identity())
     PythonSandbox(config=job.sandbox)  # refuses now when no sandbox can run
     env = load_environment(job.env)
@@ -184,6 +187,14 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
         specs={"env": job.env, "teacher": job.teacher},
     )
     return PreparedCollect(job, env, tasks, policy, folder, targets)
+
+
+def _upgrade_sliced_identity(folder: RunFolder, split: str) -> None:
+    """Collections recorded the slice they ran (`train[0:6]`); a run is now the split's, so that other slices of it
+    can be added: record a slice of this job's split as that split."""
+    recorded = (folder.read_config() or {}).get("identity", {}).get("split")
+    if isinstance(recorded, str) and recorded != base_split(recorded) == base_split(split):
+        folder.amend_identity({"split": base_split(split)})
 
 
 def _upgrade_legacy_identity(folder: RunFolder, env: EnvSpec) -> None:
