@@ -190,8 +190,8 @@ def prepare_collect(job: CollectJob) -> PreparedCollect:
 
 
 def _upgrade_sliced_identity(folder: RunFolder, split: str) -> None:
-    """Collections recorded the slice they ran (`train[0:6]`); a run is now the split's, so that other slices of it
-    can be added: record a slice of this job's split as that split."""
+    """An older run record names the slice it collected (`train[0:6]`); a run belongs to the split,
+    so that other slices of it can be added: record a slice of this job's split as that split."""
     recorded = (folder.read_config() or {}).get("identity", {}).get("split")
     if isinstance(recorded, str) and recorded != base_split(recorded) == base_split(split):
         folder.amend_identity({"split": base_split(split)})

@@ -50,11 +50,11 @@ def read_jsonl_tasks(path: Path) -> list[Task]:
     return tasks
 
 
-
 def base_split(split: str) -> str:
     """The split a slice is cut from (`train[150:170]` -> `train`); a plain split name as it is."""
     sliced = _SLICE.match(split)
     return sliced["split"] if sliced else split
+
 
 class TaskSet:
     """The tasks of an environment, grouped by split, with ids checked for uniqueness."""
