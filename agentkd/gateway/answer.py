@@ -15,7 +15,7 @@ from agentkd.codeact.parsing import squash
 from agentkd.errors import ModelError
 from agentkd.gateway.episodes import observation_text
 from agentkd.gateway.protocol import ChatRequest, RequestRefused
-from agentkd.gateway.student import StudentAnswer, ToolStudent, new_completion_id
+from agentkd.gateway.student import StudentAnswer, ToolStudent, conversation_state, new_completion_id
 from agentkd.gateway.upstream import UpstreamError
 from agentkd.models.client import ChatReply
 from agentkd.models.tool_text import ToolReply
@@ -154,18 +154,16 @@ def unusable(said: StudentAnswer, request: ChatRequest) -> str | None:
 def repeats_earlier_reply(reply: ToolReply, messages: list[dict[str, Any]]) -> bool:
     """Whether an assistant turn of `messages` answered the state the reply answers now (the messages since the last
     assistant turn) with the same calls (names and canonical arguments), or, making none, with the same text."""
+    _, now = conversation_state(messages)
     turns = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    if not turns:
-        return False
-    now = observation_text(messages[turns[-1] + 1:])
-    for before, turn in zip([-1, *turns], turns):
-        if before < 0 or observation_text(messages[before + 1:turn]) != now:
+    for before, turn in zip(turns, turns[1:]):  # the state a turn answered: what followed the turn before it
+        if observation_text(messages[before + 1:turn]) != now:
             continue
         earlier = messages[turn]
-        if reply.calls:
-            if same_tool_calls(reply.calls, tool_calls_of(earlier) or []):
-                return True
-        elif not earlier.get("tool_calls") and squash(message_text(earlier.get("content"))) == squash(reply.content):
+        if reply.calls and same_tool_calls(reply.calls, tool_calls_of(earlier) or []):
+            return True
+        if not reply.calls and not earlier.get("tool_calls") and (
+                squash(message_text(earlier.get("content"))) == squash(reply.content)):
             return True
     return False
 
